@@ -1,0 +1,1 @@
+"""The top layer: configuration, catalogue, scheduler, recovery, the CLI and the local API."""

@@ -1,0 +1,198 @@
+"""Configuration: read once from the environment and `.env`, validated, passed down.
+
+Every setting is one annotated field of `Settings`; its environment name, help text and
+whether it is a secret live in the annotation, so the README table, `billing config`
+style output and validation all come from one place. Every bad value is reported at
+once, by name. Secrets are never printed: `masked()` is what people see.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+from commands.errors import ConfigError
+
+_URL = r"^https?://[^\s/$.?#][^\s]*$"
+_PARTY = r"^[^:\s]+::[^\s]+$"
+_PATTERN_MEANS = {_URL: "an http:// or https:// URL", _PARTY: "a party id such as app1::1220ab…"}
+_LEVEL = Literal["trace", "debug", "info", "warn", "warning", "error", "critical"]
+
+
+def env(name: str, help: str, *, secret: bool = False, **constraints: Any) -> msgspec.Meta:
+    """Annotation for one setting: its variable name, meaning and value constraints."""
+    return msgspec.Meta(description=help, extra={"env": name, "secret": secret}, **constraints)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """All settings of one run. Build it with `Settings.from_env`."""
+
+    # Canton network
+    canton_chain: Annotated[str, env("CANTON_CHAIN", "Network name, sent as OTel resource canton.chain")] = "unknown"
+    app_name: Annotated[str, env("APP_NAME", "Service name in logs and OTel (service.name)")] = "canton-billing"
+    party_app: Annotated[str, env("PARTY_APP", "The app's party: receives payments, owns the preapproval", pattern=_PARTY)] | None = None
+    app_provider_api_url: Annotated[str, env("APP_PROVIDER_API_URL", "App provider participant's JSON Ledger API v2", pattern=_URL)] | None = None
+    scan_api_url: Annotated[str, env("SCAN_API_URL", "A Scan API base URL, ending in /api/scan", pattern=_URL)] | None = None
+    app_transfer_preapproval_cid: Annotated[str, env("APP_TRANSFER_PREAPPROVAL_CID", "Optional: pin the app's TransferPreapproval contract id (else looked up in Scan)")] | None = None
+    # Ledger API authentication: a static token, or OAuth2 client credentials
+    app_provider_jwt: Annotated[str, env("APP_PROVIDER_JWT", "Static bearer token for the Ledger API", secret=True)] | None = None
+    ledger_auth_token_url: Annotated[str, env("LEDGER_AUTH_TOKEN_URL", "OAuth2 token endpoint (client credentials)", pattern=_URL)] | None = None
+    ledger_auth_client_id: Annotated[str, env("LEDGER_AUTH_CLIENT_ID", "OAuth2 client id")] | None = None
+    ledger_auth_client_secret: Annotated[str, env("LEDGER_AUTH_CLIENT_SECRET", "OAuth2 client secret", secret=True)] | None = None
+    ledger_auth_audience: Annotated[str, env("LEDGER_AUTH_AUDIENCE", "OAuth2 audience of the Ledger API")] | None = None
+    ledger_auth_scope: Annotated[str, env("LEDGER_AUTH_SCOPE", "OAuth2 scope, if your IdP needs one")] | None = None
+    ledger_user_id: Annotated[str, env("LEDGER_USER_ID", "Ledger API user id (only when the token does not name it)")] | None = None
+    # Storage and data
+    rocksdb_path: Annotated[str, env("ROCKSDB_PATH", "State directory: event log and projections")] = "./billing_db"
+    billing_data_dir: Annotated[str, env("BILLING_DATA_DIR", "Folder with users.json and subscriptions.json")] = "data"
+    retention_days: Annotated[int, env("RETENTION_DAYS", "Days of metric buckets to keep", ge=1, le=36500)] = 365
+    log_fsync: Annotated[bool, env("LOG_FSYNC", "fsync each event-log commit (power-loss safety)")] = True
+    event_log: Annotated[str, env("EVENT_LOG", "Event log backend: embedded, or kafka://host:port")] = "embedded"
+    # Processing
+    check_interval_secs: Annotated[int, env("CHECK_INTERVAL_SECS", "Scheduler tick of `start`, seconds", ge=1, le=86400)] = 60
+    payment_retry_interval: Annotated[int, env("PAYMENT_RETRY_INTERVAL", "First retry delay, seconds (doubles, capped)", ge=1, le=86400)] = 30
+    max_payment_retries: Annotated[int, env("MAX_PAYMENT_RETRIES", "Attempts per payment before a final failure", ge=1, le=100)] = 5
+    retry_horizon_secs: Annotated[int, env("RETRY_HORIZON_SECS", "No retry later than this after the request", ge=60)] = 86400
+    deduplication_secs: Annotated[int, env("DEDUPLICATION_SECS", "Ledger deduplication period sent with each command", ge=60)] = 172800
+    max_in_flight: Annotated[int, env("MAX_IN_FLIGHT", "Payments in flight at once (one per sender party)", ge=1, le=10000)] = 256
+    payment_rate_limit: Annotated[float, env("PAYMENT_RATE_LIMIT", "Max submissions per second (0 = no limit)", ge=0)] = 0.0
+    recovery_max_periods: Annotated[int, env("RECOVERY_MAX_PERIODS", "Missed periods charged per subscription on recovery", ge=0)] = 100
+    min_interval_sec: Annotated[int, env("MIN_INTERVAL_SEC", "Shortest interval_sec a plan may have", ge=1)] = 60
+    http_timeout_secs: Annotated[float, env("HTTP_TIMEOUT_SECS", "Read timeout for Canton and Scan calls", gt=0)] = 30.0
+    # Local API (used by commands while the daemon runs)
+    api_port: Annotated[int, env("BILLING_API_PORT", "Loopback port of the daemon's API and dashboard", ge=1, le=65535)] = 8765
+    api_token: Annotated[str, env("BILLING_API_TOKEN", "Token for the local API (default: generated in the state dir)", secret=True)] | None = None
+    # Observability
+    log_level: Annotated[_LEVEL, env("LOG_LEVEL", "trace, debug, info, warn, error (RUST_LOG is an alias)")] = "info"
+    log_format: Annotated[Literal["kv", "json"], env("LOG_FORMAT", "Log line format on stderr")] = "kv"
+    opentelemetry_ingesting_host: Annotated[str, env("OPENTELEMETRY_INGESTING_HOST", "BetterStack ingesting host")] | None = None
+    opentelemetry_source_id: Annotated[str, env("OPENTELEMETRY_SOURCE_ID", "BetterStack source id")] | None = None
+    opentelemetry_source_token: Annotated[str, env("OPENTELEMETRY_SOURCE_TOKEN", "BetterStack source token (bearer)", secret=True)] | None = None
+    otel_export_interval_secs: Annotated[int, env("OTEL_EXPORT_INTERVAL_SECS", "Metric export period, seconds", ge=1)] = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: str | os.PathLike[str] | None = ".env") -> Settings:
+        """Build settings from ``environ`` (default: the process) over ``dotenv``.
+
+        Raises:
+            ConfigError: listing every invalid value at once.
+        """
+        source = _merge(environ if environ is not None else os.environ, dotenv)
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for spec in SPECS:
+            raw = source.get(spec.env)
+            if spec.env == "LOG_LEVEL" and not raw:
+                raw = _rust_log_level(source.get("RUST_LOG"))
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[spec.field] = _convert(raw.strip(), spec)
+            except msgspec.ValidationError as err:
+                problems.append(f"{spec.env}={spec.show(raw)}: {_reason(err)}")
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        return cls(**values)
+
+    def require(self, *names: str, why: str) -> None:
+        """Fail, naming every missing variable at once, unless all of ``names`` are set."""
+        missing = [n for n in names if getattr(self, SPEC_BY_ENV[n].field) in (None, "")]
+        if missing:
+            raise ConfigError(f"{why} needs {', '.join(missing)}; set them in the environment or .env")
+
+    def secrets(self) -> list[str]:
+        """The secret values in force, for log redaction."""
+        return [v for s in SPECS if s.secret and (v := getattr(self, s.field))]
+
+    def masked(self) -> Iterator[tuple[str, str]]:
+        """(variable, printable value) for every setting; secrets show only whether they are set."""
+        for spec in SPECS:
+            yield spec.env, spec.show(getattr(self, spec.field))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.billing_data_dir)
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.rocksdb_path) / "log"
+
+    @property
+    def projections_dir(self) -> Path:
+        return Path(self.rocksdb_path) / "projections"
+
+
+class Spec(msgspec.Struct, frozen=True):
+    field: str
+    env: str
+    help: str
+    secret: bool
+    type: Any
+    default: Any
+
+    def show(self, value: object) -> str:
+        if value is None or value == "":
+            return "(not set)"
+        return "******** (set)" if self.secret else str(value)
+
+
+def _specs() -> tuple[Spec, ...]:
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    out = []
+    for f in msgspec.structs.fields(Settings):
+        meta = _meta_of(hints[f.name])
+        extra = meta.extra or {}
+        out.append(Spec(f.name, extra["env"], meta.description or "", extra["secret"], hints[f.name], f.default))
+    return tuple(out)
+
+
+def _meta_of(hint: Any) -> msgspec.Meta:
+    """The `env(...)` annotation of a field, also inside ``Annotated[...] | None``."""
+    for candidate in (hint, *typing.get_args(hint)):
+        for meta in getattr(candidate, "__metadata__", ()):
+            if isinstance(meta, msgspec.Meta):
+                return meta
+    raise TypeError(f"setting without env(...) annotation: {hint}")
+
+
+SPECS = _specs()
+SPEC_BY_ENV = {s.env: s for s in SPECS}
+
+
+def _merge(environ: Mapping[str, str], dotenv: str | os.PathLike[str] | None) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    if dotenv is not None and Path(dotenv).is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    merged.update(environ)  # the real environment wins over .env
+    return merged
+
+
+def _convert(raw: str, spec: Spec) -> Any:
+    value = raw.rstrip("/") if spec.env.endswith("_URL") else raw
+    if spec.env == "LOG_LEVEL":
+        value = value.lower()
+    return msgspec.convert(value, spec.type, strict=False)
+
+
+def _rust_log_level(rust_log: str | None) -> str | None:
+    """RUST_LOG is an alias: take its global level from forms like ``info`` or ``info,h2=warn``."""
+    if not rust_log:
+        return None
+    for part in rust_log.split(","):
+        if "=" not in part and part.strip():
+            return part.strip()
+    return None
+
+
+def _reason(err: msgspec.ValidationError) -> str:
+    text = str(err).replace(" - at `$`", "")
+    for pattern, meaning in _PATTERN_MEANS.items():
+        if repr(pattern) in text:
+            return f"expected {meaning}"
+    return text.replace("Expected `", "expected `").replace("Invalid enum value", "not one of the allowed values:")

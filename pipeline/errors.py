@@ -1,0 +1,35 @@
+"""Errors of the pipeline layer.
+
+PipelineError
+ ├── StoreError
+ │    ├── StoreBusy          another process holds the writer lock
+ │    └── StoreUnavailable   the directory cannot be used (permissions, disk full, corruption)
+ └── LogError
+      └── LogClosed          append or read after close
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Root of every error the pipeline layer raises on purpose."""
+
+
+class StoreError(PipelineError, OSError):
+    """The RocksDB store could not be used."""
+
+
+class StoreBusy(StoreError):
+    """Another process is the writer of this store."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's directory is missing, unreadable, full or corrupt."""
+
+
+class LogError(PipelineError):
+    """The event log refused an operation."""
+
+
+class LogClosed(LogError, RuntimeError):
+    """The event log was used after `close()`."""

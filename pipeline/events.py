@@ -1,0 +1,160 @@
+"""The event contract: what the billing log records, and its one codec.
+
+Events are frozen msgspec Structs with explicit wire tags. Schema evolution follows
+msgspec's rules: new fields get defaults; no field or tag is ever renamed or retyped.
+Money is Decimal (Canton Numeric 10); times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, Literal
+
+import msgspec
+
+#: Written into every envelope. Bump it when a change needs an upcaster at decode time.
+SCHEMA_VERSION: Final = 1
+
+RequestReason = Literal["scheduled", "manual", "recovery", "retry"]
+
+
+class Period(msgspec.Struct, frozen=True, kw_only=True):
+    """Billing period ``index`` of a subscription: ``[start, end)``."""
+
+    index: int
+    start: datetime
+    end: datetime
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event. ``at`` is the event time (when it happened, UTC)."""
+
+    payment_id: str
+    at: datetime
+
+
+class PaymentRequested(Event, tag="payment.requested"):
+    """The command side asks for one period of one subscription to be charged."""
+
+    party: str
+    user_id: str
+    plan: str
+    period: Period
+    amount: Decimal
+    receiver: str
+    description: str
+    reason: RequestReason = "scheduled"
+    currency: str = "CC"
+
+
+class PaymentSubmitted(Event, tag="payment.submitted"):
+    """Recorded by the processor *before* each submission attempt."""
+
+    command_id: str
+    submission_id: str
+    attempt: int
+    ledger_offset_before: int
+
+
+class PaymentConfirmed(Event, tag="payment.confirmed"):
+    """The transfer is on the ledger and was verified. Carries what folds need."""
+
+    party: str
+    plan: str
+    amount: Decimal
+    update_id: str
+    completion_offset: int | None = None
+    round: int | None = None
+    verified_by: Literal["scan", "ledger"] = "scan"
+
+
+class PaymentFailed(Event, tag="payment.failed"):
+    """An attempt failed. ``final`` means no further attempt will be made."""
+
+    party: str
+    plan: str
+    amount: Decimal
+    attempt: int
+    code: str
+    message: str
+    retryable: bool
+    final: bool
+    error_id: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+AnyEvent = PaymentRequested | PaymentSubmitted | PaymentConfirmed | PaymentFailed
+
+#: Events outside the payment flow never enter the union above; the decoder rejects them.
+EVENT_TYPES: Final = (PaymentRequested, PaymentSubmitted, PaymentConfirmed, PaymentFailed)
+
+MESSAGE_LIMIT: Final = 500
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """What one log record holds. The log's own position is not part of it."""
+
+    v: int = SCHEMA_VERSION
+    event: AnyEvent
+
+
+class Unreadable(msgspec.Struct, frozen=True, kw_only=True):
+    """A record that could not be decoded: kept aside with its reason, never fatal."""
+
+    reason: str
+    raw: bytes
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """An event (or an unreadable record) at its position in the log."""
+
+    offset: int
+    event: AnyEvent | Unreadable
+    partition: int = 0
+
+
+_encoder: Final = msgspec.msgpack.Encoder(decimal_format="string")
+_decoder: Final = msgspec.msgpack.Decoder(Envelope)
+_json_encoder: Final = msgspec.json.Encoder(decimal_format="string")
+_json_decoder: Final = msgspec.json.Decoder(Envelope)
+
+
+def encode(event: AnyEvent) -> bytes:
+    """Encode one event as the bytes of a log record (msgpack envelope)."""
+    return _encoder.encode(Envelope(event=event))
+
+
+def decode(raw: bytes) -> AnyEvent | Unreadable:
+    """Decode a log record; anything that is not a valid event comes back as Unreadable.
+
+    JSON records are accepted too, so any producer that writes the documented
+    schema (e.g. a Kafka client in another language) is understood.
+    """
+    try:
+        decoder = _json_decoder if raw[:1] == b"{" else _decoder
+        envelope = decoder.decode(raw)
+    except msgspec.DecodeError as err:
+        return Unreadable(reason=_explain(err), raw=raw)
+    # A newer schema version only adds fields with defaults, which msgspec skips:
+    # what we did read is still right, so the event is used as it is.
+    return envelope.event
+
+
+def encode_json(event: AnyEvent) -> bytes:
+    """The JSON form of a record, for people and for producers in other languages."""
+    return _json_encoder.encode(Envelope(event=event))
+
+
+def to_builtins(event: AnyEvent) -> dict[str, object]:
+    """A plain dict of an event (for ``--json`` output and the audit stream)."""
+    out = msgspec.to_builtins(event, decimal_format="string")
+    assert isinstance(out, dict)
+    return out
+
+
+def _explain(err: msgspec.DecodeError) -> str:
+    text = str(err)
+    if "Invalid value" in text and "`$.event.type`" in text:
+        return f"unknown event type ({text}); written by a newer version or another producer?"
+    return f"not a billing event: {text}"

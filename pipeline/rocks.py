@@ -1,0 +1,140 @@
+"""The one module that talks to RocksDB (through rocksdict).
+
+A `Store` is a byte-keyed, byte-valued ordered map with atomic batches. It opens as
+the single writer (`"write"`), or as a *secondary* reader that follows a running
+writer in another process (`"follow"`), which is how read-only commands work while
+the daemon runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import rocksdict
+
+from pipeline.errors import StoreBusy, StoreUnavailable
+
+Mode = Literal["write", "follow"]
+
+
+class Store:
+    """A RocksDB database in raw (bytes) mode."""
+
+    def __init__(self, db: rocksdict.Rdict, path: Path, mode: Mode, scratch: Path | None) -> None:
+        self._db = db
+        self.path = path
+        self.mode = mode
+        self._scratch = scratch
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, mode: Mode = "write", sync: bool = True) -> Store:
+        """Open (and create, for writers) the database at ``path``.
+
+        Raises:
+            StoreBusy: another process holds the writer lock.
+            StoreUnavailable: the directory cannot be used (permissions, disk, corruption).
+        """
+        target = Path(path)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(mode == "write")
+        options.set_compression_type(rocksdict.DBCompressionType.lz4())
+        scratch = None
+        try:
+            if mode == "write":
+                _make_private_dir(target)
+                db = rocksdict.Rdict(str(target), options)
+                write_options = rocksdict.WriteOptions()
+                write_options.sync = sync
+                db.set_write_options(write_options)
+            else:
+                if not (target / "CURRENT").exists():
+                    raise StoreUnavailable(f"no database at {target}: nothing has been written yet")
+                scratch = Path(tempfile.mkdtemp(prefix="billing-follow-"))
+                access = rocksdict.AccessType.secondary(str(scratch))
+                db = rocksdict.Rdict(str(target), options, access_type=access)
+        except StoreUnavailable:
+            raise
+        except Exception as err:  # rocksdict raises plain Exception with RocksDB's text
+            raise _translate(err, target) from err
+        return cls(db, target, mode, scratch)
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._db.get(key)
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()) -> None:
+        """Apply puts and deletes atomically: all of them or none."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key in deletes:
+            batch.delete(key)
+        for key, value in puts:
+            batch.put(key, value)
+        try:
+            self._db.write(batch)
+        except Exception as err:
+            raise _translate(err, self.path) from err
+
+    def delete_range(self, start: bytes, end: bytes) -> None:
+        """Delete every key in ``[start, end)`` in one atomic operation."""
+        try:
+            self._db.delete_range(start, end)
+        except Exception as err:
+            raise _translate(err, self.path) from err
+
+    def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` in key order from ``start`` (inclusive) to ``end`` (exclusive)."""
+        for key, value in self._db.items(from_key=start):
+            if end is not None and key >= end:
+                return
+            yield key, value
+
+    def last_key(self, start: bytes = b"", end: bytes | None = None) -> bytes | None:
+        """The greatest key in ``[start, end)``, or None."""
+        it = self._db.iter()
+        if end is None:
+            it.seek_to_last()
+        else:
+            it.seek_for_prev(end)
+            if it.valid() and it.key() >= end:
+                it.prev()
+        if it.valid() and it.key() >= start:
+            key = it.key()
+            assert isinstance(key, bytes)
+            return key
+        return None
+
+    def catch_up(self) -> None:
+        """For a follower: see what the writer has written since (cheap; call often)."""
+        if self.mode == "follow":
+            self._db.try_catch_up_with_primary()
+
+    def flush(self) -> None:
+        self._db.flush()
+
+    def close(self) -> None:
+        self._db.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _make_private_dir(path: Path) -> None:
+    # Owner-only permissions: the log holds party ids and amounts.
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _translate(err: Exception, path: Path) -> Exception:
+    text = str(err)
+    if "LOCK" in text and ("lock" in text.lower()):
+        return StoreBusy(
+            f"{path} is in use by another process (is `billing start` running?). "
+            "Read-only commands follow it automatically; send writes through the daemon's API."
+        )
+    return StoreUnavailable(f"cannot use the database at {path}: {text}")
+
+
