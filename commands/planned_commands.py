@@ -1,0 +1,121 @@
+"""Commands whose capability has not landed yet: their flags are final, their handler says so.
+
+Each entry moves to its own module when its capability is built; until then the
+command exits with code 3 and one line naming what is missing (never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from commands.context import Context
+from commands.errors import NotBuiltYet
+
+Arguments = Callable[[argparse.ArgumentParser], None]
+
+
+def _none(p: argparse.ArgumentParser) -> None:
+    """No arguments."""
+
+
+def _setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--expires-in-min", type=int, default=525600, metavar="M",
+                   help="minutes until the preapproval expires (default 525600, one year)")
+
+
+def _pay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-u", "--user", required=True, help="user id, email, name or party")
+    p.add_argument("-s", "--subscription", required=True, help="plan name")
+    p.add_argument("--period", type=int, metavar="N", help="period index to charge (default: the current one)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be charged; change nothing")
+
+
+def _dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="show what would be requested; change nothing")
+
+
+def _start(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true", help="one scheduler pass, then exit when it settles")
+    p.add_argument("--interval", type=int, metavar="SECS", help="scheduler tick (default CHECK_INTERVAL_SECS)")
+    _dry_run(p)
+
+
+def _restart(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="request at most N payments")
+    p.add_argument("--recover-missed", action=argparse.BooleanOptionalAction, default=True,
+                   help="request periods that fell due while billing was down")
+    p.add_argument("--process-pending", action=argparse.BooleanOptionalAction, default=True,
+                   help="retry failed or in-doubt payments that may be retried")
+    _dry_run(p)
+
+
+def _metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--window", choices=["10m", "1h", "6h", "12h", "24h", "7d", "30d"], help="one window")
+    p.add_argument("--user", help="user id, name, email or party")
+    p.add_argument("--subscription", help="plan name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _party(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--party", help="party id (default PARTY_APP)")
+
+
+def _update(p: argparse.ArgumentParser) -> None:
+    p.add_argument("update_id", metavar="UPDATE_ID", help="a ledger update id (from `tail` or `pay`)")
+
+
+def _replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET", help="first log offset")
+
+
+def _tail(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--from", dest="start", type=int, metavar="OFFSET", help="start at this log offset")
+    where.add_argument("--since", metavar="TIME", help="start at events after TIME (ISO 8601)")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--subscription", help="only this plan")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _simulator(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
+    p.add_argument("--port", type=int, default=7575, help="listen port")
+    p.add_argument("--latency-ms", type=int, default=0, help="delay added to every submission")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME=RATE", help="inject a fault")
+
+
+PLANNED: dict[str, tuple[str, Arguments, str]] = {
+    "setup": ("create the app's TransferPreapproval (idempotent)", _setup, "the Canton clients (issue 5)"),
+    "info": ("configuration, API reachability, balance and preapproval status", _none, "the Canton clients (issue 5)"),  # noqa: E501
+    "pay": ("charge one user for one period of a plan", _pay, "the stream processor (issue 6)"),
+    "pay-all": ("charge every due period of every active subscription", _dry_run, "the stream processor (issue 6)"),  # noqa: E501
+    "start": ("run the billing daemon: scheduler, processor, metrics", _start, "the stream processor (issue 6)"),  # noqa: E501
+    "restart": ("recover missed periods and retry failed payments", _restart, "recovery (issue 6)"),
+    "monitor": ("aggregate and export metrics in the foreground", _none, "the projections (issue 7)"),
+    "metrics": ("show billing metrics per time window", _metrics, "the projections (issue 7)"),
+    "balance": ("Canton Coin holdings of a party", _party, "the Canton clients (issue 5)"),
+    "config": ("show the Scan context used for payments", _none, "the Canton clients (issue 5)"),
+    "update": ("show one ledger update", _update, "the Canton clients (issue 5)"),
+    "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),  # noqa: E501
+    "replay": ("rebuild every projection from the event log", _replay, "the projections (issue 7)"),
+    "tail": ("print events as they are appended (audit)", _tail, "the audit tail (issue 7)"),
+    "demo": ("run the whole pipeline against the built-in simulator", _none, "the stream processor (issue 6)"),  # noqa: E501
+    "simulator": ("serve the Canton/Scan simulator on loopback", _simulator, "the simulator (issue 5)"),
+}
+
+
+def add_commands(sub: Any) -> None:
+    for name, (summary, arguments, missing) in PLANNED.items():
+        parser = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        arguments(parser)
+        parser.set_defaults(handler=_not_built(name, missing))
+
+
+def _not_built(name: str, missing: str) -> Callable[[Context, argparse.Namespace], int]:
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        raise NotBuiltYet(f"`billing {name}` is not available in this version yet: it needs {missing}")
+
+    return handler

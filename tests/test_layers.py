@@ -1,0 +1,31 @@
+"""The layer rule: pipeline imports neither projections nor commands; projections not commands."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_linter_contract_holds() -> None:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert exe, "lint-imports (import-linter) must be installed with the test extra"
+    result = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_third_party_frameworks_stay_in_their_module() -> None:
+    """Each framework is imported by one module of ours (STYLE §8)."""
+    owners = {"rocksdict": {"pipeline/rocks.py"}, "rich": {"commands/console.py"}}
+    for lib, allowed in owners.items():
+        users = {
+            str(p.relative_to(ROOT))
+            for pkg in ("pipeline", "projections", "commands")
+            for p in (ROOT / pkg).rglob("*.py")
+            if f"import {lib}" in p.read_text() or f"from {lib}" in p.read_text()
+        }
+        assert users <= allowed, f"{lib} imported outside {allowed}: {users - allowed}"
