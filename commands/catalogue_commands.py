@@ -62,7 +62,8 @@ def run_users(ctx: Context, args: argparse.Namespace) -> int:
             ctx.console.line(f"No users have an active '{args.plan}' subscription")
         else:
             rows = [(u.id, u.name, u.email, s.expires_at) for u, s in pairs]
-            ctx.console.table(f"Users with '{args.plan}' ({len(rows)})", ["id", "name", "email", "expires"], rows)
+            title = f"Users with '{args.plan}' ({len(rows)})"
+            ctx.console.table(title, ["id", "name", "email", "expires"], rows)
         return 0
     users = catalogue.users
     if args.json:

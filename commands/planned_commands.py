@@ -28,7 +28,7 @@ def _setup(p: argparse.ArgumentParser) -> None:
 def _pay(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", required=True, help="user id, email, name or party")
     p.add_argument("-s", "--subscription", required=True, help="plan name")
-    p.add_argument("--period", type=int, metavar="N", help="period index to charge (default: the current one)")
+    p.add_argument("--period", type=int, metavar="N", help="period index (default: the current one)")
     p.add_argument("--dry-run", action="store_true", help="show what would be charged; change nothing")
 
 
@@ -38,7 +38,7 @@ def _dry_run(p: argparse.ArgumentParser) -> None:
 
 def _start(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true", help="one scheduler pass, then exit when it settles")
-    p.add_argument("--interval", type=int, metavar="SECS", help="scheduler tick (default CHECK_INTERVAL_SECS)")
+    p.add_argument("--interval", type=int, metavar="SECS", help="tick (default CHECK_INTERVAL_SECS)")
     _dry_run(p)
 
 
@@ -99,7 +99,7 @@ PLANNED: dict[str, tuple[str, Arguments, str]] = {
     "balance": ("Canton Coin holdings of a party", _party, "the Canton clients (issue 5)"),
     "config": ("show the Scan context used for payments", _none, "the Canton clients (issue 5)"),
     "update": ("show one ledger update", _update, "the Canton clients (issue 5)"),
-    "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),  # noqa: E501
+    "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),
     "replay": ("rebuild every projection from the event log", _replay, "the projections (issue 7)"),
     "tail": ("print events as they are appended (audit)", _tail, "the audit tail (issue 7)"),
     "demo": ("run the whole pipeline against the built-in simulator", _none, "the stream processor (issue 6)"),  # noqa: E501

@@ -38,7 +38,8 @@ def test_every_problem_is_listed_at_once_by_name() -> None:
 
 @pytest.mark.parametrize("url", ["http://localhost:3975/", "http://localhost:3975"])
 def test_urls_work_with_or_without_trailing_slash(url: str) -> None:
-    s = Settings.from_env({"APP_PROVIDER_API_URL": url, "SCAN_API_URL": url.rstrip("/") + "/api/scan/"}, dotenv=None)
+    scan = url.rstrip("/") + "/api/scan/"
+    s = Settings.from_env({"APP_PROVIDER_API_URL": url, "SCAN_API_URL": scan}, dotenv=None)
     assert s.app_provider_api_url == "http://localhost:3975"
     assert s.scan_api_url == "http://localhost:3975/api/scan"
 

@@ -1,0 +1,106 @@
+"""What is due: pure functions from the catalogue, the requested history and a time.
+
+Period ``k`` of a subscription covers ``[anchor + k·interval, anchor + (k+1)·interval)``.
+The anchor is the subscription's ``starts_at``, else the start of period 0 as recorded
+in the log, else (first sight) now: a new subscription is charged for its current period
+only, never for history from before billing knew it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from commands.catalogue import Plan, Subscription, User
+from pipeline.events import PaymentRequested, Period, RequestReason
+from pipeline.ids import payment_id
+from pipeline.payment_book import SubscriptionHistory
+
+Pair = tuple[User, Subscription, Plan]
+Histories = Mapping[tuple[str, str], SubscriptionHistory]
+
+
+def anchor_of(sub: Subscription, history: SubscriptionHistory | None, now: datetime) -> datetime:
+    if history is not None:
+        return history.anchor
+    if sub.starts_at is not None:
+        return sub.starts_at
+    return now
+
+
+def period_index(anchor: datetime, interval: int, at: datetime) -> int:
+    """The index of the period containing ``at`` (never negative)."""
+    return max(0, int((at - anchor).total_seconds() // interval))
+
+
+def period(anchor: datetime, interval: int, index: int) -> Period:
+    start = anchor + timedelta(seconds=interval * index)
+    return Period(index=index, start=start, end=start + timedelta(seconds=interval))
+
+
+def billable(sub: Subscription, p: Period) -> bool:
+    """A period is charged only if the subscription is active when it starts."""
+    return sub.active(p.start)
+
+
+def request_for(
+    pair: Pair, anchor: datetime, index: int, *, app_party: str, reason: RequestReason, now: datetime
+) -> PaymentRequested:
+    user, _, plan = pair
+    return PaymentRequested(
+        payment_id=payment_id(app_party, user.party, plan.name, index),
+        at=now,
+        party=user.party,
+        user_id=user.id,
+        plan=plan.name,
+        period=period(anchor, plan.interval, index),
+        amount=plan.price,
+        receiver=app_party,
+        # The description is stored on the ledger for every stakeholder to read: it names
+        # the user by catalogue id, not by display name (no personal data on the ledger).
+        description=f"{plan.name} subscription payment for {user.id} (period {index})",
+        reason=reason,
+    )
+
+
+def current_requests(
+    pairs: Iterable[Pair], histories: Histories, now: datetime, *, app_party: str
+) -> list[PaymentRequested]:
+    """The current period of every active subscription, unless already requested."""
+    out = []
+    for pair in pairs:
+        user, sub, plan = pair
+        history = histories.get((user.party, plan.name))
+        anchor = anchor_of(sub, history, now)
+        index = period_index(anchor, plan.interval, now)
+        if history is not None and index in history.requested:
+            continue
+        if billable(sub, period(anchor, plan.interval, index)):
+            out.append(request_for(pair, anchor, index, app_party=app_party, reason="scheduled", now=now))
+    return out
+
+
+def missed_requests(
+    pairs: Iterable[Pair], histories: Histories, now: datetime, *, app_party: str, per_subscription: int
+) -> list[PaymentRequested]:
+    """Periods that fell due while billing was down: after the first one ever requested,
+    before the current one, never requested, billable; the newest ``per_subscription``."""
+    out = []
+    for pair in pairs:
+        user, sub, plan = pair
+        history = histories.get((user.party, plan.name))
+        if history is None or not history.requested or per_subscription <= 0:
+            continue
+        current = period_index(history.anchor, plan.interval, now)
+        first = min(history.requested)
+        missing = []
+        for index in range(current - 1, first, -1):
+            if len(missing) >= per_subscription:
+                break
+            if index not in history.requested and billable(sub, period(history.anchor, plan.interval, index)):
+                missing.append(index)
+        out += [
+            request_for(pair, history.anchor, i, app_party=app_party, reason="recovery", now=now)
+            for i in sorted(missing)
+        ]
+    return out

@@ -1,0 +1,147 @@
+"""The processor's view of every payment, folded from the log (pure, no I/O).
+
+One `PaymentState` per payment_id. Applying a record whose offset the payment has
+already seen changes nothing, so the processor can apply its own appends at once and
+again when the log delivers them (at-least-once delivery, idempotent fold).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from pipeline.events import (
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentRequested,
+    PaymentSubmitted,
+    Recorded,
+    Unreadable,
+)
+
+Status = Literal["requested", "submitted", "retry_wait", "confirmed", "failed"]
+Action = Literal["attempt", "reconcile", "wait", "none"]
+
+
+class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
+    request: PaymentRequested
+    status: Status = "requested"
+    #: Submissions so far (the `attempt` of the latest PaymentSubmitted).
+    attempts: int = 0
+    #: Failures since the payment was last requested: the retry budget spent.
+    failures: int = 0
+    #: Ledger offset before the first submission: completions are searched from here.
+    first_offset: int | None = None
+    open_submission: PaymentSubmitted | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    update_id: str | None = None
+    last_offset: int = -1
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("confirmed", "failed")
+
+
+def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
+    """The state of one payment after ``record`` (``state`` is None for a new payment)."""
+    event = record.event
+    if isinstance(event, Unreadable):
+        return state
+    if state is not None and record.offset <= state.last_offset:
+        return state  # already applied: the fold is idempotent
+    if isinstance(event, PaymentRequested):
+        return _requested(state, event, record.offset)
+    if state is None:
+        return None  # an outcome without its request: nothing to act on
+    seen = {"last_offset": record.offset}
+    if isinstance(event, PaymentSubmitted):
+        first = state.first_offset if state.first_offset is not None else event.ledger_offset_before
+        return msgspec.structs.replace(
+            state, status="submitted", attempts=event.attempt, first_offset=first,
+            open_submission=event, next_attempt_at=None, **seen,
+        )
+    if isinstance(event, PaymentConfirmed):
+        return msgspec.structs.replace(
+            state, status="confirmed", open_submission=None, update_id=event.update_id,
+            next_attempt_at=None, **seen,
+        )
+    assert isinstance(event, PaymentFailed)
+    return msgspec.structs.replace(
+        state,
+        status="failed" if event.final else "retry_wait",
+        open_submission=None,
+        next_attempt_at=None if event.final else event.next_attempt_at,
+        failures=state.failures + 1,
+        last_error=f"{event.code}: {event.message}",
+        **seen,
+    )
+
+
+def _requested(state: PaymentState | None, event: PaymentRequested, offset: int) -> PaymentState:
+    if state is None:
+        return PaymentState(request=event, last_offset=offset)
+    if state.status == "failed":
+        # Asked again after a final failure (restart, manual retry): a fresh retry budget.
+        # The commandId stays the same, so the ledger still deduplicates.
+        return msgspec.structs.replace(state, status="requested", failures=0, last_offset=offset)
+    return msgspec.structs.replace(state, last_offset=offset)  # duplicate request: no change
+
+
+def next_action(state: PaymentState, now: datetime) -> Action:
+    """What the processor should do with a payment it is not already working on."""
+    if state.status == "requested":
+        return "attempt"
+    if state.status == "submitted":
+        return "reconcile"  # a submission without outcome: in doubt (e.g. after a crash)
+    if state.status == "retry_wait":
+        due = state.next_attempt_at is None or state.next_attempt_at <= now
+        return "attempt" if due else "wait"
+    return "none"
+
+
+class SubscriptionHistory:
+    """What was ever requested for one (party, plan): its period anchor and indices."""
+
+    __slots__ = ("anchor", "requested")
+
+    def __init__(self, anchor: datetime) -> None:
+        self.anchor = anchor
+        self.requested: set[int] = set()
+
+
+class PaymentBook:
+    """Every payment's state by payment_id, and every subscription's requested periods."""
+
+    def __init__(self) -> None:
+        self.payments: dict[str, PaymentState] = {}
+        self.subscriptions: dict[tuple[str, str], SubscriptionHistory] = {}
+        self.unreadable: list[int] = []
+
+    def apply(self, record: Recorded) -> PaymentState | None:
+        event = record.event
+        if isinstance(event, Unreadable):
+            self.unreadable.append(record.offset)
+            return None
+        new = evolve(self.payments.get(event.payment_id), record)
+        if new is None:
+            return None
+        self.payments[event.payment_id] = new
+        if isinstance(event, PaymentRequested):
+            self._remember(event)
+        return new
+
+    def _remember(self, event: PaymentRequested) -> None:
+        key = (event.party, event.plan)
+        history = self.subscriptions.get(key)
+        if history is None:
+            # The anchor is the start of period 0, whatever index was requested first.
+            length = event.period.end - event.period.start
+            history = SubscriptionHistory(event.period.start - length * event.period.index)
+            self.subscriptions[key] = history
+        history.requested.add(event.period.index)
+
+    def get(self, payment_id: str) -> PaymentState | None:
+        return self.payments.get(payment_id)

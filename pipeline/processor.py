@@ -1,0 +1,329 @@
+"""The stream processor: every `PaymentRequested` becomes at most one Canton transfer.
+
+Delivery is at-least-once (the log is re-read after a crash); charging is exactly-once
+because the ledger commandId is derived from the payment_id and every retry reuses it,
+`PaymentSubmitted` is recorded before each attempt, and an attempt whose outcome is
+unknown is looked up in the ledger's completions before anything is submitted again.
+
+Start-up folds the whole log *before* acting, so a payment is never worked on from a
+stale view. Many payments run at once (``max_in_flight``), one at a time per sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pipeline.canton_port import (
+    Accepted,
+    CantonPort,
+    CompletionFound,
+    Insufficient,
+    Mismatch,
+    NotVisible,
+    Rejected,
+    Verified,
+)
+from pipeline.events import AnyEvent, PaymentConfirmed, PaymentRequested, PaymentSubmitted, Recorded
+from pipeline.ids import command_id
+from pipeline.log import EventLog
+from pipeline.outcomes import RetryPolicy, failure_event, next_attempt
+from pipeline.payment_book import PaymentBook, PaymentState, next_action
+from pipeline.rate_limit import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Verification = tuple[Decimal, int | None, Literal["scan", "ledger"]]
+StopWhen = Callable[[PaymentBook], bool]
+
+
+class Processor:
+    """Runs payments from the log through Canton. One per log writer."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        canton: CantonPort,
+        *,
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        max_in_flight: int = 256,
+        rate_limit: float = 0.0,
+        verify_timeout: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.log = log
+        self.canton = canton
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.verify_timeout = verify_timeout
+        self.book = PaymentBook()
+        self.position = 0
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._limiter = RateLimiter(rate_limit)
+        self._senders: dict[str, asyncio.Lock] = {}
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._timers: list[tuple[datetime, str]] = []
+        self._changed = asyncio.Event()
+        self._timer_added = asyncio.Event()
+
+    # -- driving ---------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Fold every record already in the log, without acting on any."""
+        last = await self.log.last_offset()
+        if last is None or last < self.position:
+            return
+        async for batch in self.log.read_batches(self.position, stop=last + 1):
+            for record in batch:
+                self.book.apply(record)
+            self.position = batch[-1].offset + 1
+
+    async def run(self, stop_when: StopWhen | None = None) -> None:
+        """Act on every open payment, then follow the log; return once ``stop_when`` holds.
+
+        Without ``stop_when`` it runs until cancelled (the daemon).
+        """
+        await self.load()
+        for payment_id in list(self.book.payments):
+            self._consider(payment_id)
+        follower = asyncio.create_task(self._follow())
+        timers = asyncio.create_task(self._run_timers())
+        try:
+            while stop_when is None or not stop_when(self.book):
+                self._changed.clear()
+                await self._changed.wait()
+        except asyncio.CancelledError:
+            # Stopped from outside: abandon the steps under way. Nothing is lost: each
+            # payment resumes from its recorded state (in doubt if it was submitted).
+            for task in self._active.values():
+                task.cancel()
+            raise
+        finally:
+            follower.cancel()
+            timers.cancel()
+            await asyncio.gather(follower, timers, *self._active.values(), return_exceptions=True)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for the payments being worked on to reach their next recorded state."""
+        while self._active:
+            await asyncio.gather(*self._active.values(), return_exceptions=True)
+
+    async def _follow(self) -> None:
+        async for record in self.log.follow(self.position):
+            self.position = record.offset + 1
+            state = self.book.apply(record)
+            if state is not None:
+                self._consider(state.request.payment_id)
+            self._changed.set()
+
+    async def _run_timers(self) -> None:
+        while True:
+            now = self.clock()
+            while self._timers and self._timers[0][0] <= now:
+                _, payment_id = heapq.heappop(self._timers)
+                self._consider(payment_id)
+            wait = (self._timers[0][0] - now).total_seconds() if self._timers else 1.0
+            self._timer_added.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_added.wait(), min(max(wait, 0.001), 1.0))
+
+    def _consider(self, payment_id: str) -> None:
+        """Start work on a payment if it needs some and nobody is on it already."""
+        state = self.book.get(payment_id)
+        if state is None or payment_id in self._active:
+            return
+        action = next_action(state, self.clock())
+        if action in ("attempt", "reconcile"):
+            task = asyncio.create_task(self._work(payment_id))
+            self._active[payment_id] = task
+        elif action == "wait" and state.next_attempt_at is not None:
+            self._schedule(state.next_attempt_at, payment_id)
+
+    def _schedule(self, when: datetime, payment_id: str) -> None:
+        heapq.heappush(self._timers, (when, payment_id))
+        self._timer_added.set()
+
+    async def _work(self, payment_id: str) -> None:
+        try:
+            async with self._slots:
+                state = self.book.get(payment_id)
+                assert state is not None
+                async with self._senders.setdefault(state.request.party, asyncio.Lock()):
+                    await self._advance(payment_id)
+        except Exception:
+            # A bug or an unexpected failure: nothing was recorded, so try again later.
+            logger.exception("payment step failed unexpectedly", extra={"payment_id": payment_id})
+            retry_at = self.clock() + timedelta(seconds=self.policy.base_delay)
+            self._active.pop(payment_id, None)
+            self._schedule(retry_at, payment_id)
+            return
+        self._active.pop(payment_id, None)
+        self._consider(payment_id)
+        self._changed.set()
+
+    # -- one step of one payment --------------------------------------------------------
+
+    async def _advance(self, payment_id: str) -> None:
+        state = self.book.get(payment_id)
+        assert state is not None
+        if next_action(state, self.clock()) not in ("attempt", "reconcile"):
+            return
+        request = state.request
+        if state.first_offset is not None:
+            # Something was submitted before: never submit again before the ledger says
+            # it did not accept it.
+            found = await self._completion(state, state.first_offset)
+            if found is not None and found.accepted:
+                await self._confirm(request, found.update_id, found.offset)
+                return
+        prepared = await self.canton.prepare(request.party, request.amount)
+        if isinstance(prepared, Insufficient):
+            rejection = Rejected(kind="final", code="INSUFFICIENT_FUNDS", message=prepared.message)
+            await self._fail(state, rejection)
+            return
+        if isinstance(prepared, Rejected):
+            await self._fail(state, prepared)
+            return
+        attempt = state.attempts + 1
+        await self._append(
+            PaymentSubmitted(
+                payment_id=payment_id,
+                at=self.clock(),
+                command_id=command_id(payment_id),
+                submission_id=uuid.uuid4().hex,
+                attempt=attempt,
+                ledger_offset_before=prepared.ledger_offset,
+            )
+        )
+        await self._limiter.acquire()
+        result = await self.canton.submit(
+            prepared,
+            sender=request.party,
+            receiver=request.receiver,
+            amount=request.amount,
+            description=request.description,
+            command_id=command_id(payment_id),
+            submission_id=uuid.uuid4().hex,
+        )
+        await self._settle(self._state(payment_id), result, prepared.ledger_offset)
+
+    async def _settle(self, state: PaymentState, result: Accepted | Rejected, offset: int) -> None:
+        request = state.request
+        if isinstance(result, Accepted):
+            await self._confirm(request, result.update_id, result.completion_offset)
+            return
+        if result.kind in ("duplicate", "in_doubt"):
+            # Duplicate: accepted earlier. In doubt: maybe accepted. Ask the ledger.
+            found = await self._completion(state, state.first_offset or offset)
+            if found is not None and found.accepted:
+                await self._confirm(request, found.update_id, found.offset)
+                return
+            if result.kind == "duplicate" and result.completion_offset is not None:
+                update_id = await self.canton.update_at(result.completion_offset, request.party)
+                if update_id is not None:
+                    await self._confirm(request, update_id, result.completion_offset)
+                    return
+            # Not found yet: treat as retryable; the next attempt reconciles first again.
+            result = Rejected(
+                kind="in_doubt", code=result.code, message=result.message, error_id=result.error_id
+            )
+        if result.stale_context:
+            self.canton.invalidate_context()
+        await self._fail(state, result)
+
+    async def _completion(self, state: PaymentState, begin: int) -> CompletionFound | None:
+        return await self.canton.find_completion(
+            party=state.request.party,
+            command_id=command_id(state.request.payment_id),
+            begin_offset=begin,
+        )
+
+    async def _fail(self, state: PaymentState, rejection: Rejected) -> None:
+        now = self.clock()
+        retry_at = None
+        if rejection.kind in ("retryable", "in_doubt"):
+            retry_at = next_attempt(
+                self.policy, state.failures + 1, state.request.at, now, self._rng.random()
+            )
+        event = failure_event(
+            state.request, rejection, attempt=state.attempts, retry_at=retry_at, now=now
+        )
+        level = logging.ERROR if event.final else logging.WARNING
+        logger.log(level, "payment failed", extra=_fields(state.request, code=event.code,
+                                                         final=event.final, reason=event.message))
+        await self._append(event)
+
+    async def _confirm(
+        self, request: PaymentRequested, update_id: str | None, completion_offset: int | None
+    ) -> None:
+        if update_id is None:
+            raise RuntimeError(f"accepted payment {request.payment_id} without an update id")
+        amount, round_, verified_by = await self._verify(request, update_id)
+        await self._append(
+            PaymentConfirmed(
+                payment_id=request.payment_id,
+                at=self.clock(),
+                party=request.party,
+                plan=request.plan,
+                amount=amount,
+                update_id=update_id,
+                completion_offset=completion_offset,
+                round=round_,
+                verified_by=verified_by,
+            )
+        )
+        logger.info("payment confirmed", extra=_fields(request, update_id=update_id))
+
+    async def _verify(self, request: PaymentRequested, update_id: str) -> Verification:
+        """Find the transfer in Scan; a lagging Scan delays, never fails, the confirmation."""
+        deadline = self.clock() + timedelta(seconds=self.verify_timeout)
+        pause = 0.1
+        while True:
+            seen = await self.canton.verify(
+                update_id, sender=request.party, receiver=request.receiver, amount=request.amount
+            )
+            if isinstance(seen, Verified):
+                return seen.amount, seen.round, "scan"
+            if isinstance(seen, Mismatch):
+                logger.error("ledger transfer differs from the request",
+                          extra=_fields(request, update_id=update_id, reason=seen.message))
+                return seen.amount or request.amount, None, "scan"
+            assert isinstance(seen, NotVisible)
+            if self.clock() >= deadline:
+                logger.warning("scan does not show the update yet; confirmed on the ledger's word",
+                            extra=_fields(request, update_id=update_id))
+                return request.amount, None, "ledger"
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+    async def _append(self, event: AnyEvent) -> None:
+        offset = await self.log.append(event)
+        self.book.apply(Recorded(offset, event))
+
+    def _state(self, payment_id: str) -> PaymentState:
+        state = self.book.get(payment_id)
+        assert state is not None
+        return state
+
+
+def _fields(request: PaymentRequested, **more: object) -> dict[str, object]:
+    return {
+        "payment_id": request.payment_id,
+        "party": request.party,
+        "plan": request.plan,
+        "period": request.period.index,
+        "amount": str(request.amount),
+        **more,
+    }

@@ -1,0 +1,125 @@
+"""Small stateful fakes for processor tests (the HTTP-level fake is the simulator).
+
+`FakeLedger` implements `CantonPort` with a ledger that really deduplicates by
+commandId, keeps completions, moves no real money but records every transfer, and
+fails the next calls as scripted. It lets a test stop the processor at any step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from decimal import Decimal
+
+from pipeline.canton_port import (
+    Accepted,
+    CompletionFound,
+    Insufficient,
+    Mismatch,
+    NotVisible,
+    Prepared,
+    Rejected,
+    Verified,
+)
+
+
+class Transfer:
+    def __init__(self, command_id: str, sender: str, receiver: str, amount: Decimal, offset: int):
+        self.command_id = command_id
+        self.sender = sender
+        self.receiver = receiver
+        self.amount = amount
+        self.offset = offset
+        self.update_id = f"upd-{offset}"
+
+
+class FakeLedger:
+    """A CantonPort whose ledger and faults a test controls."""
+
+    def __init__(self, balances: dict[str, Decimal] | None = None) -> None:
+        self.balances = balances
+        self.transfers: list[Transfer] = []
+        self.completions: list[tuple[int, str, bool, str | None]] = []
+        self._offsets = itertools.count(1)
+        self.offset = 0
+        #: scripted outcomes for the next submissions: "commit_then_timeout", "timeout",
+        #: "retryable", "final", "stale", "duplicate_no_offset", or a callable hook.
+        self.faults: deque[str] = deque()
+        self.scan_lag = 0  # verify() answers NotVisible this many times first
+        self.gate: asyncio.Event | None = None  # when set, submit() waits for it
+        self.calls: list[str] = []
+        self.invalidations = 0
+
+    def transfers_for(self, command_id: str) -> list[Transfer]:
+        return [t for t in self.transfers if t.command_id == command_id]
+
+    async def prepare(self, sender: str, amount: Decimal) -> Prepared | Insufficient | Rejected:
+        self.calls.append("prepare")
+        if self.balances is not None and self.balances.get(sender, Decimal(0)) < amount:
+            have = self.balances.get(sender, Decimal(0))
+            return Insufficient(available=have, required=amount, message=f"{sender} holds {have} CC")
+        return Prepared(ledger_offset=self.offset, inputs=("amulet-1",))
+
+    async def submit(self, prepared: Prepared, *, sender: str, receiver: str, amount: Decimal,
+                     description: str, command_id: str, submission_id: str) -> Accepted | Rejected:
+        self.calls.append("submit")
+        if self.gate is not None:
+            await self.gate.wait()
+        fault = self.faults.popleft() if self.faults else None
+        if fault in ("timeout", "retryable", "final", "stale"):
+            return _rejection(fault)
+        existing = self.transfers_for(command_id)
+        if existing:
+            return Rejected(kind="duplicate", code="DUPLICATE_COMMAND", message="already accepted",
+                            completion_offset=None if fault == "duplicate_no_offset" else existing[0].offset)
+        transfer = self._commit(command_id, sender, receiver, amount)
+        if fault == "commit_then_timeout":
+            return _rejection("timeout")
+        if fault == "commit_then_hang":  # the process dies before it hears back
+            await asyncio.Event().wait()
+        return Accepted(update_id=transfer.update_id, completion_offset=transfer.offset)
+
+    def _commit(self, command_id: str, sender: str, receiver: str, amount: Decimal) -> Transfer:
+        self.offset = next(self._offsets)
+        transfer = Transfer(command_id, sender, receiver, amount, self.offset)
+        self.transfers.append(transfer)
+        self.completions.append((self.offset, command_id, True, transfer.update_id))
+        if self.balances is not None:
+            self.balances[sender] -= amount
+        return transfer
+
+    async def find_completion(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:  # noqa: E501
+        self.calls.append("find_completion")
+        for offset, cid, accepted, update_id in self.completions:
+            if cid == command_id and offset > begin_offset:
+                return CompletionFound(accepted=accepted, offset=offset, update_id=update_id)
+        return None
+
+    async def update_at(self, offset: int, party: str) -> str | None:
+        return next((t.update_id for t in self.transfers if t.offset == offset), None)
+
+    async def verify(self, update_id: str, *, sender: str, receiver: str, amount: Decimal) -> Verified | NotVisible | Mismatch:  # noqa: E501
+        self.calls.append("verify")
+        if self.scan_lag > 0:
+            self.scan_lag -= 1
+            return NotVisible()
+        transfer = next((t for t in self.transfers if t.update_id == update_id), None)
+        if transfer is None:
+            return NotVisible()
+        if (transfer.sender, transfer.receiver, transfer.amount) != (sender, receiver, amount):
+            return Mismatch(message="different transfer", amount=transfer.amount)
+        return Verified(amount=transfer.amount, round=7)
+
+    def invalidate_context(self) -> None:
+        self.invalidations += 1
+
+
+def _rejection(fault: str) -> Rejected:
+    return {
+        "timeout": Rejected(kind="in_doubt", code="REQUEST_TIME_OUT", message="timed out"),
+        "retryable": Rejected(kind="retryable", code="PARTICIPANT_BACKPRESSURE", message="busy"),
+        "final": Rejected(kind="final", code="DAML_FAILURE", message="preapproval expired"),
+        "stale": Rejected(kind="retryable", code="LOCAL_VERDICT_INACTIVE_CONTRACTS",
+                          message="round archived", stale_context=True),
+    }[fault]
