@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from commands import catalogue_commands, planned_commands
+from commands import catalogue_commands, planned_commands, tail
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (
     planned_commands.add_commands,
     catalogue_commands.add_commands,
+    tail.add_commands,
 )
 
 DESCRIPTION = """\
@@ -87,6 +88,11 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     except KeyboardInterrupt:
         console.note("interrupted")
         return 130
+    except Exception as err:  # a bug: say so in one line, keep the traceback for debug logs
+        log.debug("unexpected error", exc_info=True)
+        hint = "rerun with --log-level debug for details"
+        console.error(f"internal error: {type(err).__name__}: {err} ({hint})")
+        return 70
 
 
 def run() -> None:

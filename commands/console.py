@@ -30,7 +30,7 @@ class Console:
         )
 
     def line(self, text: str = "", *, style: str | None = None) -> None:
-        self._out.print(escape(text), style=style)
+        self._out.print(escape(text), style=style, soft_wrap=True)
 
     def table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         table = Table(title=title, title_justify="left", show_lines=False)

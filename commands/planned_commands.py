@@ -70,16 +70,6 @@ def _replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET", help="first log offset")
 
 
-def _tail(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--from", dest="start", type=int, metavar="OFFSET", help="start at this log offset")
-    where.add_argument("--since", metavar="TIME", help="start at events after TIME (ISO 8601)")
-    p.add_argument("--user", help="only this user")
-    p.add_argument("--subscription", help="only this plan")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-
-
 def _simulator(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
     p.add_argument("--port", type=int, default=7575, help="listen port")
@@ -101,7 +91,6 @@ PLANNED: dict[str, tuple[str, Arguments, str]] = {
     "update": ("show one ledger update", _update, "the Canton clients (issue 5)"),
     "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),
     "replay": ("rebuild every projection from the event log", _replay, "the projections (issue 7)"),
-    "tail": ("print events as they are appended (audit)", _tail, "the audit tail (issue 7)"),
     "demo": ("run the whole pipeline against the built-in simulator", _none, "the stream processor (issue 6)"),  # noqa: E501
     "simulator": ("serve the Canton/Scan simulator on loopback", _simulator, "the simulator (issue 5)"),
 }

@@ -148,7 +148,7 @@ def encode_json(event: AnyEvent) -> bytes:
 
 def to_builtins(event: AnyEvent) -> dict[str, object]:
     """A plain dict of an event (for ``--json`` output and the audit stream)."""
-    out = msgspec.to_builtins(event, decimal_format="string")
+    out = msgspec.to_builtins(event)  # Decimal -> str, datetime -> RFC 3339
     assert isinstance(out, dict)
     return out
 

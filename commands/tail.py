@@ -1,0 +1,150 @@
+"""`billing tail`: the audit trail, every event as it is appended, filtered by user or plan."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any
+
+from commands.context import Context
+from commands.errors import CommandError
+from pipeline.embedded_log import EmbeddedLog
+from pipeline.errors import StoreUnavailable
+from pipeline.events import (
+    AnyEvent,
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentRequested,
+    PaymentSubmitted,
+    Recorded,
+    Unreadable,
+    to_builtins,
+)
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "tail",
+        help="print events as they are appended (audit)",
+        description="Print the event log: every request, submission, confirmation and failure, "
+        "with the ledger update id that proves each charge.",
+        epilog="examples:\n  billing tail --user alice\n  billing tail --since 2026-11-24T00:00:00Z --json"
+        "\n  billing tail -f",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--from", dest="start", type=int, metavar="OFFSET", help="start at this log offset")
+    where.add_argument("--since", metavar="TIME", help="only events at or after TIME (ISO 8601, with zone)")
+    p.add_argument("--user", help="only this user (id, name, email or party)")
+    p.add_argument("--subscription", help="only this plan")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events (Ctrl-C stops)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=run_tail)
+
+
+def run_tail(ctx: Context, args: argparse.Namespace) -> int:
+    keep = _filter(ctx, args)
+    try:
+        log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
+    except StoreUnavailable:
+        ctx.console.note(f"the event log at {ctx.settings.log_dir} is empty: nothing was requested yet")
+        return 0
+    return asyncio.run(_print(ctx, log, args, keep))
+
+
+async def _print(
+    ctx: Context, log: EmbeddedLog, args: argparse.Namespace, keep: Callable[[Recorded], bool]
+) -> int:
+    start = args.start or 0
+    records: AsyncIterator[Recorded] = log.follow(start) if args.follow else log.read(start)
+    shown = 0
+    try:
+        async for record in records:
+            if not keep(record):
+                continue
+            shown += 1
+            if args.json:
+                ctx.console.json(audit_row(record))
+            else:
+                ctx.console.line(_text(record))
+    finally:
+        await log.close()
+    if not shown and not args.json:
+        ctx.console.note("no events match")
+    return 0
+
+
+def _filter(ctx: Context, args: argparse.Namespace) -> Callable[[Recorded], bool]:
+    party = ctx.catalogue.find_user(args.user).party if args.user else None
+    since = _parse_time(args.since) if args.since else None
+
+    def keep(record: Recorded) -> bool:
+        event = record.event
+        if isinstance(event, Unreadable):
+            return party is None and args.subscription is None
+        if since is not None and event.at < since:
+            return False
+        if party is not None and getattr(event, "party", party) != party:
+            return False
+        return args.subscription is None or getattr(event, "plan", args.subscription) == args.subscription
+
+    return keep
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise CommandError(f"--since {text!r} is not an ISO 8601 time such as 2026-11-24T00:00:00Z") from err
+    if value.tzinfo is None:
+        raise CommandError(f"--since {text!r} needs a time zone, e.g. 2026-11-24T00:00:00Z")
+    return value
+
+
+def audit_row(record: Recorded) -> dict[str, Any]:
+    """One event as a flat dict (also the shape of the WebSocket audit stream)."""
+    event = record.event
+    if isinstance(event, Unreadable):
+        return {"offset": record.offset, "type": "unreadable", "reason": event.reason}
+    return {"offset": record.offset, **to_builtins(event)}
+
+
+def _text(record: Recorded) -> str:
+    """One line per event: offset, time, kind, payment, who, what, and the proof or reason."""
+    event = record.event
+    if isinstance(event, Unreadable):
+        return f"{record.offset:>8}  unreadable record: {event.reason}"
+    amount = getattr(event, "amount", None)
+    cells = [
+        f"{record.offset:>8}", event.at.strftime("%Y-%m-%d %H:%M:%S"), f"{_kind(event):<9}",
+        event.payment_id[:12], _short(getattr(event, "party", "")), getattr(event, "plan", ""),
+        _period(event), f"{amount} CC" if amount is not None else "", _detail(event),
+    ]
+    return "  ".join(c for c in cells if c)
+
+
+def _kind(event: AnyEvent) -> str:
+    return type(event).__name__.removeprefix("Payment").lower()
+
+
+def _period(event: AnyEvent) -> str:
+    return f"#{event.period.index}" if isinstance(event, PaymentRequested) else ""
+
+
+def _detail(event: AnyEvent) -> str:
+    if isinstance(event, PaymentRequested):
+        return event.reason
+    if isinstance(event, PaymentSubmitted):
+        return f"attempt {event.attempt} {event.command_id}"
+    if isinstance(event, PaymentConfirmed):
+        return f"update {event.update_id} ({event.verified_by})"
+    assert isinstance(event, PaymentFailed)
+    outcome = "final" if event.final else f"retry at {event.next_attempt_at:%H:%M:%S}"
+    return f"{event.code}: {event.message} [{outcome}]"
+
+
+def _short(party: str) -> str:
+    name, _, rest = party.partition("::")
+    return f"{name}::{rest[:6]}…" if len(rest) > 6 else party
