@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from commands import catalogue_commands, planned_commands, tail
+from commands import catalogue_commands, daemon, payments, planned_commands, tail
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (
+    payments.add_commands,
+    daemon.add_commands,
     planned_commands.add_commands,
     catalogue_commands.add_commands,
     tail.add_commands,

@@ -25,30 +25,8 @@ def _setup(p: argparse.ArgumentParser) -> None:
                    help="minutes until the preapproval expires (default 525600, one year)")
 
 
-def _pay(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-u", "--user", required=True, help="user id, email, name or party")
-    p.add_argument("-s", "--subscription", required=True, help="plan name")
-    p.add_argument("--period", type=int, metavar="N", help="period index (default: the current one)")
-    p.add_argument("--dry-run", action="store_true", help="show what would be charged; change nothing")
-
-
 def _dry_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be requested; change nothing")
-
-
-def _start(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--once", action="store_true", help="one scheduler pass, then exit when it settles")
-    p.add_argument("--interval", type=int, metavar="SECS", help="tick (default CHECK_INTERVAL_SECS)")
-    _dry_run(p)
-
-
-def _restart(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=100, metavar="N", help="request at most N payments")
-    p.add_argument("--recover-missed", action=argparse.BooleanOptionalAction, default=True,
-                   help="request periods that fell due while billing was down")
-    p.add_argument("--process-pending", action=argparse.BooleanOptionalAction, default=True,
-                   help="retry failed or in-doubt payments that may be retried")
-    _dry_run(p)
 
 
 def _metrics(p: argparse.ArgumentParser) -> None:
@@ -79,11 +57,7 @@ def _simulator(p: argparse.ArgumentParser) -> None:
 
 PLANNED: dict[str, tuple[str, Arguments, str]] = {
     "setup": ("create the app's TransferPreapproval (idempotent)", _setup, "the Canton clients (issue 5)"),
-    "info": ("configuration, API reachability, balance and preapproval status", _none, "the Canton clients (issue 5)"),  # noqa: E501
-    "pay": ("charge one user for one period of a plan", _pay, "the stream processor (issue 6)"),
-    "pay-all": ("charge every due period of every active subscription", _dry_run, "the stream processor (issue 6)"),  # noqa: E501
-    "start": ("run the billing daemon: scheduler, processor, metrics", _start, "the stream processor (issue 6)"),  # noqa: E501
-    "restart": ("recover missed periods and retry failed payments", _restart, "recovery (issue 6)"),
+    "info": ("configuration, API reachability, balance and preapproval status", _none, "the Canton clients (issue 5)"),
     "monitor": ("aggregate and export metrics in the foreground", _none, "the projections (issue 7)"),
     "metrics": ("show billing metrics per time window", _metrics, "the projections (issue 7)"),
     "balance": ("Canton Coin holdings of a party", _party, "the Canton clients (issue 5)"),
@@ -91,7 +65,7 @@ PLANNED: dict[str, tuple[str, Arguments, str]] = {
     "update": ("show one ledger update", _update, "the Canton clients (issue 5)"),
     "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),
     "replay": ("rebuild every projection from the event log", _replay, "the projections (issue 7)"),
-    "demo": ("run the whole pipeline against the built-in simulator", _none, "the stream processor (issue 6)"),  # noqa: E501
+    "demo": ("run the whole pipeline against the built-in simulator", _none, "the stream processor (issue 6)"),
     "simulator": ("serve the Canton/Scan simulator on loopback", _simulator, "the simulator (issue 5)"),
 }
 

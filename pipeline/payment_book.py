@@ -37,6 +37,7 @@ class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
     open_submission: PaymentSubmitted | None = None
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    last_code: str | None = None
     update_id: str | None = None
     last_offset: int = -1
 
@@ -76,6 +77,7 @@ def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
         next_attempt_at=None if event.final else event.next_attempt_at,
         failures=state.failures + 1,
         last_error=f"{event.code}: {event.message}",
+        last_code=event.code,
         **seen,
     )
 

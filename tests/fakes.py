@@ -89,7 +89,7 @@ class FakeLedger:
             self.balances[sender] -= amount
         return transfer
 
-    async def find_completion(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:  # noqa: E501
+    async def find_completion(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:
         self.calls.append("find_completion")
         for offset, cid, accepted, update_id in self.completions:
             if cid == command_id and offset > begin_offset:

@@ -1,0 +1,149 @@
+"""`billing start`: the daemon. Scheduler, processor, projections, local API, in one process.
+
+At start-up it requests the periods missed while it was down (capped), then every
+``CHECK_INTERVAL_SECS`` the current period of every active subscription, once each.
+The catalogue files are re-read on every tick; a broken edit is reported and the last
+good catalogue stays in force, so a typo never stops billing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from commands.catalogue import Catalogue, load
+from commands.context import Context
+from commands.errors import CatalogueError, CommandError
+from commands.local_api import api_token, make_app
+from commands.runtime import canton_factory, require_canton
+from commands.schedule import current_requests, missed_requests
+from commands.session import processor_for
+from commands.tail import audit_row
+from pipeline.asgi_server import serve
+from pipeline.embedded_log import EmbeddedLog
+from pipeline.errors import StoreBusy
+from pipeline.events import PaymentRequested
+from pipeline.processor import Processor
+
+log = logging.getLogger(__name__)
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "start", help="run the billing daemon: scheduler, processor, metrics",
+        description="Run billing continuously: request each due period once, charge it, retry "
+        "what can be retried, keep metrics, and serve the local API (127.0.0.1:BILLING_API_PORT) "
+        "that other billing commands use meanwhile. Stop it with Ctrl-C or SIGTERM.",
+        epilog="examples:\n  billing start\n  billing start --once      # one pass, wait for outcomes, exit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--once", action="store_true", help="one scheduler pass, then exit when it settles")
+    p.add_argument("--interval", type=int, metavar="SECS", help="tick (default CHECK_INTERVAL_SECS)")
+    p.add_argument("--dry-run", action="store_true", help="log what would be requested; charge nothing")
+    p.set_defaults(handler=run_start)
+
+
+def run_start(ctx: Context, args: argparse.Namespace) -> int:
+    if args.interval is not None and args.interval < 1:
+        raise CommandError("--interval must be at least 1 second")
+    require_canton(ctx, "`billing start`")
+    ctx.catalogue  # fail now, with exit code 2, if the files are broken  # noqa: B018
+    try:
+        return asyncio.run(Daemon(ctx, args).run())
+    except StoreBusy as err:
+        raise CommandError(f"another billing daemon is running on this data: {err}") from err
+
+
+class Daemon:
+    def __init__(self, ctx: Context, args: argparse.Namespace) -> None:
+        self.ctx = ctx
+        self.once = args.once
+        self.dry_run = args.dry_run
+        self.interval = args.interval or ctx.settings.check_interval_secs
+        self.catalogue: Catalogue = ctx.catalogue
+
+    async def run(self) -> int:
+        settings = self.ctx.settings
+        event_log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
+        stop = asyncio.Event()
+        _on_signals(stop.set)
+        try:
+            async with canton_factory(self.ctx)() as canton:
+                processor = processor_for(self.ctx, event_log, canton)
+                await processor.load()
+                if self.once:
+                    return await self._once(processor)
+                return await self._forever(processor, event_log, stop)
+        finally:
+            await event_log.close()
+
+    async def _once(self, processor: Processor) -> int:
+        requests = self._due(processor, recover=True)
+        if not self.dry_run:
+            await processor.log.append_batch(requests)
+        ids = {r.payment_id for r in requests} | {p for p, s in processor.book.payments.items() if not s.final}
+        await processor.run(lambda book: all((s := book.get(i)) is not None and s.final for i in ids))
+        log.info("pass settled", extra={"requested": len(requests), "settled": len(ids)})
+        return 0
+
+    async def _forever(self, processor: Processor, event_log: EmbeddedLog, stop: asyncio.Event) -> int:
+        token = api_token(Path(self.ctx.settings.rocksdb_path), self.ctx.settings.api_token)
+        app = make_app(event_log, token, event_log.append_batch, audit_row)
+        tasks = [
+            asyncio.create_task(processor.run(), name="processor"),
+            asyncio.create_task(self._schedule(processor), name="scheduler"),
+            asyncio.create_task(serve(app, "127.0.0.1", self.ctx.settings.api_port), name="api"),
+        ]
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+        for task in [*tasks, waiter]:
+            task.cancel()
+        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+        failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
+        for task in failed:
+            log.error("daemon part stopped", extra={"part": task.get_name(), "error": repr(task.exception())})
+        log.info("daemon stopped")
+        return 1 if failed else 0
+
+    async def _schedule(self, processor: Processor) -> None:
+        recover = True
+        while True:
+            self._reload_catalogue()
+            requests = self._due(processor, recover=recover)
+            recover = False
+            if requests and not self.dry_run:
+                await processor.log.append_batch(requests)
+            await asyncio.sleep(self.interval)
+
+    def _due(self, processor: Processor, *, recover: bool) -> list[PaymentRequested]:
+        now = self.ctx.clock()
+        pairs = self.catalogue.active_pairs(now)
+        app = self.ctx.settings.party_app or ""
+        history = processor.book.subscriptions
+        due = missed_requests(pairs, history, now, app_party=app,
+                              per_subscription=self.ctx.settings.recovery_max_periods) if recover else []
+        due += current_requests(pairs, history, now, app_party=app)
+        verb = "would request" if self.dry_run else "requesting"
+        for r in due:
+            log.info(f"{verb} payment", extra={"user": r.user_id, "plan": r.plan, "period": r.period.index,
+                                               "amount": str(r.amount), "reason": r.reason})
+        return due
+
+    def _reload_catalogue(self) -> None:
+        try:
+            self.catalogue = load(self.ctx.settings.data_dir, min_interval=self.ctx.settings.min_interval_sec)
+        except CatalogueError as err:
+            log.error("catalogue not reloaded; the last good one stays in force", extra={"error": str(err)})
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)

@@ -1,0 +1,212 @@
+"""`billing pay`, `pay-all` and `restart`: request payments and report their outcomes.
+
+Each command only *requests* periods (PaymentRequested); the processor charges them. A
+period that is already paid is reported as such and never requested twice; asking twice
+is harmless anyway, because the payment id (and so the ledger commandId) is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Collection
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from commands.context import Context
+from commands.errors import CommandError
+from commands.runtime import canton_factory, require_canton
+from commands.schedule import anchor_of, current_requests, missed_requests, period_index, request_for
+from commands.session import Session, open_session
+from pipeline.events import PaymentRequested
+from pipeline.payment_book import PaymentBook
+
+RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE"}
+
+
+def add_commands(sub: Any) -> None:
+    pay = sub.add_parser(
+        "pay", help="charge one user for one period of a plan",
+        description="Charge one period of one subscription (the current period unless --period "
+        "is given). A period that is already paid is reported, never charged again.",
+        epilog="examples:\n  billing pay -u alice -s prover\n  billing pay -u alice@example.com -s "
+        "verifier --period 12 --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pay.add_argument("-u", "--user", required=True, help="user id, email, name or party")
+    pay.add_argument("-s", "--subscription", required=True, help="plan name")
+    pay.add_argument("--period", type=int, metavar="N", help="period index (default: the current one)")
+    pay.add_argument("--dry-run", action="store_true", help="show what would be charged; change nothing")
+    pay.set_defaults(handler=run_pay)
+
+    pay_all = sub.add_parser(
+        "pay-all", help="charge every due period of every active subscription",
+        description="Request the current period of every active subscription that is not "
+        "requested yet, wait for every outcome, and print a summary.",
+    )
+    pay_all.add_argument("--dry-run", action="store_true", help="list what would be charged")
+    pay_all.set_defaults(handler=run_pay_all)
+
+    restart = sub.add_parser(
+        "restart", help="recover missed periods and retry failed payments",
+        description="Request the periods that fell due while billing was down (newest first, "
+        "at most RECOVERY_MAX_PERIODS per subscription) and retry failed payments that an "
+        "operator can fix (insufficient funds, timeouts). Running it twice requests nothing twice.",
+        epilog="example:\n  billing restart --limit 10 --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    restart.add_argument("--limit", type=int, default=100, metavar="N", help="request at most N payments")
+    restart.add_argument("--recover-missed", action=argparse.BooleanOptionalAction, default=True,
+                         help="request periods that fell due while billing was down")
+    restart.add_argument("--process-pending", action=argparse.BooleanOptionalAction, default=True,
+                         help="retry failed payments that may succeed now")
+    restart.add_argument("--dry-run", action="store_true", help="list what would be requested")
+    restart.set_defaults(handler=run_restart)
+
+
+def run_pay(ctx: Context, args: argparse.Namespace) -> int:
+    user = ctx.catalogue.find_user(args.user)
+    plan = ctx.catalogue.plan(args.subscription)
+    sub = user.subscription(plan.name)
+    if sub is None or not sub.active(ctx.clock()):
+        raise CommandError(f"{user.id} has no active '{plan.name}' subscription (see `billing user {user.id}`)")
+    if args.period is not None and args.period < 0:
+        raise CommandError("--period must be 0 or more")
+    require_canton(ctx, "`billing pay`")
+    return asyncio.run(_pay(ctx, args, (user, sub, plan)))
+
+
+async def _pay(ctx: Context, args: argparse.Namespace, pair: Any) -> int:
+    user, sub, plan = pair
+    now = ctx.clock()
+    async with open_session(ctx, canton_factory(ctx)) as session:
+        history = session.book.subscriptions.get((user.party, plan.name))
+        anchor = anchor_of(sub, history, now)
+        index = args.period if args.period is not None else period_index(anchor, plan.interval, now)
+        req = request_for(pair, anchor, index, app_party=ctx.settings.party_app or "", reason="manual", now=now)
+        state = session.book.get(req.payment_id)
+        if state is not None and state.status == "confirmed":
+            ctx.console.line(f"already paid: {user.id} {plan.name} period {index} (update {state.update_id})")
+            return 0
+        if not sub.active(req.period.start):
+            raise CommandError(f"period {index} starts {req.period.start:%Y-%m-%d %H:%M} UTC, outside the subscription")
+        if args.dry_run:
+            ctx.console.line(f"dry run: would charge {req.amount} CC to {user.id} for {plan.name} period {index} "
+                             f"({req.period.start:%Y-%m-%d %H:%M}–{req.period.end:%H:%M} UTC)")
+            return 0
+        await session.request([req])
+        await session.wait_for([req.payment_id])
+        return _report_one(ctx, session.book, req)
+
+
+def _report_one(ctx: Context, book: PaymentBook, req: PaymentRequested) -> int:
+    state = book.get(req.payment_id)
+    assert state is not None
+    if state.status == "confirmed":
+        ctx.console.line(f"paid: {req.amount} CC from {req.user_id} for {req.plan} period {req.period.index}, "
+                         f"ledger update {state.update_id}")
+        return 0
+    ctx.console.error(f"payment failed: {state.last_error}")
+    return 1
+
+
+def run_pay_all(ctx: Context, args: argparse.Namespace) -> int:
+    if not args.dry_run:
+        require_canton(ctx, "`billing pay-all`")
+    return asyncio.run(_pay_all(ctx, args))
+
+
+async def _pay_all(ctx: Context, args: argparse.Namespace) -> int:
+    now = ctx.clock()
+    pairs = ctx.catalogue.active_pairs(now)
+    async with open_session(ctx, canton_factory(ctx)) as session:
+        app = ctx.settings.party_app or ""
+        due = current_requests(pairs, session.book.subscriptions, now, app_party=app)
+        open_ids = [p for p, s in session.book.payments.items() if not s.final]
+        if args.dry_run:
+            _print_requests(ctx, "Would charge", due)
+            return 0
+        await session.request(due)
+        ids = {r.payment_id for r in due} | set(open_ids)
+        rows = [("active subscriptions", len(pairs)), ("already requested earlier", len(pairs) - len(due))]
+        return await _settle_and_summarise(ctx, session, ids, rows)
+
+
+Rows = list[tuple[str, Any]]
+
+
+async def _settle_and_summarise(ctx: Context, session: Session, ids: Collection[str], rows: Rows) -> int:
+    if ids:
+        with ctx.console.progress("charging", total=len(ids)) as bar:
+            await session.wait_for(ids, progress=lambda done, total: bar.update(done, total))
+    return _summary(ctx, session.book, ids, rows)
+
+
+def _summary(ctx: Context, book: PaymentBook, ids: Collection[str], rows: Rows) -> int:
+    """The outcome of a run; exit code 1 when any payment failed."""
+    confirmed = [s for i in ids if (s := book.get(i)) is not None and s.status == "confirmed"]
+    failed = [s for i in ids if (s := book.get(i)) is not None and s.status == "failed"]
+    amount = sum((s.request.amount for s in confirmed), Decimal(0))
+    rows = [*rows, ("confirmed", len(confirmed)), ("failed", len(failed)), ("amount confirmed", f"{amount} CC")]
+    ctx.console.table("Billing run", ["", ""], rows)
+    if failed:
+        ctx.console.table("Failures", ["user", "plan", "period", "reason"], [
+            (s.request.user_id, s.request.plan, s.request.period.index, s.last_error) for s in failed
+        ])
+    return 1 if failed else 0
+
+
+def run_restart(ctx: Context, args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise CommandError("--limit must be 0 or more")
+    if not args.dry_run:
+        require_canton(ctx, "`billing restart`")
+    return asyncio.run(_restart(ctx, args))
+
+
+async def _restart(ctx: Context, args: argparse.Namespace) -> int:
+    now = ctx.clock()
+    pairs = ctx.catalogue.active_pairs(now)
+    app = ctx.settings.party_app or ""
+    async with open_session(ctx, canton_factory(ctx)) as session:
+        wanted: list[PaymentRequested] = []
+        if args.recover_missed:
+            wanted += missed_requests(pairs, session.book.subscriptions, now, app_party=app,
+                                      per_subscription=ctx.settings.recovery_max_periods)
+        if args.process_pending:
+            wanted += retry_requests(session.book, now)
+        wanted = wanted[: args.limit]
+        in_doubt = [p for p, s in session.book.payments.items() if not s.final]
+        if args.dry_run:
+            _print_requests(ctx, "Would request", wanted)
+            ctx.console.line(f"{len(in_doubt)} payment(s) in progress or in doubt are resumed automatically")
+            return 0
+        await session.request(wanted)
+        ids = {r.payment_id for r in wanted} | set(in_doubt)
+        rows = [("requested again", len(wanted)), ("resumed (in progress or in doubt)", len(in_doubt))]
+        return await _settle_and_summarise(ctx, session, ids, rows)
+
+
+def retry_requests(book: PaymentBook, now: Any) -> list[PaymentRequested]:
+    """Final failures an operator can fix (funds topped up, network back): ask again once."""
+    out = []
+    for state in book.payments.values():
+        if state.status == "failed" and state.last_code in RETRYABLE_BY_OPERATOR:
+            out.append(_as_retry(state.request, now))
+    return out
+
+
+def _as_retry(req: PaymentRequested, now: Any) -> PaymentRequested:
+    return msgspec.structs.replace(req, at=now, reason="retry")
+
+
+def _print_requests(ctx: Context, verb: str, reqs: list[PaymentRequested]) -> None:
+    if not reqs:
+        ctx.console.line("nothing is due")
+        return
+    ctx.console.table(f"{verb} ({len(reqs)})", ["user", "plan", "period", "from (UTC)", "amount", "why"], [
+        (r.user_id, r.plan, r.period.index, f"{r.period.start:%Y-%m-%d %H:%M}", f"{r.amount} CC", r.reason)
+        for r in reqs
+    ])

@@ -1,0 +1,145 @@
+"""A payment session: request payments and wait for their outcomes, with or without the daemon.
+
+Without a daemon, the command is the log's writer and runs the processor itself until the
+payments it asked for are settled. While `billing start` runs, the daemon owns the log:
+the command sends its requests to the daemon's local API and follows the log read-only.
+Either way the caller sees the same three calls: `book`, `request`, `wait_for`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+from commands.context import Context
+from commands.daemon_client import DaemonClient
+from pipeline.canton_port import CantonPort
+from pipeline.embedded_log import EmbeddedLog
+from pipeline.errors import StoreBusy
+from pipeline.events import PaymentRequested
+from pipeline.outcomes import RetryPolicy
+from pipeline.payment_book import PaymentBook
+from pipeline.processor import Processor
+
+Progress = Callable[[int, int], None]
+CantonFactory = Callable[[], AbstractAsyncContextManager[CantonPort]]
+
+
+class Session(Protocol):
+    book: PaymentBook
+
+    async def request(self, requests: list[PaymentRequested]) -> None: ...
+
+    async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None: ...
+
+
+def settled(ids: Collection[str]) -> Callable[[PaymentBook], bool]:
+    def check(book: PaymentBook) -> bool:
+        return all((s := book.get(i)) is not None and s.final for i in ids)
+
+    return check
+
+
+def count_settled(book: PaymentBook, ids: Collection[str]) -> int:
+    return sum(1 for i in ids if (s := book.get(i)) is not None and s.final)
+
+
+def processor_for(ctx: Context, log: EmbeddedLog, canton: CantonPort) -> Processor:
+    s = ctx.settings
+    policy = RetryPolicy(
+        max_attempts=s.max_payment_retries,
+        base_delay=float(s.payment_retry_interval),
+        horizon=float(s.retry_horizon_secs),
+    )
+    return Processor(
+        log, canton, clock=ctx.clock, policy=policy, max_in_flight=s.max_in_flight,
+        rate_limit=s.payment_rate_limit,
+    )
+
+
+class LocalSession:
+    """This process is the writer: it appends and processes."""
+
+    def __init__(self, processor: Processor) -> None:
+        self.processor = processor
+        self.book = processor.book
+
+    async def request(self, requests: list[PaymentRequested]) -> None:
+        if requests:
+            await self.processor.log.append_batch(requests)
+
+    async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None:
+        done = settled(payment_ids)
+
+        def stop(book: PaymentBook) -> bool:
+            if progress is not None:
+                progress(count_settled(book, payment_ids), len(payment_ids))
+            return done(book)
+
+        await self.processor.run(stop)
+
+
+class DaemonSession:
+    """`billing start` owns the log: send requests to it, follow the log to see outcomes."""
+
+    def __init__(self, log: EmbeddedLog, client: DaemonClient) -> None:
+        self.log = log
+        self.client = client
+        self.book = PaymentBook()
+        self.position = 0
+
+    async def load(self) -> None:
+        last = await self.log.last_offset()
+        if last is not None:
+            async for batch in self.log.read_batches(0, stop=last + 1):
+                for record in batch:
+                    self.book.apply(record)
+            self.position = last + 1
+
+    async def request(self, requests: list[PaymentRequested]) -> None:
+        if requests:
+            await self.client.submit(requests)
+
+    async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None:
+        done = settled(payment_ids)
+        if done(self.book):
+            return
+        async for record in self.log.follow(self.position):
+            self.position = record.offset + 1
+            self.book.apply(record)
+            if progress is not None:
+                progress(count_settled(self.book, payment_ids), len(payment_ids))
+            if done(self.book):
+                return
+
+
+@asynccontextmanager
+async def open_session(ctx: Context, canton: CantonFactory) -> AsyncIterator[Session]:
+    """The writer session when no daemon runs, else one that goes through the daemon."""
+    try:
+        log = EmbeddedLog.open(ctx.settings.log_dir, sync=ctx.settings.log_fsync)
+    except StoreBusy:
+        async with _daemon_session(ctx) as session:
+            yield session
+        return
+    try:
+        async with canton() as port:
+            processor = processor_for(ctx, log, port)
+            await processor.load()
+            yield LocalSession(processor)
+    finally:
+        await log.close()
+
+
+@asynccontextmanager
+async def _daemon_session(ctx: Context) -> AsyncIterator[DaemonSession]:
+    ctx.console.note("billing start is running: sending requests to it")
+    log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
+    async with DaemonClient.connect(ctx.settings) as client:
+        session = DaemonSession(log, client)
+        try:
+            await session.load()
+            yield session
+        finally:
+            await log.close()

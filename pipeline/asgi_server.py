@@ -1,0 +1,36 @@
+"""Serve an ASGI app over TCP (uvicorn), for the simulator and the daemon's local API."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import uvicorn
+
+
+async def serve(app: object, host: str, port: int, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until cancelled; set ``ready`` once connections are accepted."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the caller owns signals
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises the bind error (port in use, …)
+                raise OSError(f"cannot listen on {host}:{port}")
+            await asyncio.sleep(0.01)
+        if ready is not None:
+            ready.set()
+        await task
+    finally:
+        server.should_exit = True
+        if not task.done():
+            await asyncio.wait([task], timeout=5)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (tests and the demo)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
