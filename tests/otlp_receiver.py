@@ -1,0 +1,64 @@
+"""A real OTLP/HTTP receiver on loopback that decodes what it gets (protobuf), for tests."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+
+class Receiver:
+    """Collects decoded OTLP requests; answers ``status`` (200 = accepted)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.metrics: list[ExportMetricsServiceRequest] = []
+        self.logs: list[ExportLogsServiceRequest] = []
+        self.auth: list[str | None] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.auth.append(self.headers.get("authorization"))
+                if self.path.endswith("/v1/metrics"):
+                    receiver.metrics.append(ExportMetricsServiceRequest.FromString(body))
+                elif self.path.endswith("/v1/logs"):
+                    receiver.logs.append(ExportLogsServiceRequest.FromString(body))
+                self.send_response(receiver.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def gauge_points(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Latest value per (metric name, sorted attributes)."""
+        points: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for request in self.metrics:
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        for p in metric.gauge.data_points:
+                            attrs = tuple(sorted((a.key, a.value.string_value) for a in p.attributes))
+                            points[(metric.name, attrs)] = p.as_double if p.HasField("as_double") else p.as_int
+        return points
+
+    def resource_attributes(self) -> dict[str, str]:
+        rm = self.metrics[-1].resource_metrics[0]
+        return {a.key: a.value.string_value for a in rm.resource.attributes}
