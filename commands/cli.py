@@ -9,7 +9,15 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from commands import catalogue_commands, daemon, payments, planned_commands, tail
+from commands import (
+    canton_commands,
+    catalogue_commands,
+    daemon,
+    payments,
+    planned_commands,
+    simulator_command,
+    tail,
+)
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
@@ -21,11 +29,13 @@ log = logging.getLogger(__name__)
 
 #: Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (
+    canton_commands.add_commands,
     payments.add_commands,
     daemon.add_commands,
     planned_commands.add_commands,
     catalogue_commands.add_commands,
     tail.add_commands,
+    simulator_command.add_commands,
 )
 
 DESCRIPTION = """\

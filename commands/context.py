@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from commands.catalogue import Catalogue, load
 from commands.config import Settings
@@ -20,10 +21,12 @@ def utc_now() -> datetime:
 class Context:
     """Built once per run by the CLI (or a test) and passed to the command."""
 
-    def __init__(self, settings: Settings, console: Console, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, console: Console, clock: Clock = utc_now, transport: Any = None) -> None:
         self.settings = settings
         self.console = console
         self.clock = clock
+        #: An httpx transport for the Canton clients (the in-process simulator), or None.
+        self.transport = transport
 
     @cached_property
     def catalogue(self) -> Catalogue:

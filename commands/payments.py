@@ -130,7 +130,7 @@ async def _pay_all(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         await session.request(due)
         ids = {r.payment_id for r in due} | set(open_ids)
-        rows = [("active subscriptions", len(pairs)), ("already requested earlier", len(pairs) - len(due))]
+        rows = [("active subscriptions", len(pairs)), ("already paid or requested (not charged again)", len(pairs) - len(due))]
         return await _settle_and_summarise(ctx, session, ids, rows)
 
 
@@ -150,7 +150,7 @@ def _summary(ctx: Context, book: PaymentBook, ids: Collection[str], rows: Rows) 
     failed = [s for i in ids if (s := book.get(i)) is not None and s.status == "failed"]
     amount = sum((s.request.amount for s in confirmed), Decimal(0))
     rows = [*rows, ("confirmed", len(confirmed)), ("failed", len(failed)), ("amount confirmed", f"{amount} CC")]
-    ctx.console.table("Billing run", ["", ""], rows)
+    ctx.console.table("Billing run", ["outcome", "count"], rows)
     if failed:
         ctx.console.table("Failures", ["user", "plan", "period", "reason"], [
             (s.request.user_id, s.request.plan, s.request.period.index, s.last_error) for s in failed

@@ -20,15 +20,6 @@ def _none(p: argparse.ArgumentParser) -> None:
     """No arguments."""
 
 
-def _setup(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--expires-in-min", type=int, default=525600, metavar="M",
-                   help="minutes until the preapproval expires (default 525600, one year)")
-
-
-def _dry_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="show what would be requested; change nothing")
-
-
 def _metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", choices=["10m", "1h", "6h", "12h", "24h", "7d", "30d"], help="one window")
     p.add_argument("--user", help="user id, name, email or party")
@@ -36,37 +27,16 @@ def _metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _party(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--party", help="party id (default PARTY_APP)")
-
-
-def _update(p: argparse.ArgumentParser) -> None:
-    p.add_argument("update_id", metavar="UPDATE_ID", help="a ledger update id (from `tail` or `pay`)")
-
-
 def _replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET", help="first log offset")
 
 
-def _simulator(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
-    p.add_argument("--port", type=int, default=7575, help="listen port")
-    p.add_argument("--latency-ms", type=int, default=0, help="delay added to every submission")
-    p.add_argument("--fault", action="append", default=[], metavar="NAME=RATE", help="inject a fault")
-
-
 PLANNED: dict[str, tuple[str, Arguments, str]] = {
-    "setup": ("create the app's TransferPreapproval (idempotent)", _setup, "the Canton clients (issue 5)"),
-    "info": ("configuration, API reachability, balance and preapproval status", _none, "the Canton clients (issue 5)"),
     "monitor": ("aggregate and export metrics in the foreground", _none, "the projections (issue 7)"),
     "metrics": ("show billing metrics per time window", _metrics, "the projections (issue 7)"),
-    "balance": ("Canton Coin holdings of a party", _party, "the Canton clients (issue 5)"),
-    "config": ("show the Scan context used for payments", _none, "the Canton clients (issue 5)"),
-    "update": ("show one ledger update", _update, "the Canton clients (issue 5)"),
     "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),
     "replay": ("rebuild every projection from the event log", _replay, "the projections (issue 7)"),
-    "demo": ("run the whole pipeline against the built-in simulator", _none, "the stream processor (issue 6)"),
-    "simulator": ("serve the Canton/Scan simulator on loopback", _simulator, "the simulator (issue 5)"),
+    "demo": ("run the whole pipeline against the built-in simulator", _none, "the demo (issue 6)"),
 }
 
 

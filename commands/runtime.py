@@ -1,21 +1,44 @@
-"""Wiring of the real Canton clients for the commands (kept in one place)."""
+"""Wiring of the real Canton clients from the settings (kept in one place)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from commands.context import Context
-from commands.errors import NotBuiltYet
-from pipeline.canton_port import CantonPort
+from commands.errors import ConfigError
+from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
+from pipeline.clients import ClientCredentials, StaticToken, TokenSource
 
 CANTON_SETTINGS = ("PARTY_APP", "APP_PROVIDER_API_URL", "SCAN_API_URL")
+OAUTH_SETTINGS = ("LEDGER_AUTH_TOKEN_URL", "LEDGER_AUTH_CLIENT_ID", "LEDGER_AUTH_CLIENT_SECRET")
 
 
 def require_canton(ctx: Context, why: str) -> None:
     """Fail early, naming every missing variable, when Canton cannot be reached at all."""
     ctx.settings.require(*CANTON_SETTINGS, why=why)
+    s = ctx.settings
+    if not s.app_provider_jwt and not s.ledger_auth_token_url:
+        raise ConfigError(f"{why} needs Ledger API credentials: APP_PROVIDER_JWT, or "
+                          f"{', '.join(OAUTH_SETTINGS)} for OAuth2 client credentials")
+    if s.ledger_auth_token_url:
+        s.require(*OAUTH_SETTINGS, why="OAuth2 client credentials")
 
 
-def canton_factory(ctx: Context) -> Callable[[], AbstractAsyncContextManager[CantonPort]]:
-    raise NotBuiltYet("charging needs the Canton clients (issue 5), which are not in this version yet")
+def token_source(ctx: Context) -> Callable[[Any], TokenSource]:
+    s = ctx.settings
+    if s.ledger_auth_token_url:
+        url, client, secret = s.ledger_auth_token_url, s.ledger_auth_client_id or "", s.ledger_auth_client_secret or ""
+        return lambda http: ClientCredentials(http, url, client, secret, s.ledger_auth_audience, s.ledger_auth_scope,
+                                              clock=ctx.clock)
+    token = s.app_provider_jwt or ""
+    return lambda http: StaticToken(token)
+
+
+def canton_factory(ctx: Context) -> Callable[[], AbstractAsyncContextManager[CantonAdapter]]:
+    """Opens the clients and the adapter for one command or daemon run."""
+    s = ctx.settings
+    endpoints = Endpoints(s.app_provider_api_url or "", s.scan_api_url or "", s.http_timeout_secs, s.ledger_user_id)
+    return lambda: open_canton(endpoints, token_source(ctx), receiver=s.party_app or "",
+                               dedup_seconds=s.deduplication_secs, clock=ctx.clock, transport=ctx.transport)

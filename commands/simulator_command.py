@@ -1,0 +1,78 @@
+"""`billing simulator`: the Canton/Scan simulator on loopback, seeded from data/users.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from commands.context import Context
+from commands.errors import CommandError
+from pipeline.asgi_server import serve
+from pipeline.sim_app import FAULTS, Simulator
+
+DEMO_APP_PARTY = "billing_app::1220" + "0a" * 30
+START_BALANCE = Decimal("1000")
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "simulator", help="serve the Canton/Scan simulator on loopback",
+        description="Serve a simulated JSON Ledger API v2 (at /) and Scan API (at /api/scan/) so billing runs "
+        "without a Canton node. Every party in users.json and the app party start with Canton Coin. Prints "
+        "'simulator ready on http://HOST:PORT', then the environment to use it.",
+        epilog="examples:\n  billing simulator --port 7575\n  billing simulator --latency-ms 250 "
+        "--fault timeout_after_commit=0.05\n\nfaults: " + ", ".join(FAULTS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
+    p.add_argument("--port", type=int, default=7575, help="listen port (default 7575)")
+    p.add_argument("--latency-ms", type=int, default=0, help="delay added to every submission")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME=RATE", help="inject a fault at a rate")
+    p.add_argument("--with-preapproval", action="store_true", help="start with the app's preapproval in place")
+    p.set_defaults(handler=run_simulator)
+
+
+def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, preapproval: bool = False) -> Simulator:
+    """A simulator seeded with the app party and every user party of the catalogue."""
+    app = ctx.settings.party_app or DEMO_APP_PARTY
+    sim = Simulator(app, token=ctx.settings.app_provider_jwt)
+    sim.seed({app: Decimal("100"), **{u.party: START_BALANCE for u in ctx.catalogue.users}})
+    sim.faults.latency_ms = latency_ms
+    for spec in faults:
+        name, _, rate = spec.partition("=")
+        try:
+            sim.set_fault_rate(name, float(rate or "1"))
+        except ValueError as err:
+            raise CommandError(f"--fault {spec!r}: {err}") from err
+    if preapproval:
+        sim.ledger.add_preapproval(app, app, ctx.clock() + timedelta(days=365))
+    return sim
+
+
+def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        ctx.console.warn(f"listening on {args.host}: the simulator has no real security, keep it on loopback")
+    sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval)
+    return asyncio.run(_serve(ctx, sim, args.host, args.port))
+
+
+async def _serve(ctx: Context, sim: Simulator, host: str, port: int) -> int:
+    ready = asyncio.Event()
+    server = asyncio.create_task(serve(sim.app, host, port, ready=ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([server, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if server.done():
+        waiter.cancel()
+        raise CommandError(f"cannot listen on {host}:{port}: {server.exception()}")
+    url = f"http://{host}:{port}"
+    for line in (f"simulator ready on {url}", f"APP_PROVIDER_API_URL={url}", f"SCAN_API_URL={url}/api/scan",
+                 f"APP_PROVIDER_JWT={sim.static_token}", f"PARTY_APP={sim.ledger.app_party}"):
+        ctx.console.line(line)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server
+    return 0
