@@ -13,6 +13,7 @@ from commands import (
     canton_commands,
     catalogue_commands,
     daemon,
+    demo,
     payments,
     planned_commands,
     simulator_command,
@@ -36,6 +37,7 @@ COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (
     catalogue_commands.add_commands,
     tail.add_commands,
     simulator_command.add_commands,
+    demo.add_commands,
 )
 
 DESCRIPTION = """\

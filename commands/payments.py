@@ -115,10 +115,10 @@ def _report_one(ctx: Context, book: PaymentBook, req: PaymentRequested) -> int:
 def run_pay_all(ctx: Context, args: argparse.Namespace) -> int:
     if not args.dry_run:
         require_canton(ctx, "`billing pay-all`")
-    return asyncio.run(_pay_all(ctx, args))
+    return asyncio.run(pay_all_async(ctx, args))
 
 
-async def _pay_all(ctx: Context, args: argparse.Namespace) -> int:
+async def pay_all_async(ctx: Context, args: argparse.Namespace) -> int:
     now = ctx.clock()
     pairs = ctx.catalogue.active_pairs(now)
     async with open_session(ctx, canton_factory(ctx)) as session:
@@ -130,7 +130,8 @@ async def _pay_all(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         await session.request(due)
         ids = {r.payment_id for r in due} | set(open_ids)
-        rows = [("active subscriptions", len(pairs)), ("already paid or requested (not charged again)", len(pairs) - len(due))]
+        rows = [("active subscriptions", len(pairs)),
+                ("already paid or requested (not charged again)", len(pairs) - len(due))]
         return await _settle_and_summarise(ctx, session, ids, rows)
 
 

@@ -36,7 +36,6 @@ PLANNED: dict[str, tuple[str, Arguments, str]] = {
     "metrics": ("show billing metrics per time window", _metrics, "the projections (issue 7)"),
     "test-otel": ("send a test metric and log to the OTLP endpoint", _none, "OpenTelemetry export (issue 7)"),
     "replay": ("rebuild every projection from the event log", _replay, "the projections (issue 7)"),
-    "demo": ("run the whole pipeline against the built-in simulator", _none, "the demo (issue 6)"),
 }
 
 

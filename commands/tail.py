@@ -68,7 +68,7 @@ async def _print(
             if args.json:
                 ctx.console.json(audit_row(record))
             else:
-                ctx.console.line(_text(record))
+                ctx.console.line(event_line(record))
     finally:
         await log.close()
     if not shown and not args.json:
@@ -111,7 +111,7 @@ def audit_row(record: Recorded) -> dict[str, Any]:
     return {"offset": record.offset, **to_builtins(event)}
 
 
-def _text(record: Recorded) -> str:
+def event_line(record: Recorded) -> str:
     """One line per event: offset, time, kind, payment, who, what, and the proof or reason."""
     event = record.event
     if isinstance(event, Unreadable):
