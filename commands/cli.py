@@ -14,8 +14,8 @@ from commands import (
     catalogue_commands,
     daemon,
     demo,
+    metrics_commands,
     payments,
-    planned_commands,
     simulator_command,
     tail,
 )
@@ -33,7 +33,7 @@ COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (
     canton_commands.add_commands,
     payments.add_commands,
     daemon.add_commands,
-    planned_commands.add_commands,
+    metrics_commands.add_commands,
     catalogue_commands.add_commands,
     tail.add_commands,
     simulator_command.add_commands,

@@ -21,6 +21,7 @@ from commands.catalogue import Catalogue, load
 from commands.context import Context
 from commands.errors import CatalogueError, CommandError
 from commands.local_api import api_token, make_app
+from commands.metrics_commands import start_telemetry
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import current_requests, missed_requests
 from commands.session import processor_for
@@ -30,6 +31,7 @@ from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy
 from pipeline.events import PaymentRequested
 from pipeline.processor import Processor
+from projections.replay import catch_up, follow, open_projection
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,12 @@ class Daemon:
     async def _forever(self, processor: Processor, event_log: EmbeddedLog, stop: asyncio.Event) -> int:
         token = api_token(Path(self.ctx.settings.rocksdb_path), self.ctx.settings.api_token)
         app = make_app(event_log, token, event_log.append_batch, audit_row)
+        projection = open_projection(self.ctx.settings.projections_dir)
+        await catch_up(event_log, projection)
+        exporter = start_telemetry(self.ctx, projection)
         tasks = [
             asyncio.create_task(processor.run(), name="processor"),
+            asyncio.create_task(follow(event_log, projection), name="projections"),
             asyncio.create_task(self._schedule(processor), name="scheduler"),
             asyncio.create_task(serve(app, "127.0.0.1", self.ctx.settings.api_port), name="api"),
         ]
@@ -108,6 +114,9 @@ class Daemon:
         failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
         for task in failed:
             log.error("daemon part stopped", extra={"part": task.get_name(), "error": repr(task.exception())})
+        if exporter is not None:
+            exporter.shutdown()  # flushes the last values
+        projection.store.close()
         log.info("daemon stopped")
         return 1 if failed else 0
 

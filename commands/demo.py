@@ -19,6 +19,7 @@ import msgspec
 
 from commands.canton_commands import setup_preapproval
 from commands.context import Context
+from commands.metrics_commands import show_metrics
 from commands.payments import pay_all_async
 from commands.runtime import canton_factory
 from commands.simulator_command import DEMO_APP_PARTY, build
@@ -74,6 +75,8 @@ async def _demo(ctx: Context, state: Path) -> int:
             say(event_line(record))
     finally:
         await log.close()
+    say("\n5. The metrics, folded from the same log (billing metrics)")
+    await show_metrics(demo, argparse.Namespace(user=None, subscription=None, window=None, json=False))
     return _check(ctx, sim, first or second)
 
 
@@ -81,7 +84,7 @@ def _check(ctx: Context, sim: Any, code: int) -> int:
     transfers = sim.transfers()
     commands = [t["command_id"] for t in transfers]
     total = sum((t["amount"] for t in transfers), Decimal(0))
-    ctx.console.line(f"\n5. The ledger holds {len(transfers)} transfer(s), {total} CC in all, "
+    ctx.console.line(f"\n6. The ledger holds {len(transfers)} transfer(s), {total} CC in all, "
                      f"{len(set(commands))} distinct command id(s): "
                      + ("every period charged exactly once." if len(commands) == len(set(commands))
                         else "DUPLICATES FOUND."))

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from commands.planned_commands import PLANNED
-
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
     "setup", "info", "pay", "pay-all", "start", "restart", "monitor", "metrics", "users", "user",
@@ -81,12 +79,3 @@ def test_unknown_user_is_a_clear_error(tmp_path: Path) -> None:
     result = billing("user", "nobody-at-all", cwd=tmp_path, env={"BILLING_DATA_DIR": str(ROOT / "data")})
     assert result.returncode == 1
     assert "no user matches 'nobody-at-all'" in result.stderr
-
-
-@pytest.mark.parametrize("name", sorted(PLANNED))
-def test_commands_not_built_yet_say_so_in_one_line(tmp_path: Path, name: str) -> None:
-    args = {"pay": ["-u", "alice", "-s", "prover"], "update": ["abc"]}.get(name, [])
-    result = billing(name, *args, cwd=tmp_path)
-    assert result.returncode == 3
-    assert result.stderr.strip().count("\n") == 0
-    assert "not available in this version yet" in result.stderr
