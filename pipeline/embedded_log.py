@@ -31,8 +31,8 @@ class EmbeddedLog:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        last = store.last_key()
-        self._next = 0 if last is None else int.from_bytes(last, "big") + 1
+        last = _last_offset(store)
+        self._next = 0 if last is None else last + 1
         self._queue: list[tuple[list[bytes], asyncio.Future[list[int]]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._appended = asyncio.Event()  # replaced on every commit; waiters hold the old one
@@ -67,15 +67,14 @@ class EmbeddedLog:
     async def _drain(self) -> None:
         while self._queue:
             group, self._queue = self._queue, []
-            start = self._next
-            puts, results, offset = [], [], start
-            for values, _ in group:
-                results.append(list(range(offset, offset + len(values))))
-                puts.extend((offset_key(offset + i), v) for i, v in enumerate(values))
-                offset += len(values)
+            puts, results, offset = [], [], self._next
             try:
+                for values, _ in group:
+                    results.append(list(range(offset, offset + len(values))))
+                    puts.extend((offset_key(offset + i), v) for i, v in enumerate(values))
+                    offset += len(values)
                 await asyncio.to_thread(self._store.write, puts)
-            except Exception as err:
+            except Exception as err:  # every waiting append learns of it; none hangs
                 for _, done in group:
                     if not done.done():
                         done.set_exception(err)
@@ -129,8 +128,7 @@ class EmbeddedLog:
         if self.writable:
             return self._next - 1 if self._next else None
         self._store.catch_up()
-        last = self._store.last_key()
-        return None if last is None else int.from_bytes(last, "big")
+        return _last_offset(self._store)
 
     async def close(self) -> None:
         if self._closed:
@@ -143,6 +141,16 @@ class EmbeddedLog:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosed("the event log is closed")
+
+
+def _last_offset(store: Store) -> int | None:
+    """The newest offset key, stepping over foreign keys of another length."""
+    end: bytes | None = None
+    while (key := store.last_key(end=end)) is not None:
+        if len(key) == _KEY_BYTES:
+            return int.from_bytes(key, "big")
+        end = key
+    return None
 
 
 def _record(key: bytes, value: bytes) -> Recorded:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +42,8 @@ def outcomes(draw: st.DrawFn) -> list[PaymentConfirmed | PaymentFailed]:
 def brute(events: list, window: str, user: str | None = None, plan: str | None = None) -> dict:  # type: ignore[type-arg]
     first = int(NOW.timestamp() // 60) - WINDOWS[window] + 1
     hits = [e for e in events if int(e.at.timestamp() // 60) >= first and (user is None or e.party == user)
-            and (plan is None or e.plan == plan) and (isinstance(e, PaymentConfirmed) or e.final)]
+            and (plan is None or e.plan == plan)
+            and (isinstance(e, PaymentConfirmed) or e.final)]
     ok = [e for e in hits if isinstance(e, PaymentConfirmed)]
     return {"payment_count": len(hits), "success_count": len(ok), "failure_count": len(hits) - len(ok),
             "total_amount": sum((e.amount for e in ok), Decimal(0)),
@@ -103,7 +105,7 @@ def test_cover_is_exact_and_small(first: int, length: int) -> None:
         minutes += [(lo * size, (hi + 1) * size - 1)]
     minutes.sort()
     assert minutes[0][0] == first and minutes[-1][1] == last
-    assert all(a[1] + 1 == b[0] for a, b in zip(minutes, minutes[1:], strict=False))
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(minutes))
     assert sum(hi - lo + 1 for _, lo, hi in cover(first, last)) <= 59 + 23 + 70 + 23 + 59
 
 
