@@ -47,7 +47,8 @@ def brute(events: list, window: str, user: str | None = None, plan: str | None =
     ok = [e for e in hits if isinstance(e, PaymentConfirmed)]
     return {"payment_count": len(hits), "success_count": len(ok), "failure_count": len(hits) - len(ok),
             "total_amount": sum((e.amount for e in ok), Decimal(0)),
-            "active_users": len({e.party for e in hits}), "active_subscriptions": len({(e.party, e.plan) for e in hits})}
+            "active_users": len({e.party for e in hits}),
+            "active_subscriptions": len({(e.party, e.plan) for e in hits})}
 
 
 def fold(path: Path, events: list, cut: int | None = None) -> WindowProjection:  # type: ignore[type-arg]
