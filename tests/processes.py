@@ -1,0 +1,71 @@
+"""Real processes for crash and coexistence tests: the simulator over TCP and `billing` itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from pipeline.asgi_server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BILLING = str(Path(sys.executable).parent / "billing")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("APP_", "SCAN_", "BILLING_", "LOG_", "PARTY_", "ROCKSDB", "OTEL_", "OPENTELEMETRY"))}
+    return {**env, **extra}
+
+
+@contextmanager
+def simulator(data_dir: Path, *args: str) -> Iterator[dict[str, str]]:
+    """`billing simulator` on a free loopback port; yields the environment it printed."""
+    port = free_port()
+    proc = subprocess.Popen([BILLING, "simulator", "--port", str(port), "--with-preapproval", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(BILLING_DATA_DIR=str(data_dir)))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("simulator ready on http://127.0.0.1:"), first + (proc.stderr.read() if proc.stderr else "")
+        env = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
+        yield env
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)  # also closes the pipes
+
+
+def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BILLING, *args], env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def transfers_per_period(env: dict[str, str]) -> Counter[tuple[str, str]]:
+    """(sender, description) of every TransferPreapproval_Send on the simulated ledger, counted."""
+    scan = env["SCAN_API_URL"]
+    items = httpx.post(f"{scan}/v2/updates", json={"page_size": 100000}, timeout=30).json()["transactions"]
+    seen: Counter[tuple[str, str]] = Counter()
+    for item in items:
+        for event in item["events_by_id"].values():
+            if event.get("choice") == "TransferPreapproval_Send":
+                arg = event["choice_argument"]
+                seen[(arg["sender"], arg["description"])] += 1
+    return seen
+
+
+def write_catalogue(folder: Path, users: int) -> Path:
+    """A catalogue of ``users`` users, each on one plan (300 s periods)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plans = [{"id": "p", "name": "prover", "price": 2, "currency": "CC", "interval_sec": "300"}]
+    people = [{"id": f"u{i}", "party": f"u{i}::1220{i:060x}", "name": f"User {i}", "email": f"u{i}@example.com",
+               "subscriptions": [{"name": "prover", "expires_at": "2031-12-31"}]} for i in range(users)]
+    (folder / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
+    (folder / "users.json").write_text(json.dumps({"users": people}))
+    return folder
