@@ -35,7 +35,9 @@ def simulator(data_dir: Path, *args: str) -> Iterator[dict[str, str]]:
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("simulator ready on http://127.0.0.1:"), first + (proc.stderr.read() if proc.stderr else "")
+        if not first.startswith("simulator ready on http://127.0.0.1:"):
+            proc.kill()
+            raise AssertionError(f"the simulator did not start: {first}{proc.communicate()[1]}")
         env = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
         yield env
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.asgi_server import free_port
 from tests.processes import BILLING, billing, clean_env, simulator, transfers_per_period, write_catalogue
 
 KILL_ROUNDS = int(os.environ.get("BILLING_CRASH_ROUNDS", "8"))
@@ -44,7 +45,7 @@ def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
     data = write_catalogue(tmp_path / "data", users=3)
     with simulator(data) as sim_env:
         env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-               "BILLING_API_PORT": str(__import__("pipeline.asgi_server").asgi_server.free_port()),
+               "BILLING_API_PORT": str(free_port()),
                "CHECK_INTERVAL_SECS": "1", "LOG_LEVEL": "warn"}
         daemon = subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
@@ -67,7 +68,7 @@ def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
             assert second.returncode == 1 and "another billing daemon is running" in second.stderr
         finally:
             daemon.send_signal(signal.SIGTERM)
-            out, err = daemon.communicate(timeout=30)
+            _, err = daemon.communicate(timeout=30)
         assert daemon.returncode == 0, err
         counts = transfers_per_period(sim_env)
         assert set(counts.values()) == {1} and len(counts) == 4
