@@ -1,192 +1,164 @@
-"""HTTP clients of the JSON Ledger API v2 and the Scan API: the one module that imports httpx.
+"""HTTP for the Ledger API, Scan and the OAuth2 token endpoint: the one module that imports httpx.
 
-One shared `httpx.AsyncClient` per service (timeouts, connection reuse). Reads retry with
-capped backoff; submissions never do (the processor decides, knowing the commandId).
-Every failure becomes one `CantonError` that says what kind it is: `duplicate`,
-`retryable`, `in_doubt` (the command may have committed: timeouts, dropped connections,
-proxy 5xx) or `final`.
+One pooled `httpx.AsyncClient` per service (connect and read timeouts, keep-alive).
+`Http` sends JSON (msgspec), adds the bearer token, refreshes it once after a 401,
+retries idempotent reads with capped backoff (never submissions: the processor
+decides, knowing the commandId), and turns every failure into a classified
+`CantonError` (`pipeline/canton_errors.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import msgspec
 
-Kind = Literal["duplicate", "retryable", "in_doubt", "final"]
-RETRYABLE_CODES = {"SUBMISSION_ALREADY_IN_FLIGHT", "PARTICIPANT_BACKPRESSURE", "LOCAL_VERDICT_LOCKED_CONTRACTS",
-                   "LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
-STALE_CODES = {"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
-STALE_CAUSES = ("openRound.opensAt", "TransferPreapproval.expiresAt")
+from pipeline.auth import ClientCredentials as OAuthClientCredentials
+from pipeline.auth import FetchToken, StaticToken, TokenGrant, TokenSource
+from pipeline.canton_errors import CantonError, ErrorClass, from_response, transport_failure
 
+__all__ = [  # the names callers import from here, some kept for modules written before the split
+    "CantonError", "ClientCredentials", "Http", "ReadRetry", "StaticToken", "TokenSource",
+    "asgi_transport", "client_credentials", "make_client", "token_fetcher",
+]
 
-@dataclass
-class CantonError(Exception):
-    """A Ledger API or Scan failure, classified (canton-apis.md §7.2)."""
-
-    kind: Kind
-    message: str
-    status: int | None = None
-    code: str = "HTTP_ERROR"
-    category: int | None = None
-    context: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.message
-
-    @property
-    def error_id(self) -> str | None:
-        return self.context.get("error_id")
-
-    @property
-    def stale_context(self) -> bool:
-        return self.code in STALE_CODES or any(c in self.message for c in STALE_CAUSES)
+Sleep = Callable[[float], Awaitable[None]]
+# The request never left this machine: safe to send again, nothing can have committed.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+JSON = {"content-type": "application/json", "accept": "application/json"}
+USER_AGENT = "canton-billing/0.1"
 
 
-def classify(status: int, body: bytes, where: str) -> CantonError:
-    """What an error response means for a submission."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and "code" in doc and "errorCategory" in doc:
-        code, category = str(doc["code"]), int(doc["errorCategory"])
-        context = {str(k): str(v) for k, v in (doc.get("context") or {}).items()}
-        cause = str(doc.get("cause", ""))[:400]
-        return CantonError(_kind(code, category, status, cause), f"{code}: {cause}", status, code, category, context)
-    text = (doc.get("error") if isinstance(doc, dict) else None) or body[:200].decode(errors="replace")
-    if status in (401, 403):
-        return CantonError("final", f"{where} refused the token (HTTP {status}): check APP_PROVIDER_JWT or the "
-                           "OAuth settings and the user's rights", status, "UNAUTHENTICATED")
-    kind: Kind = "in_doubt" if status >= 500 else "final"
-    return CantonError(kind, f"{where} answered HTTP {status}: {text}", status)
+def make_client(base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None, *,
+                connect_timeout: float = 5.0, max_connections: int = 100) -> httpx.AsyncClient:
+    """One pooled client per service, with connect and read timeouts.
 
-
-def _kind(code: str, category: int, status: int, cause: str) -> Kind:
-    if code == "DUPLICATE_COMMAND":
-        return "duplicate"
-    if category == 3 or code == "REQUEST_TIME_OUT":
-        return "in_doubt"  # deadline exceeded: the outcome is unknown
-    if code in RETRYABLE_CODES or category in (1, 2, 12) or any(c in cause for c in STALE_CAUSES):
-        return "retryable"
-    if status >= 500 and category not in (4, 5):
-        return "in_doubt"
-    return "final"
-
-
-class TokenSource:
-    """A bearer token for the Ledger API: static, or OAuth2 client credentials."""
-
-    async def token(self) -> str:
-        raise NotImplementedError
-
-    def invalidate(self) -> None:
-        """Forget the token (after a 401); static tokens cannot be refreshed."""
-
-
-@dataclass
-class StaticToken(TokenSource):
-    value: str
-
-    async def token(self) -> str:
-        return self.value
-
-
-class ClientCredentials(TokenSource):
-    """Fetched from the IdP, cached, refreshed a minute before expiry or after a 401."""
-
-    def __init__(self, http: httpx.AsyncClient, url: str, client_id: str, secret: str, audience: str | None,
-                 scope: str | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self._http, self._url, self._clock = http, url, clock
-        self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-        if audience:
-            self._form["audience"] = audience
-        if scope:
-            self._form["scope"] = scope
-        self._value: str | None = None
-        self._expires = datetime.min.replace(tzinfo=UTC)
-        self._lock = asyncio.Lock()
-
-    async def token(self) -> str:
-        async with self._lock:
-            if self._value is None or self._clock() >= self._expires - timedelta(seconds=60):
-                await self._fetch()
-            assert self._value is not None
-            return self._value
-
-    async def _fetch(self) -> None:
-        try:
-            response = await self._http.post(self._url, data=self._form)
-        except httpx.HTTPError as err:
-            raise CantonError("retryable", f"token endpoint {self._url} unreachable: {err}") from err
-        if response.status_code != 200:
-            raise CantonError("final", f"token endpoint refused the client credentials (HTTP "
-                              f"{response.status_code}); check LEDGER_AUTH_CLIENT_ID/SECRET", response.status_code)
-        doc = response.json()
-        self._value = doc["access_token"]
-        self._expires = self._clock() + timedelta(seconds=int(doc.get("expires_in", 300)))
-
-    def invalidate(self) -> None:
-        self._value = None
-
-
-class Http:
-    """JSON over one shared client: auth, read retries, and errors as `CantonError`."""
-
-    def __init__(self, client: httpx.AsyncClient, name: str, auth: TokenSource | None = None,
-                 read_attempts: int = 3, backoff: float = 0.2) -> None:
-        self.client, self.name, self.auth = client, name, auth
-        self.read_attempts, self.backoff = read_attempts, backoff
-
-    async def read(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """An idempotent call: retried on transport errors and 5xx, with capped backoff."""
-        for attempt in range(1, self.read_attempts + 1):
-            try:
-                return await self.call(method, path, body, params)
-            except CantonError as err:
-                if err.kind not in ("in_doubt", "retryable") or attempt == self.read_attempts:
-                    raise
-                await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 2.0))
-        raise AssertionError("unreachable")
-
-    async def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """One call; a 401 refreshes the token once and repeats the call."""
-        response = await self._send(method, path, body, params)
-        if response.status_code == 401 and self.auth is not None:
-            self.auth.invalidate()
-            response = await self._send(method, path, body, params)
-        if response.status_code >= 400:
-            raise classify(response.status_code, response.content, self.name)
-        try:
-            return response.json()
-        except ValueError as err:
-            raise CantonError("in_doubt", f"{self.name} sent a body that is not JSON for {path}") from err
-
-    async def _send(self, method: str, path: str, body: Any, params: dict[str, Any] | None) -> httpx.Response:
-        headers = {"authorization": f"Bearer {await self.auth.token()}"} if self.auth else {}
-        try:
-            return await self.client.request(method, path, json=body, params=params, headers=headers)
-        except httpx.ConnectError as err:  # never reached the server: nothing was sent
-            raise CantonError("retryable", f"{self.name} at {self.client.base_url} is unreachable: {err}") from err
-        except (httpx.HTTPError, ConnectionError) as err:  # sent, but no answer: in doubt
-            raise CantonError("in_doubt", f"{self.name} did not answer {path}: {type(err).__name__} {err}") from err
-
-
-def make_client(base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One pooled client per service, with connect and read timeouts."""
+    ``base_url`` may end with a slash or not; ``transport`` replaces the network (tests
+    and the demo pass the in-process simulator).
+    """
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"), transport=transport,
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        headers={"user-agent": "canton-billing/0.1"},
+        timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 4 + 1),
+        headers={"user-agent": USER_AGENT},
     )
 
 
 def asgi_transport(app: Any) -> httpx.AsyncBaseTransport:
     """Serve requests from an in-process ASGI app (the simulator) instead of the network."""
     return httpx.ASGITransport(app=app)
+
+
+class ReadRetry(msgspec.Struct, frozen=True, kw_only=True):
+    """Attempts and capped exponential backoff for idempotent reads."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.base_delay * 2 ** (attempt - 1), self.max_delay))
+
+
+def retry_read(err: CantonError) -> bool:
+    """Is a failed read worth repeating? Transport trouble, 5xx, 429 and retryable Canton codes."""
+    return err.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) and err.code != "INVALID_RESPONSE"
+
+
+class Http:
+    """JSON over one shared client: auth, one token refresh after a 401, read retries, CantonError."""
+
+    def __init__(self, client: httpx.AsyncClient, name: str, auth: TokenSource | None = None, *,
+                 retry: ReadRetry | None = None, sleep: Sleep = asyncio.sleep) -> None:
+        self.client, self.name, self.auth = client, name, auth
+        self.retry = retry or ReadRetry()
+        self._sleep = sleep
+
+    async def read(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None, *,
+                   into: Any = Any) -> Any:
+        """An idempotent call, retried on transport errors, 5xx and retryable answers."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return await self.call(method, path, body, params, into=into)
+            except CantonError as err:
+                if attempt >= self.retry.attempts or not retry_read(err):
+                    raise
+                await self._sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None, *,
+                   into: Any = Any) -> Any:
+        """One call (plus one repeat with a fresh token after a 401), decoded into ``into``."""
+        content = None if body is None else msgspec.json.encode(body)
+        response = await self._send(method, path, content, params)
+        if response.status_code == 401 and self.auth is not None and self.auth.refreshable:
+            self.auth.invalidate()  # the IdP may have rotated keys or the token expired early
+            response = await self._send(method, path, content, params)
+        if response.status_code >= 400:
+            raise from_response(response.status_code, response.content, self.name, path)
+        try:
+            return msgspec.json.decode(response.content, type=into, strict=False)
+        except msgspec.MsgspecError as err:
+            raise CantonError(ErrorClass.IN_DOUBT, f"{self.name} sent an unexpected body for {path}: {err}",
+                              response.status_code, "INVALID_RESPONSE") from err
+
+    async def _send(self, method: str, path: str, content: bytes | None,
+                    params: Mapping[str, Any] | None) -> httpx.Response:
+        headers = dict(JSON)
+        if self.auth is not None:
+            headers["authorization"] = f"Bearer {await self.auth.token()}"
+        try:
+            return await self.client.request(method, path, content=content, params=params, headers=headers)
+        except NOT_SENT as err:
+            raise transport_failure(False, self.name, path, _describe(err)) from err
+        except httpx.UnsupportedProtocol as err:
+            raise CantonError(ErrorClass.FINAL, f"{self.name}: bad URL {self.client.base_url}{path}: {err}",
+                              code="BAD_URL") from err
+        except (httpx.TransportError, OSError) as err:  # sent, no (complete) answer: in doubt
+            raise transport_failure(True, self.name, path, _describe(err)) from err
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def token_fetcher(client: httpx.AsyncClient, token_url: str) -> FetchToken:
+    """POST a client-credentials form to ``token_url`` and read the grant (RFC 6749 §4.4)."""
+
+    async def fetch(form: Mapping[str, str]) -> TokenGrant:
+        try:
+            response = await client.post(token_url, data=dict(form), headers={"accept": "application/json"})
+        except (httpx.TransportError, OSError) as err:
+            raise CantonError(ErrorClass.RETRYABLE, f"token endpoint {token_url} unreachable: {_describe(err)}",
+                              code="TOKEN_UNREACHABLE") from err
+        if response.status_code >= 500:
+            raise CantonError(ErrorClass.RETRYABLE, f"token endpoint {token_url} answered HTTP "
+                              f"{response.status_code}", response.status_code, "TOKEN_UNAVAILABLE")
+        if response.status_code != 200:
+            raise CantonError(ErrorClass.FINAL, f"token endpoint {token_url} refused the client credentials "
+                              f"(HTTP {response.status_code}); check LEDGER_AUTH_CLIENT_ID and "
+                              "LEDGER_AUTH_CLIENT_SECRET", response.status_code, "TOKEN_REFUSED")
+        try:
+            return msgspec.json.decode(response.content, type=TokenGrant, strict=False)
+        except msgspec.MsgspecError as err:
+            raise CantonError(ErrorClass.FINAL, f"token endpoint {token_url} sent no usable access_token: {err}",
+                              response.status_code, "TOKEN_INVALID_RESPONSE") from err
+
+    return fetch
+
+
+def client_credentials(client: httpx.AsyncClient, token_url: str, client_id: str, client_secret: str,
+                       audience: str | None = None, scope: str | None = None, *,
+                       clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> OAuthClientCredentials:
+    """An OAuth2 client-credentials token source that fetches through ``client``."""
+    return OAuthClientCredentials(token_fetcher(client, token_url), client_id=client_id,
+                                  client_secret=client_secret, audience=audience, scope=scope, clock=clock)
+
+
+# The name commands/runtime.py imports; same arguments as `client_credentials`.
+ClientCredentials = client_credentials

@@ -93,11 +93,16 @@ class EmbeddedLog:
         self._store.catch_up()
         end = None if stop is None else offset_key(stop)
         batch: list[Recorded] = []
+        append = batch.append
         for key, value in self._store.scan(offset_key(max(start, 0)), end):
-            batch.append(_record(key, value))
+            if len(key) == _KEY_BYTES:
+                append(Recorded(int.from_bytes(key, "big"), decode(value)))
+            else:
+                append(_foreign(key, value))
             if len(batch) >= size:
                 yield batch
                 batch = []
+                append = batch.append
                 await asyncio.sleep(0)  # let other tasks run during long reads
         if batch:
             yield batch
@@ -153,7 +158,5 @@ def _last_offset(store: Store) -> int | None:
     return None
 
 
-def _record(key: bytes, value: bytes) -> Recorded:
-    if len(key) != _KEY_BYTES:
-        return Recorded(-1, Unreadable(reason=f"foreign key {key[:40]!r} in the event log", raw=value))
-    return Recorded(int.from_bytes(key, "big"), decode(value))
+def _foreign(key: bytes, value: bytes) -> Recorded:
+    return Recorded(-1, Unreadable(reason=f"foreign key {key[:40]!r} in the event log", raw=value))

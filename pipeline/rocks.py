@@ -89,6 +89,9 @@ class Store:
 
     def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Yield ``(key, value)`` in key order from ``start`` (inclusive) to ``end`` (exclusive)."""
+        if end is None:
+            yield from self._db.items(from_key=start)  # the hot path of log reads: no bound to check
+            return
         for key, value in self._db.items(from_key=start):
             if end is not None and key >= end:
                 return

@@ -1,0 +1,123 @@
+"""The Daml records of splice-amulet billing touches, in Daml-LF JSON (canton-apis.md §1.2, §4).
+
+Choice arguments we send (`TransferPreapproval_Send`, `AmuletRules_CreateTransferPreapproval`)
+and read-only views of contract payloads (rounds, amulets, preapprovals). Daml-LF JSON
+puts Decimal and Int64 in strings; msgspec converts them with ``strict=False``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+AMULET = "#splice-amulet:Splice.Amulet:Amulet"
+AMULET_RULES = "#splice-amulet:Splice.AmuletRules:AmuletRules"
+TRANSFER_PREAPPROVAL = "#splice-amulet:Splice.AmuletRules:TransferPreapproval"
+SEND = "TransferPreapproval_Send"
+CREATE_PREAPPROVAL = "AmuletRules_CreateTransferPreapproval"
+
+T = TypeVar("T")
+
+
+class _Daml(msgspec.Struct, frozen=True, kw_only=True):
+    """Daml record fields are camelCase already; every field is sent, Optional None as null."""
+
+
+# --- choice arguments ---------------------------------------------------------------------------
+
+
+class TransferInput(_Daml, frozen=True):
+    """The `InputAmulet` constructor of the `TransferInput` variant."""
+
+    value: str
+    tag: Literal["InputAmulet"] = "InputAmulet"
+
+
+class TransferContext(_Daml, frozen=True):
+    openMiningRound: str
+    featuredAppRight: str | None
+    # Daml `Map`s (GenMap) are arrays of [key, value] pairs; empty for a plain amulet payment.
+    issuingMiningRounds: list[Any] = []
+    validatorRights: list[Any] = []
+
+
+class PaymentTransferContext(_Daml, frozen=True):
+    amuletRules: str
+    context: TransferContext
+
+
+class TransferPreapprovalSend(_Daml, frozen=True):
+    """Argument of `TransferPreapproval_Send` (controller: sender)."""
+
+    context: PaymentTransferContext
+    inputs: list[TransferInput]
+    amount: Decimal
+    sender: str
+    description: str | None
+
+
+class AmuletRulesCreateTransferPreapproval(_Daml, frozen=True):
+    """Argument of `AmuletRules_CreateTransferPreapproval` (controllers: receiver and provider)."""
+
+    context: PaymentTransferContext
+    inputs: list[TransferInput]
+    receiver: str
+    provider: str
+    expiresAt: datetime
+    expectedDso: str | None
+
+
+# --- payload views (what Scan's `payload` and the ACS `createArgument` hold) --------------------
+
+
+class Round(_Daml, frozen=True):
+    number: int
+
+
+class TransferConfigUsd(_Daml, frozen=True):
+    maxNumInputs: int = 100
+    maxNumOutputs: int = 100
+
+
+class OpenMiningRound(_Daml, frozen=True):
+    round: Round
+    opensAt: datetime
+    targetClosesAt: datetime
+    amuletPrice: Decimal = Decimal(1)
+    transferConfigUsd: TransferConfigUsd = TransferConfigUsd()
+
+
+class RatePerRound(_Daml, frozen=True):
+    rate: Decimal = Decimal(0)
+
+
+class ExpiringAmount(_Daml, frozen=True):
+    initialAmount: Decimal
+    createdAt: Round
+    ratePerRound: RatePerRound = RatePerRound()
+
+
+class Amulet(_Daml, frozen=True):
+    owner: str
+    amount: ExpiringAmount
+    dso: str = ""
+
+
+class TransferPreapproval(_Daml, frozen=True):
+    receiver: str
+    provider: str
+    expiresAt: datetime
+    dso: str = ""
+
+
+class FeaturedAppRight(_Daml, frozen=True):
+    provider: str
+    dso: str = ""
+
+
+def read_payload(payload: Any, view: type[T]) -> T:
+    """A typed view of a Daml-LF JSON payload; `msgspec.ValidationError` when it does not fit."""
+    return msgspec.convert(payload, view, strict=False)
