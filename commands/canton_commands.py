@@ -23,7 +23,7 @@ from pipeline.canton_apis import (
     select_inputs,
     transfer_context,
 )
-from pipeline.clients import CantonError
+from pipeline.canton_http import CantonError
 
 SETUP_FEE_MARGIN = Decimal("1")  # preapprovals over 90 days cost a fee of about 1 USD a year
 EXPIRY_WARNING = timedelta(days=30)

@@ -24,7 +24,7 @@ from commands.payments import pay_all_async
 from commands.runtime import canton_factory
 from commands.simulator_command import DEMO_APP_PARTY, build
 from commands.tail import event_line
-from pipeline.clients import asgi_transport
+from pipeline.canton_http import asgi_transport
 from pipeline.embedded_log import EmbeddedLog
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from commands.context import Context
 from commands.errors import ConfigError
 from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
-from pipeline.clients import ClientCredentials, StaticToken, TokenSource
+from pipeline.canton_http import ClientCredentials, StaticToken, TokenSource
 
 CANTON_SETTINGS = ("PARTY_APP", "APP_PROVIDER_API_URL", "SCAN_API_URL")
 OAUTH_SETTINGS = ("LEDGER_AUTH_TOKEN_URL", "LEDGER_AUTH_CLIENT_ID", "LEDGER_AUTH_CLIENT_SECRET")

@@ -35,7 +35,7 @@ from pipeline.canton_port import (
     Rejected,
     Verified,
 )
-from pipeline.clients import CantonError, Http, TokenSource, make_client
+from pipeline.canton_http import CantonError, Http, TokenSource, make_client
 
 Clock = Callable[[], datetime]
 MAX_COMPLETION_PAGES = 200

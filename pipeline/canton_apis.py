@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pipeline.clients import CantonError, Http
+from pipeline.canton_http import CantonError, Http
 
 AMULET = "#splice-amulet:Splice.Amulet:Amulet"
 PREAPPROVAL = "#splice-amulet:Splice.AmuletRules:TransferPreapproval"

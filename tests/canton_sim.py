@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
-from pipeline.clients import StaticToken, asgi_transport
+from pipeline.canton_http import StaticToken, asgi_transport
 from pipeline.sim_app import Simulator
 
 APP = "app::1220" + "ab" * 30

@@ -14,7 +14,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from pipeline.canton_adapter import Endpoints, open_canton
-from pipeline.clients import StaticToken
+from pipeline.canton_http import StaticToken
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.outcomes import RetryPolicy
 from pipeline.processor import Processor
