@@ -63,10 +63,15 @@ class StaticToken:
         return None
 
 
-def client_credentials_form(client_id: str, client_secret: str, audience: str | None,
-                            scope: str | None) -> dict[str, str]:
-    """The form body of a client-credentials grant (RFC 6749 §4.4.2; audience as Auth0/Keycloak want)."""
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+def client_credentials_form(
+    client_id: str, client_secret: str, audience: str | None, scope: str | None
+) -> dict[str, str]:
+    """The form of a client-credentials grant (RFC 6749 §4.4.2, plus Auth0-style audience)."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
     if audience:
         form["audience"] = audience
     if scope:
@@ -74,9 +79,15 @@ def client_credentials_form(client_id: str, client_secret: str, audience: str | 
     return form
 
 
-def refresh_at(issued: datetime, lifetime: timedelta, margin: timedelta = REFRESH_MARGIN) -> datetime:
+def refresh_at(
+    issued: datetime, lifetime: timedelta, margin: timedelta = REFRESH_MARGIN
+) -> datetime:
     """When to fetch again: ``margin`` before expiry, but never later than half the lifetime."""
-    return issued + min(lifetime - margin, lifetime / 2) if lifetime > margin else issued + lifetime / 2
+    return (
+        issued + min(lifetime - margin, lifetime / 2)
+        if lifetime > margin
+        else issued + lifetime / 2
+    )
 
 
 class ClientCredentials:
@@ -84,9 +95,17 @@ class ClientCredentials:
 
     refreshable = True
 
-    def __init__(self, fetch: FetchToken, *, client_id: str, client_secret: str, audience: str | None = None,
-                 scope: str | None = None, clock: Clock = lambda: datetime.now(UTC),
-                 margin: timedelta = REFRESH_MARGIN) -> None:
+    def __init__(
+        self,
+        fetch: FetchToken,
+        *,
+        client_id: str,
+        client_secret: str,
+        audience: str | None = None,
+        scope: str | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+        margin: timedelta = REFRESH_MARGIN,
+    ) -> None:
         self._fetch, self._clock, self._margin = fetch, clock, margin
         self._form = client_credentials_form(client_id, client_secret, audience, scope)
         self._value: str | None = None
@@ -104,8 +123,13 @@ class ClientCredentials:
                 issued = self._clock()
                 grant = await self._fetch(self._form)
                 self.fetches += 1
-                lifetime = timedelta(seconds=grant.expires_in) if grant.expires_in else DEFAULT_LIFETIME
-                self._value, self._refresh_at = grant.access_token, refresh_at(issued, lifetime, self._margin)
+                lifetime = (
+                    timedelta(seconds=grant.expires_in) if grant.expires_in else DEFAULT_LIFETIME
+                )
+                self._value, self._refresh_at = (
+                    grant.access_token,
+                    refresh_at(issued, lifetime, self._margin),
+                )
             return self._value
 
     def invalidate(self) -> None:

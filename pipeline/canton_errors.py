@@ -25,16 +25,26 @@ from pipeline.errors import PipelineError
 INSUFFICIENT_FUNDS = "splice.lfdecentralizedtrust.org/insufficient-funds"
 
 # Codes after which the same commandId may simply be submitted again (§7.2).
-RETRYABLE_CODES = frozenset({
-    "SUBMISSION_ALREADY_IN_FLIGHT", "PARTICIPANT_BACKPRESSURE", "LOCAL_VERDICT_LOCKED_CONTRACTS",
-})
+RETRYABLE_CODES = frozenset(
+    {
+        "SUBMISSION_ALREADY_IN_FLIGHT",
+        "PARTICIPANT_BACKPRESSURE",
+        "LOCAL_VERDICT_LOCKED_CONTRACTS",
+    }
+)
 # A disclosed contract (round, AmuletRules, preapproval) is gone: refresh Scan, then retry.
-STALE_CODES = frozenset({"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"})
-# Daml `require`s that fail with a structured id-less interpretation error; only the cause names them.
+STALE_CODES = frozenset(
+    {"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
+)
+# Daml `require`s failing as interpretation errors without an error id: only the cause names them.
 STALE_CAUSES = ("openRound.opensAt", "TransferPreapproval.expiresAt")
-INTERPRETATION_CODES = frozenset({
-    "UNHANDLED_EXCEPTION", "DAML_INTERPRETATION_ERROR", "INTERPRETATION_USER_ERROR",
-})
+INTERPRETATION_CODES = frozenset(
+    {
+        "UNHANDLED_EXCEPTION",
+        "DAML_INTERPRETATION_ERROR",
+        "INTERPRETATION_USER_ERROR",
+    }
+)
 # errorCategory values Canton itself marks retryable (§6.1): transient, contention, deadline, seek.
 RETRYABLE_CATEGORIES = frozenset({1, 2, 3, 12})
 MAX_CAUSE = 400
@@ -80,13 +90,19 @@ class CantonError(PipelineError):
         self.message, self.status, self.code, self.category = message, status, code, category
         self.context: dict[str, str] = dict(context or {})
         self.cause = cause
-        self.retryable = self.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) if retryable is None else retryable
+        self.retryable = (
+            self.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT)
+            if retryable is None
+            else retryable
+        )
 
     def __str__(self) -> str:
         return self.message
 
     def __repr__(self) -> str:
-        return f"CantonError({self.kind.value}, {self.code}, status={self.status}, {self.message!r})"
+        return (
+            f"CantonError({self.kind.value}, {self.code}, status={self.status}, {self.message!r})"
+        )
 
     @property
     def classification(self) -> ErrorClass:
@@ -113,7 +129,9 @@ class CantonError(PipelineError):
         return self.error_id == INSUFFICIENT_FUNDS
 
 
-def classify_canton(code: str, category: int, status: int, cause: str, retry_info: bool) -> ErrorClass:
+def classify_canton(
+    code: str, category: int, status: int, cause: str, retry_info: bool
+) -> ErrorClass:
     """The meaning of a JsCantonError answer (canton-apis.md §7.2), a pure function."""
     if code == "DUPLICATE_COMMAND":
         return ErrorClass.DUPLICATE
@@ -145,13 +163,21 @@ def from_response(status: int, body: bytes, service: str, path: str) -> CantonEr
     if isinstance(doc, dict) and isinstance(doc.get("code"), str) and "errorCategory" in doc:
         return _from_canton(status, doc, service)
     if status in (401, 403):
-        return CantonError(ErrorClass.FINAL, f"{service} refused the credentials (HTTP {status}) for {path}: "
-                           "check the token or the OAuth settings and the user's rights", status,
-                           "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED")
+        return CantonError(
+            ErrorClass.FINAL,
+            f"{service} refused the credentials (HTTP {status}) for {path}: "
+            "check the token or the OAuth settings and the user's rights",
+            status,
+            "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED",
+        )
     text = doc.get("error") if isinstance(doc, dict) and isinstance(doc.get("error"), str) else None
     text = text or body[:200].decode(errors="replace").strip() or "(empty body)"
-    return CantonError(classify_status(status), f"{service} answered HTTP {status} for {path}: {text}", status,
-                       f"HTTP_{status}")
+    return CantonError(
+        classify_status(status),
+        f"{service} answered HTTP {status} for {path}: {text}",
+        status,
+        f"HTTP_{status}",
+    )
 
 
 def _from_canton(status: int, doc: dict[str, Any], service: str) -> CantonError:
@@ -159,19 +185,32 @@ def _from_canton(status: int, doc: dict[str, Any], service: str) -> CantonError:
     category = _int(doc.get("errorCategory"))
     cause = str(doc.get("cause", ""))[:MAX_CAUSE]
     raw_context = doc.get("context")
-    context = {str(k): str(v) for k, v in raw_context.items()} if isinstance(raw_context, dict) else {}
+    context = (
+        {str(k): str(v) for k, v in raw_context.items()} if isinstance(raw_context, dict) else {}
+    )
     retry_info = bool(doc.get("retryInfo"))
     kind = classify_canton(code, category, status, cause, retry_info)
-    return CantonError(kind, f"{service}: {code}: {cause}", status, code, category, context, cause=cause,
-                       retryable=category in RETRYABLE_CATEGORIES or retry_info)
+    return CantonError(
+        kind,
+        f"{service}: {code}: {cause}",
+        status,
+        code,
+        category,
+        context,
+        cause=cause,
+        retryable=category in RETRYABLE_CATEGORIES or retry_info,
+    )
 
 
 def transport_failure(sent: bool, service: str, path: str, detail: str) -> CantonError:
     """No answer: retryable when the request never left (connect failed), in doubt otherwise."""
     if not sent:
-        return CantonError(ErrorClass.RETRYABLE, f"{service} is unreachable ({path}): {detail}",
-                           code="UNREACHABLE")
-    return CantonError(ErrorClass.IN_DOUBT, f"{service} did not answer {path}: {detail}", code="CONNECTION_LOST")
+        return CantonError(
+            ErrorClass.RETRYABLE, f"{service} is unreachable ({path}): {detail}", code="UNREACHABLE"
+        )
+    return CantonError(
+        ErrorClass.IN_DOUBT, f"{service} did not answer {path}: {detail}", code="CONNECTION_LOST"
+    )
 
 
 def _json(body: bytes) -> Any:

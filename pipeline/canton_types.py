@@ -1,4 +1,4 @@
-"""JSON Ledger API v2 bodies billing sends and reads, as msgspec Structs named after the spec schemas.
+"""JSON Ledger API v2 bodies billing sends and reads, as msgspec Structs named after the schemas.
 
 Names follow `json-ledger-api-openapi.yaml` (release line 3.5) components, including its
 numbered twins (`Completion` wraps `Completion1`, `TemplateFilter` wraps
@@ -146,7 +146,9 @@ class Command(_OneOf, frozen=True):
     exercise_command: ExerciseCommand | None = None
 
 
-class Duration(_Request, frozen=True):
+class Duration(_Request, frozen=True, omit_defaults=False):
+    """Both fields are required by the spec, so zero nanos are sent too."""
+
     seconds: int
     nanos: int = 0
 

@@ -22,8 +22,16 @@ from pipeline.auth import FetchToken, StaticToken, TokenGrant, TokenSource
 from pipeline.canton_errors import CantonError, ErrorClass, from_response, transport_failure
 
 __all__ = [  # the names callers import from here, some kept for modules written before the split
-    "CantonError", "ClientCredentials", "Http", "ReadRetry", "StaticToken", "TokenSource",
-    "asgi_transport", "client_credentials", "make_client", "token_fetcher",
+    "CantonError",
+    "ClientCredentials",
+    "Http",
+    "ReadRetry",
+    "StaticToken",
+    "TokenSource",
+    "asgi_transport",
+    "client_credentials",
+    "make_client",
+    "token_fetcher",
 ]
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -33,17 +41,26 @@ JSON = {"content-type": "application/json", "accept": "application/json"}
 USER_AGENT = "canton-billing/0.1"
 
 
-def make_client(base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None, *,
-                connect_timeout: float = 5.0, max_connections: int = 100) -> httpx.AsyncClient:
+def make_client(
+    base_url: str,
+    timeout: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    connect_timeout: float = 5.0,
+    max_connections: int = 100,
+) -> httpx.AsyncClient:
     """One pooled client per service, with connect and read timeouts.
 
     ``base_url`` may end with a slash or not; ``transport`` replaces the network (tests
     and the demo pass the in-process simulator).
     """
     return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"), transport=transport,
+        base_url=base_url.rstrip("/"),
+        transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 4 + 1),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections // 4 + 1
+        ),
         headers={"user-agent": USER_AGENT},
     )
 
@@ -67,20 +84,36 @@ class ReadRetry(msgspec.Struct, frozen=True, kw_only=True):
 
 def retry_read(err: CantonError) -> bool:
     """Is a failed read worth repeating? Transport trouble, 5xx, 429 and retryable Canton codes."""
-    return err.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) and err.code != "INVALID_RESPONSE"
+    return (
+        err.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) and err.code != "INVALID_RESPONSE"
+    )
 
 
 class Http:
-    """JSON over one shared client: auth, one token refresh after a 401, read retries, CantonError."""
+    """JSON over one shared client: auth, a token refresh after a 401, read retries, CantonError."""
 
-    def __init__(self, client: httpx.AsyncClient, name: str, auth: TokenSource | None = None, *,
-                 retry: ReadRetry | None = None, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        auth: TokenSource | None = None,
+        *,
+        retry: ReadRetry | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.client, self.name, self.auth = client, name, auth
         self.retry = retry or ReadRetry()
         self._sleep = sleep
 
-    async def read(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None, *,
-                   into: Any = Any) -> Any:
+    async def read(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        into: Any = Any,
+    ) -> Any:
         """An idempotent call, retried on transport errors, 5xx and retryable answers."""
         for attempt in range(1, self.retry.attempts + 1):
             try:
@@ -91,8 +124,15 @@ class Http:
                 await self._sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None, *,
-                   into: Any = Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        into: Any = Any,
+    ) -> Any:
         """One call (plus one repeat with a fresh token after a 401), decoded into ``into``."""
         content = None if body is None else msgspec.json.encode(body)
         response = await self._send(method, path, content, params)
@@ -104,21 +144,31 @@ class Http:
         try:
             return msgspec.json.decode(response.content, type=into, strict=False)
         except msgspec.MsgspecError as err:
-            raise CantonError(ErrorClass.IN_DOUBT, f"{self.name} sent an unexpected body for {path}: {err}",
-                              response.status_code, "INVALID_RESPONSE") from err
+            raise CantonError(
+                ErrorClass.IN_DOUBT,
+                f"{self.name} sent an unexpected body for {path}: {err}",
+                response.status_code,
+                "INVALID_RESPONSE",
+            ) from err
 
-    async def _send(self, method: str, path: str, content: bytes | None,
-                    params: Mapping[str, Any] | None) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, content: bytes | None, params: Mapping[str, Any] | None
+    ) -> httpx.Response:
         headers = dict(JSON)
         if self.auth is not None:
             headers["authorization"] = f"Bearer {await self.auth.token()}"
         try:
-            return await self.client.request(method, path, content=content, params=params, headers=headers)
+            return await self.client.request(
+                method, path, content=content, params=params, headers=headers
+            )
         except NOT_SENT as err:
             raise transport_failure(False, self.name, path, _describe(err)) from err
         except httpx.UnsupportedProtocol as err:
-            raise CantonError(ErrorClass.FINAL, f"{self.name}: bad URL {self.client.base_url}{path}: {err}",
-                              code="BAD_URL") from err
+            raise CantonError(
+                ErrorClass.FINAL,
+                f"{self.name}: bad URL {self.client.base_url}{path}: {err}",
+                code="BAD_URL",
+            ) from err
         except (httpx.TransportError, OSError) as err:  # sent, no (complete) answer: in doubt
             raise transport_failure(True, self.name, path, _describe(err)) from err
 
@@ -132,32 +182,63 @@ def token_fetcher(client: httpx.AsyncClient, token_url: str) -> FetchToken:
 
     async def fetch(form: Mapping[str, str]) -> TokenGrant:
         try:
-            response = await client.post(token_url, data=dict(form), headers={"accept": "application/json"})
+            response = await client.post(
+                token_url, data=dict(form), headers={"accept": "application/json"}
+            )
         except (httpx.TransportError, OSError) as err:
-            raise CantonError(ErrorClass.RETRYABLE, f"token endpoint {token_url} unreachable: {_describe(err)}",
-                              code="TOKEN_UNREACHABLE") from err
+            raise CantonError(
+                ErrorClass.RETRYABLE,
+                f"token endpoint {token_url} unreachable: {_describe(err)}",
+                code="TOKEN_UNREACHABLE",
+            ) from err
         if response.status_code >= 500:
-            raise CantonError(ErrorClass.RETRYABLE, f"token endpoint {token_url} answered HTTP "
-                              f"{response.status_code}", response.status_code, "TOKEN_UNAVAILABLE")
+            raise CantonError(
+                ErrorClass.RETRYABLE,
+                f"token endpoint {token_url} answered HTTP {response.status_code}",
+                response.status_code,
+                "TOKEN_UNAVAILABLE",
+            )
         if response.status_code != 200:
-            raise CantonError(ErrorClass.FINAL, f"token endpoint {token_url} refused the client credentials "
-                              f"(HTTP {response.status_code}); check LEDGER_AUTH_CLIENT_ID and "
-                              "LEDGER_AUTH_CLIENT_SECRET", response.status_code, "TOKEN_REFUSED")
+            raise CantonError(
+                ErrorClass.FINAL,
+                f"token endpoint {token_url} refused the client credentials "
+                f"(HTTP {response.status_code}); check LEDGER_AUTH_CLIENT_ID and "
+                "LEDGER_AUTH_CLIENT_SECRET",
+                response.status_code,
+                "TOKEN_REFUSED",
+            )
         try:
             return msgspec.json.decode(response.content, type=TokenGrant, strict=False)
         except msgspec.MsgspecError as err:
-            raise CantonError(ErrorClass.FINAL, f"token endpoint {token_url} sent no usable access_token: {err}",
-                              response.status_code, "TOKEN_INVALID_RESPONSE") from err
+            raise CantonError(
+                ErrorClass.FINAL,
+                f"token endpoint {token_url} sent no usable access_token: {err}",
+                response.status_code,
+                "TOKEN_INVALID_RESPONSE",
+            ) from err
 
     return fetch
 
 
-def client_credentials(client: httpx.AsyncClient, token_url: str, client_id: str, client_secret: str,
-                       audience: str | None = None, scope: str | None = None, *,
-                       clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> OAuthClientCredentials:
+def client_credentials(
+    client: httpx.AsyncClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    audience: str | None = None,
+    scope: str | None = None,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> OAuthClientCredentials:
     """An OAuth2 client-credentials token source that fetches through ``client``."""
-    return OAuthClientCredentials(token_fetcher(client, token_url), client_id=client_id,
-                                  client_secret=client_secret, audience=audience, scope=scope, clock=clock)
+    return OAuthClientCredentials(
+        token_fetcher(client, token_url),
+        client_id=client_id,
+        client_secret=client_secret,
+        audience=audience,
+        scope=scope,
+        clock=clock,
+    )
 
 
 # The name commands/runtime.py imports; same arguments as `client_credentials`.

@@ -13,6 +13,7 @@ import msgspec
 
 from pipeline.canton_errors import CantonError, ErrorClass
 from pipeline.canton_types import (
+    Completion1,
     CompletionStreamRequest,
     CompletionStreamResponse,
     CreatedEvent,
@@ -33,7 +34,6 @@ from pipeline.canton_types import (
     TemplateFilter1,
     TransactionFormat,
     UpdateFormat,
-    Completion1,
 )
 from pipeline.clients import Http
 from pipeline.splice_types import AMULET, Amulet, read_payload
@@ -66,17 +66,24 @@ class CompletionsPage(msgspec.Struct, frozen=True, kw_only=True):
 
 def template_filter(party: str, template_id: str, *, include_blob: bool = False) -> EventFormat:
     """An `EventFormat` selecting one template's contracts visible to ``party``."""
-    flt = IdentifierFilter(template_filter=TemplateFilter(
-        value=TemplateFilter1(template_id=template_id, include_created_event_blob=include_blob)))
-    return EventFormat(filters_by_party={party: Filters(cumulative=[CumulativeFilter(identifier_filter=flt)])},
-                       verbose=False)
+    flt = IdentifierFilter(
+        template_filter=TemplateFilter(
+            value=TemplateFilter1(template_id=template_id, include_created_event_blob=include_blob)
+        )
+    )
+    return EventFormat(
+        filters_by_party={party: Filters(cumulative=[CumulativeFilter(identifier_filter=flt)])},
+        verbose=False,
+    )
 
 
 def transaction_format(party: str, *, effects: bool = False) -> UpdateFormat:
-    """Transactions as ``party`` sees them (all templates); LEDGER_EFFECTS shows the exercise too."""
+    """Transactions as ``party`` sees them (all templates); LEDGER_EFFECTS adds the exercise."""
     shape = "TRANSACTION_SHAPE_LEDGER_EFFECTS" if effects else "TRANSACTION_SHAPE_ACS_DELTA"
     fmt = EventFormat(filters_by_party={party: Filters()}, verbose=True)
-    return UpdateFormat(include_transactions=TransactionFormat(event_format=fmt, transaction_shape=shape))
+    return UpdateFormat(
+        include_transactions=TransactionFormat(event_format=fmt, transaction_shape=shape)
+    )
 
 
 def holding_of(event: CreatedEvent, owner: str) -> Holding | None:
@@ -89,15 +96,25 @@ def holding_of(event: CreatedEvent, owner: str) -> Holding | None:
         return None
     if amulet.owner != owner:
         return None
-    return Holding(contract_id=event.contract_id, initial_amount=amulet.amount.initialAmount,
-                   created_round=amulet.amount.createdAt.number, rate_per_round=amulet.amount.ratePerRound.rate)
+    return Holding(
+        contract_id=event.contract_id,
+        initial_amount=amulet.amount.initialAmount,
+        created_round=amulet.amount.createdAt.number,
+        rate_per_round=amulet.amount.ratePerRound.rate,
+    )
 
 
 class LedgerApi:
     """The participant's JSON Ledger API v2, for one ledger user."""
 
-    def __init__(self, http: Http, *, user_id: str | None = None, page_size: int = PAGE_SIZE,
-                 max_pages: int = MAX_PAGES) -> None:
+    def __init__(
+        self,
+        http: Http,
+        *,
+        user_id: str | None = None,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = MAX_PAGES,
+    ) -> None:
         self.http, self.user_id = http, user_id
         self.page_size, self.max_pages = page_size, max_pages
 
@@ -106,25 +123,38 @@ class LedgerApi:
         doc = await self.http.read("GET", "/v2/state/ledger-end", into=GetLedgerEndResponse)
         return int(doc.offset)
 
-    async def active_contracts(self, party: str, template_id: str, *, at_offset: int,
-                               include_blob: bool = False) -> list[CreatedEvent]:
+    async def active_contracts(
+        self, party: str, template_id: str, *, at_offset: int, include_blob: bool = False
+    ) -> list[CreatedEvent]:
         """`POST /v2/state/active-contracts` for one template, page by page (continuation token)."""
         events: list[CreatedEvent] = []
         token: str | None = None
         for _ in range(self.max_pages):
-            body = GetActiveContractsRequest(active_at_offset=at_offset, stream_continuation_token=token,
-                                             event_format=template_filter(party, template_id,
-                                                                          include_blob=include_blob))
+            body = GetActiveContractsRequest(
+                active_at_offset=at_offset,
+                stream_continuation_token=token,
+                event_format=template_filter(party, template_id, include_blob=include_blob),
+            )
             page: list[JsGetActiveContractsResponse] = await self.http.read(
-                "POST", "/v2/state/active-contracts", body, {"limit": self.page_size},
-                into=list[JsGetActiveContractsResponse])
-            events.extend(e.contract_entry.js_active_contract.created_event for e in page
-                          if e.contract_entry and e.contract_entry.js_active_contract)
+                "POST",
+                "/v2/state/active-contracts",
+                body,
+                {"limit": self.page_size},
+                into=list[JsGetActiveContractsResponse],
+            )
+            events.extend(
+                e.contract_entry.js_active_contract.created_event
+                for e in page
+                if e.contract_entry and e.contract_entry.js_active_contract
+            )
             token = page[-1].stream_continuation_token if page else None
             if len(page) < self.page_size or not token:
                 return events
-        raise CantonError(ErrorClass.FINAL, f"more than {self.max_pages * self.page_size} {template_id} "
-                          f"contracts for {party}", code="TOO_MANY_CONTRACTS")
+        raise CantonError(
+            ErrorClass.FINAL,
+            f"more than {self.max_pages * self.page_size} {template_id} contracts for {party}",
+            code="TOO_MANY_CONTRACTS",
+        )
 
     async def amulets(self, party: str, *, at_offset: int | None = None) -> list[Holding]:
         """The Amulets ``party`` owns at ``at_offset`` (default: the ledger end)."""
@@ -135,16 +165,25 @@ class LedgerApi:
     async def submit_and_wait(self, commands: JsCommands) -> SubmitAndWaitResponse:
         """`POST /v2/commands/submit-and-wait`, once. Raises a classified `CantonError`."""
         result: SubmitAndWaitResponse = await self.http.call(
-            "POST", "/v2/commands/submit-and-wait", commands, into=SubmitAndWaitResponse)
+            "POST", "/v2/commands/submit-and-wait", commands, into=SubmitAndWaitResponse
+        )
         return result
 
-    async def completions(self, party: str, *, begin_exclusive: int, limit: int | None = None) -> CompletionsPage:
+    async def completions(
+        self, party: str, *, begin_exclusive: int, limit: int | None = None
+    ) -> CompletionsPage:
         """One page of `POST /v2/commands/completions` after ``begin_exclusive``."""
-        body = CompletionStreamRequest(parties=[party], user_id=self.user_id, begin_exclusive=begin_exclusive)
+        body = CompletionStreamRequest(
+            parties=[party], user_id=self.user_id, begin_exclusive=begin_exclusive
+        )
         size = limit or self.page_size
         rows: list[CompletionStreamResponse] = await self.http.read(
-            "POST", "/v2/commands/completions", body, {"limit": size, "stream_idle_timeout_ms": COMPLETION_IDLE_MS},
-            into=list[CompletionStreamResponse])
+            "POST",
+            "/v2/commands/completions",
+            body,
+            {"limit": size, "stream_idle_timeout_ms": COMPLETION_IDLE_MS},
+            into=list[CompletionStreamResponse],
+        )
         found, last = [], begin_exclusive
         for row in rows:
             response = row.completion_response
@@ -155,8 +194,10 @@ class LedgerApi:
                 last = max(last, response.offset_checkpoint.value.offset)
         return CompletionsPage(completions=found, last_offset=last, items=len(rows))
 
-    async def find_completion(self, party: str, command_id: str, *, begin_exclusive: int) -> Completion1 | None:
-        """The first completion of ``command_id`` after ``begin_exclusive``, or None up to the ledger end."""
+    async def find_completion(
+        self, party: str, command_id: str, *, begin_exclusive: int
+    ) -> Completion1 | None:
+        """The first completion of ``command_id`` after ``begin_exclusive`` (None: none yet)."""
         begin = begin_exclusive
         for _ in range(self.max_pages):
             page = await self.completions(party, begin_exclusive=begin)
@@ -168,19 +209,31 @@ class LedgerApi:
             begin = page.last_offset
         return None
 
-    async def update_by_id(self, update_id: str, *, party: str, effects: bool = False) -> JsTransaction | None:
-        """`POST /v2/updates/update-by-id` as ``party`` sees it; None when not found (or not visible)."""
-        body = GetUpdateByIdRequest(update_id=update_id, update_format=transaction_format(party, effects=effects))
+    async def update_by_id(
+        self, update_id: str, *, party: str, effects: bool = False
+    ) -> JsTransaction | None:
+        """`POST /v2/updates/update-by-id` as ``party`` sees it; None if not found (or hidden)."""
+        body = GetUpdateByIdRequest(
+            update_id=update_id, update_format=transaction_format(party, effects=effects)
+        )
         return await self._update("/v2/updates/update-by-id", body)
 
-    async def update_by_offset(self, offset: int, *, party: str, effects: bool = False) -> JsTransaction | None:
+    async def update_by_offset(
+        self, offset: int, *, party: str, effects: bool = False
+    ) -> JsTransaction | None:
         """`POST /v2/updates/update-by-offset` (after DUPLICATE_COMMAND's completion_offset)."""
-        body = GetUpdateByOffsetRequest(offset=offset, update_format=transaction_format(party, effects=effects))
+        body = GetUpdateByOffsetRequest(
+            offset=offset, update_format=transaction_format(party, effects=effects)
+        )
         return await self._update("/v2/updates/update-by-offset", body)
 
-    async def _update(self, path: str, body: GetUpdateByIdRequest | GetUpdateByOffsetRequest) -> JsTransaction | None:
+    async def _update(
+        self, path: str, body: GetUpdateByIdRequest | GetUpdateByOffsetRequest
+    ) -> JsTransaction | None:
         try:
-            doc: JsGetUpdateResponse = await self.http.read("POST", path, body, into=JsGetUpdateResponse)
+            doc: JsGetUpdateResponse = await self.http.read(
+                "POST", path, body, into=JsGetUpdateResponse
+            )
         except CantonError as err:
             if err.code in NOT_FOUND_CODES or err.status == 404:
                 return None

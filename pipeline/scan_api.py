@@ -48,22 +48,28 @@ class ScanApi:
     async def open_and_issuing_mining_rounds(self) -> GetOpenAndIssuingMiningRoundsResponse:
         """`POST /v0/open-and-issuing-mining-rounds` with empty caches: every round in full."""
         result: GetOpenAndIssuingMiningRoundsResponse = await self.http.read(
-            "POST", "/v0/open-and-issuing-mining-rounds", GetOpenAndIssuingMiningRoundsRequest(),
-            into=GetOpenAndIssuingMiningRoundsResponse)
+            "POST",
+            "/v0/open-and-issuing-mining-rounds",
+            GetOpenAndIssuingMiningRoundsRequest(),
+            into=GetOpenAndIssuingMiningRoundsResponse,
+        )
         return result
 
     async def featured_app_right(self, provider: str) -> Contract | None:
-        """`GET /v0/featured-apps/{provider}`: the provider's FeaturedAppRight, None if not featured."""
+        """`GET /v0/featured-apps/{provider}`: its FeaturedAppRight, None if not featured."""
         doc: LookupFeaturedAppRightResponse = await self.http.read(
-            "GET", f"/v0/featured-apps/{_segment(provider)}", into=LookupFeaturedAppRightResponse)
+            "GET", f"/v0/featured-apps/{_segment(provider)}", into=LookupFeaturedAppRightResponse
+        )
         return doc.featured_app_right
 
     async def transfer_preapproval(self, receiver: str) -> ContractWithState | None:
         """`GET /v0/transfer-preapprovals/by-party/{party}`; None on 404 (the receiver has none)."""
         try:
             doc: LookupTransferPreapprovalByPartyResponse = await self.http.read(
-                "GET", f"/v0/transfer-preapprovals/by-party/{_segment(receiver)}",
-                into=LookupTransferPreapprovalByPartyResponse)
+                "GET",
+                f"/v0/transfer-preapprovals/by-party/{_segment(receiver)}",
+                into=LookupTransferPreapprovalByPartyResponse,
+            )
         except CantonError as err:
             if err.status == 404:
                 return None
@@ -74,25 +80,38 @@ class ScanApi:
         """`GET /v2/updates/{update_id}`; None on 404 (not committed, or this Scan lags)."""
         try:
             doc: UpdateHistoryTransactionV2 = await self.http.read(
-                "GET", f"/v2/updates/{_segment(update_id)}", into=UpdateHistoryTransactionV2)
+                "GET", f"/v2/updates/{_segment(update_id)}", into=UpdateHistoryTransactionV2
+            )
         except CantonError as err:
             if err.status == 404:
                 return None
             raise
         return doc
 
-    async def updates(self, *, page_size: int = 100, after: tuple[int, str] | None = None) -> UpdatesPage:
-        """One page of `POST /v2/updates` after (migration id, record time); reassignments skipped."""
-        body = UpdateHistoryRequestV2(page_size=page_size, after=None if after is None else
-                                      UpdateHistoryRequestAfter(after_migration_id=after[0],
-                                                                after_record_time=after[1]))
-        doc: UpdateHistoryResponseV2 = await self.http.read("POST", "/v2/updates", body,
-                                                            into=UpdateHistoryResponseV2)
-        transactions = [msgspec.convert(item, UpdateHistoryTransactionV2) for item in doc.transactions
-                        if "events_by_id" in item]
+    async def updates(
+        self, *, page_size: int = 100, after: tuple[int, str] | None = None
+    ) -> UpdatesPage:
+        """One page of `POST /v2/updates` after (migration id, record time), minus reassignments."""
+        body = UpdateHistoryRequestV2(
+            page_size=page_size,
+            after=None
+            if after is None
+            else UpdateHistoryRequestAfter(after_migration_id=after[0], after_record_time=after[1]),
+        )
+        doc: UpdateHistoryResponseV2 = await self.http.read(
+            "POST", "/v2/updates", body, into=UpdateHistoryResponseV2
+        )
+        transactions = [
+            msgspec.convert(item, UpdateHistoryTransactionV2)
+            for item in doc.transactions
+            if "events_by_id" in item
+        ]
         last = doc.transactions[-1] if doc.transactions else None
-        return UpdatesPage(transactions=transactions, next_after=_cursor(last) if last else after,
-                           complete=len(doc.transactions) < page_size)
+        return UpdatesPage(
+            transactions=transactions,
+            next_after=_cursor(last) if last else after,
+            complete=len(doc.transactions) < page_size,
+        )
 
 
 class UpdatesPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,11 +29,11 @@ class _Daml(msgspec.Struct, frozen=True, kw_only=True):
 # --- choice arguments ---------------------------------------------------------------------------
 
 
-class TransferInput(_Daml, frozen=True):
+class TransferInput(_Daml, frozen=True, kw_only=True):
     """The `InputAmulet` constructor of the `TransferInput` variant."""
 
-    value: str
     tag: Literal["InputAmulet"] = "InputAmulet"
+    value: str
 
 
 class TransferContext(_Daml, frozen=True):

@@ -1,0 +1,264 @@
+"""The simulator: a `SimLedger`, a `FaultPlan`, bearer tokens, and the Starlette app serving them.
+
+`Simulator` is itself an ASGI app (plug it into `httpx.ASGITransport`, or `serve.py` for
+TCP). Its Python API is for tests and the demo: fund parties, feature apps, add a
+preapproval, queue faults or set fault rates, move the clock, list the transfers and
+balances the ledger really holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from pipeline.simulator import ledger_routes, scan_routes
+from pipeline.simulator.clock import Clock, ManualClock, wall_clock
+from pipeline.simulator.faults import Fault, FaultPlan, Planned
+from pipeline.simulator.ledger import TICK, ChangeId, SimLedger
+from pipeline.simulator.model import Contract, Transaction
+from pipeline.simulator.responses import DroppedResponse, fault_error, proxy_page, scan_error
+
+STATIC_USER = "ledger-api-user"
+DEFAULT_CLIENT = ("billing", "billing-secret")
+
+
+@dataclass(frozen=True)
+class SimTransfer:
+    """One `TransferPreapproval_Send` the ledger committed."""
+
+    command_id: str
+    sender: str
+    receiver: str
+    amount: Decimal
+    update_id: str
+    offset: int
+    record_time: datetime
+
+
+class Simulator:
+    """One simulated network: the app provider's participant and a Scan."""
+
+    def __init__(
+        self,
+        *,
+        app_party: str,
+        clock: Clock | None = None,
+        tick: timedelta = TICK,
+        seed: int = 0,
+        latency: float = 0.05,
+        static_token: str | None = None,
+        oauth_clients: Mapping[str, str] | None = None,
+        token_lifetime: timedelta = timedelta(hours=1),
+        max_num_inputs: int = 100,
+        default_dedup: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.clock = clock or wall_clock
+        self.app_party = app_party
+        self.ledger = SimLedger(
+            app_party=app_party,
+            clock=self.clock,
+            tick=tick,
+            max_num_inputs=max_num_inputs,
+            default_dedup=default_dedup,
+        )
+        self.faults = FaultPlan(seed, latency)
+        self.static_token = static_token or "sim-" + secrets.token_hex(16)
+        self.oauth_clients = dict(oauth_clients or dict([DEFAULT_CLIENT]))
+        self.token_lifetime = token_lifetime
+        self.tokens: dict[str, tuple[str, datetime]] = {}  # issued token -> (ledger user, expiry)
+        self.in_flight: set[ChangeId] = set()
+        self.requests: Counter[str] = Counter()  # endpoint -> how many requests reached it
+        self.app = Starlette(
+            routes=[
+                Route("/oauth/token", ledger_routes.oauth_token(self), methods=["POST"]),
+                Mount("/api/scan", routes=scan_routes.routes(self)),
+                *ledger_routes.routes(self),
+            ]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    # --- state for tests and the demo ------------------------------------------------------------
+
+    def fund(self, party: str, amount: Decimal | int | str) -> str:
+        """Give ``party`` a new Amulet of ``amount``; returns its contract id."""
+        return self.ledger.fund(party, Decimal(amount)).contract_id
+
+    def feature(self, provider: str) -> str:
+        """Make ``provider`` a featured app; returns the FeaturedAppRight's contract id."""
+        return self.ledger.feature(provider).contract_id
+
+    def add_preapproval(
+        self,
+        receiver: str | None = None,
+        *,
+        provider: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """Pre-seed a TransferPreapproval (default: the app's own, valid for a year)."""
+        receiver = receiver or self.app_party
+        expires = expires_at or self.clock() + timedelta(days=365)
+        return self.ledger.add_preapproval(receiver, provider or receiver, expires).contract_id
+
+    def archive(self, contract_id: str) -> None:
+        """Archive a contract out of band (a renewed preapproval, a spent amulet)."""
+        self.ledger.offset += 1
+        self.ledger.contracts[contract_id].archived_offset = self.ledger.offset
+
+    def transfers(self) -> list[SimTransfer]:
+        """Every TransferPreapproval_Send on the ledger, oldest first: what an auditor counts."""
+        return [
+            _transfer(tx)
+            for tx in self.ledger.transactions
+            if tx.root.choice == "TransferPreapproval_Send"
+        ]
+
+    def balance(self, party: str) -> Decimal:
+        return self.ledger.balance(party)
+
+    def balances(self) -> dict[str, Decimal]:
+        return self.ledger.balances()
+
+    def amulets(self, party: str) -> list[Contract]:
+        return [c for c in self.ledger.active("Amulet") if c.payload["owner"] == party]
+
+    # --- faults, clock, tokens -----------------------------------------------------------------
+
+    def inject(
+        self,
+        fault: Fault | str,
+        count: int = 1,
+        *,
+        on: str | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """Make the next ``count`` requests to ``on`` (default: the fault's endpoint) fail so."""
+        self.faults.inject(fault, count, on=on, delay=delay)
+
+    def set_fault_rate(self, fault: Fault | str, rate: float, *, on: str | None = None) -> None:
+        """Fail this share of the requests to ``on`` (seeded, so runs repeat)."""
+        self.faults.set_rate(fault, rate, on=on)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move a `ManualClock` forward (rounds open and close, tokens and dedup windows expire)."""
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError("advance() needs the simulator to run on a ManualClock")
+        return self.clock.advance(delta)
+
+    def revoke_tokens(self) -> None:
+        """Forget every OAuth token issued so far (as if the IdP rotated its keys)."""
+        self.tokens.clear()
+
+    def issue_token(self, client_id: str) -> tuple[str, int]:
+        token = f"sim-oauth-{client_id}-{secrets.token_hex(12)}"
+        self.tokens[token] = (client_id, self.clock() + self.token_lifetime)
+        return token, int(self.token_lifetime.total_seconds())
+
+    def user_of(self, request: Request) -> str | None:
+        """The ledger user the bearer token stands for, or None (missing, wrong or expired)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        if secrets.compare_digest(token, self.static_token):
+            return STATIC_USER
+        user, expiry = self.tokens.get(token, (None, None))
+        return user if expiry is not None and self.clock() < expiry else None
+
+    async def gate(
+        self, endpoint: str, *, hold: bool = False
+    ) -> tuple[Planned | None, Response | None]:
+        """Count the request and apply its fault: an early answer, or the fault to apply later.
+
+        With ``hold`` the caller sleeps out a latency fault itself (submit does, while it
+        holds the change id in flight).
+        """
+        self.requests[endpoint] += 1
+        planned = self.faults.draw(endpoint)
+        if planned is None:
+            return None, None
+        fault = planned.fault
+        if fault is Fault.LATENCY:
+            if not hold:
+                await asyncio.sleep(planned.delay)
+            return planned, None
+        if fault in (Fault.PROXY_502, Fault.PROXY_503):
+            return planned, proxy_page(502 if fault is Fault.PROXY_502 else 503)
+        if fault is Fault.DROP:
+            return planned, DroppedResponse()
+        if fault is Fault.SCAN_LAG:
+            return planned, scan_error(404, "update not found (Scan has not ingested it yet)")
+        if endpoint == "submit" and fault in (
+            Fault.TIMEOUT_AFTER_COMMIT,
+            Fault.PROXY_502_AFTER_COMMIT,
+            Fault.DROP_AFTER_COMMIT,
+        ):
+            return planned, None  # applied once the command has committed
+        return planned, _early(fault)
+
+
+def _early(fault: Fault) -> Response:
+    if fault is Fault.PROXY_502_AFTER_COMMIT:
+        return proxy_page(502)
+    if fault is Fault.DROP_AFTER_COMMIT:
+        return DroppedResponse()
+    return fault_error(fault)
+
+
+def _transfer(tx: Transaction) -> SimTransfer:
+    arg = tx.root.argument
+    return SimTransfer(
+        command_id=tx.command_id,
+        sender=arg["sender"],
+        receiver=tx.root.contract.payload["receiver"],
+        amount=Decimal(str(arg["amount"])),
+        update_id=tx.update_id,
+        offset=tx.offset,
+        record_time=tx.record_time,
+    )
+
+
+def seeded(
+    holdings: Iterable[tuple[str, Decimal]],
+    app_party: str,
+    *,
+    app_amount: Decimal = Decimal(100),
+    featured: bool = True,
+    preapproval: bool = False,
+    **options: object,
+) -> Simulator:
+    """A simulator whose parties hold one Amulet each (the app party too, to pay for setup).
+
+    Args:
+        holdings: (party, amount) pairs, e.g. the users of data/users.json.
+        app_party: the app provider's party (PARTY_APP), receiver of payments.
+        app_amount: the app party's own Amulet (0 for none).
+        featured: give the app a FeaturedAppRight.
+        preapproval: pre-seed the app's TransferPreapproval (else `billing setup` makes it).
+        options: passed to `Simulator` (clock, tick, seed, static_token, ...).
+    """
+    sim = Simulator(app_party=app_party, **options)  # type: ignore[arg-type]
+    for party, amount in holdings:
+        if Decimal(amount) > 0:
+            sim.fund(party, amount)
+    if app_amount > 0:
+        sim.fund(app_party, app_amount)
+    if featured:
+        sim.feature(app_party)
+    if preapproval:
+        sim.add_preapproval(app_party)
+    return sim

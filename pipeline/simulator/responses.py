@@ -1,0 +1,125 @@
+"""The simulator's HTTP answers: spec bodies, Canton and Scan errors, proxy pages, hang-ups."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from pipeline.simulator.faults import ConnectionDropped, Fault
+from pipeline.simulator.model import Rejection
+
+_correlation = itertools.count(1)
+
+# The Canton error each fault answers with (code, cause, category, context).
+FAULT_ERRORS: dict[Fault, tuple[str, str, int, dict[str, str]]] = {
+    Fault.IN_FLIGHT: (
+        "SUBMISSION_ALREADY_IN_FLIGHT",
+        "A submission with the same change id is already in flight",
+        2,
+        {},
+    ),
+    Fault.BACKPRESSURE: (
+        "PARTICIPANT_BACKPRESSURE",
+        "The participant is overloaded: too many pending requests",
+        2,
+        {},
+    ),
+    Fault.INSUFFICIENT_FUNDS: (
+        "DAML_FAILURE",
+        "Insufficient funds (injected)",
+        9,
+        {
+            "error_id": "splice.lfdecentralizedtrust.org/insufficient-funds",
+            "requiredAmount": "0.0000000000",
+        },
+    ),
+    Fault.INACTIVE_CONTRACTS: (
+        "LOCAL_VERDICT_INACTIVE_CONTRACTS",
+        "Rejected transaction as some contracts are inactive (injected)",
+        11,
+        {},
+    ),
+    Fault.CONTRACT_NOT_FOUND: (
+        "CONTRACT_NOT_FOUND",
+        "Contract could not be found (injected)",
+        11,
+        {},
+    ),
+    Fault.TIMEOUT_AFTER_COMMIT: (
+        "REQUEST_TIME_OUT",
+        "Timed out while awaiting for a completion corresponding to a command submission",
+        3,
+        {},
+    ),
+    Fault.UNAUTHENTICATED: ("UNAUTHENTICATED", "The command is missing a (valid) JWT token", 6, {}),
+}
+
+
+def ok(doc: Any) -> JSONResponse:
+    return JSONResponse(doc)
+
+
+def canton_error(rejection: Rejection) -> JSONResponse:
+    """A `JsCantonError` with the HTTP status of its category."""
+    return JSONResponse(rejection.body(f"sim-{next(_correlation)}"), rejection.status)
+
+
+def fault_error(fault: Fault) -> JSONResponse:
+    code, cause, category, context = FAULT_ERRORS[fault]
+    return canton_error(Rejection(code, cause, category, dict(context)))
+
+
+def unauthenticated() -> JSONResponse:
+    return fault_error(Fault.UNAUTHENTICATED)
+
+
+def bad_body(detail: str) -> PlainTextResponse:
+    """What the JSON Ledger API answers when it cannot decode a body (400, text/plain)."""
+    return PlainTextResponse(f"Invalid value for: body ({detail})", 400)
+
+
+def scan_error(status: int, message: str) -> JSONResponse:
+    """Scan's `ErrorResponse`."""
+    return JSONResponse({"error": message}, status)
+
+
+def proxy_page(status: int) -> Response:
+    """A reverse proxy's own error page: not JSON, and no sign of what the node did."""
+    if status == 502:
+        return Response(
+            "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+            "</h1></center><hr><center>nginx</center></body></html>",
+            502,
+            media_type="text/html",
+        )
+    return PlainTextResponse(
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow", status
+    )
+
+
+class DroppedResponse(Response):
+    """Starts an answer and hangs up: uvicorn closes the socket, ASGITransport raises."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", 200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")],
+            }
+        )
+        raise ConnectionDropped("the simulator dropped the connection")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The request body, or ValueError with a short reason."""
+    if not raw:
+        raise ValueError("empty body")
+    return json.loads(raw)
