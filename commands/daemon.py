@@ -90,7 +90,7 @@ class Daemon:
         if not self.dry_run:
             await processor.log.append_batch(requests)
         ids = {r.payment_id for r in requests} | {p for p, s in processor.book.payments.items() if not s.final}
-        await processor.run(lambda book: all((s := book.get(i)) is not None and s.final for i in ids))
+        await processor.run(ids)
         log.info("pass settled", extra={"requested": len(requests), "settled": len(ids)})
         return 0
 

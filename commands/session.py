@@ -34,17 +34,6 @@ class Session(Protocol):
     async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None: ...
 
 
-def settled(ids: Collection[str]) -> Callable[[PaymentBook], bool]:
-    def check(book: PaymentBook) -> bool:
-        return all((s := book.get(i)) is not None and s.final for i in ids)
-
-    return check
-
-
-def count_settled(book: PaymentBook, ids: Collection[str]) -> int:
-    return sum(1 for i in ids if (s := book.get(i)) is not None and s.final)
-
-
 def processor_for(ctx: Context, log: EmbeddedLog, canton: CantonPort) -> Processor:
     s = ctx.settings
     policy = RetryPolicy(
@@ -70,14 +59,7 @@ class LocalSession:
             await self.processor.log.append_batch(requests)
 
     async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None:
-        done = settled(payment_ids)
-
-        def stop(book: PaymentBook) -> bool:
-            if progress is not None:
-                progress(count_settled(book, payment_ids), len(payment_ids))
-            return done(book)
-
-        await self.processor.run(stop)
+        await self.processor.run(payment_ids, progress)
 
 
 class DaemonSession:
@@ -102,16 +84,19 @@ class DaemonSession:
             await self.client.submit(requests)
 
     async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None:
-        done = settled(payment_ids)
-        if done(self.book):
+        waiting = {i for i in payment_ids if not ((s := self.book.get(i)) is not None and s.final)}
+        total = len(payment_ids)
+        if not waiting:
             return
         async for record in self.log.follow(self.position):
             self.position = record.offset + 1
-            self.book.apply(record)
-            if progress is not None:
-                progress(count_settled(self.book, payment_ids), len(payment_ids))
-            if done(self.book):
-                return
+            state = self.book.apply(record)
+            if state is not None and state.final and state.request.payment_id in waiting:
+                waiting.discard(state.request.payment_id)
+                if progress is not None:
+                    progress(total - len(waiting), total)
+                if not waiting:
+                    return
 
 
 @asynccontextmanager

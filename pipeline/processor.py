@@ -17,7 +17,7 @@ import heapq
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Verification = tuple[Decimal, int | None, Literal["scan", "ledger"]]
-StopWhen = Callable[[PaymentBook], bool]
+Progress = Callable[[int, int], None]
 
 
 class Processor:
@@ -75,6 +75,8 @@ class Processor:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._timers: list[tuple[datetime, str]] = []
         self._changed = asyncio.Event()
+        self._waiting: set[str] | None = None  # payments `run` waits for; discarded as they settle
+        self._progress: Callable[[], None] | None = None
         self._timer_added = asyncio.Event()
 
     # -- driving ---------------------------------------------------------------------
@@ -89,18 +91,22 @@ class Processor:
                 self.book.apply(record)
             self.position = batch[-1].offset + 1
 
-    async def run(self, stop_when: StopWhen | None = None) -> None:
-        """Act on every open payment, then follow the log; return once ``stop_when`` holds.
+    async def run(self, until: Collection[str] | None = None, progress: Progress | None = None) -> None:
+        """Act on every open payment, then follow the log; return once every payment in
+        ``until`` has a final outcome (``progress(done, total)`` hears of each).
 
-        Without ``stop_when`` it runs until cancelled (the daemon).
+        Without ``until`` it runs until cancelled (the daemon).
         """
         await self.load()
+        total = len(until) if until is not None else 0
+        self._waiting = {i for i in until if not self._final(i)} if until is not None else None
+        self._progress = (lambda: progress(total - len(self._waiting or ()), total)) if progress else None
         for payment_id in list(self.book.payments):
             self._consider(payment_id)
         follower = asyncio.create_task(self._follow())
         timers = asyncio.create_task(self._run_timers())
         try:
-            while stop_when is None or not stop_when(self.book):
+            while self._waiting is None or self._waiting:
                 self._changed.clear()
                 await self._changed.wait()
         except asyncio.CancelledError:
@@ -125,6 +131,7 @@ class Processor:
             self.position = record.offset + 1
             state = self.book.apply(record)
             if state is not None:
+                self._settled(state)
                 self._consider(state.request.payment_id)
             self._changed.set()
 
@@ -310,7 +317,20 @@ class Processor:
 
     async def _append(self, event: AnyEvent) -> None:
         offset = await self.log.append(event)
-        self.book.apply(Recorded(offset, event))
+        state = self.book.apply(Recorded(offset, event))
+        if state is not None:
+            self._settled(state)
+
+    def _settled(self, state: PaymentState) -> None:
+        if self._waiting and state.final and state.request.payment_id in self._waiting:
+            self._waiting.discard(state.request.payment_id)
+            if self._progress is not None:
+                self._progress()
+            self._changed.set()
+
+    def _final(self, payment_id: str) -> bool:
+        state = self.book.get(payment_id)
+        return state is not None and state.final
 
     def _state(self, payment_id: str) -> PaymentState:
         state = self.book.get(payment_id)

@@ -117,6 +117,8 @@ class SimLedger:
     def __post_init__(self) -> None:
         self.genesis = self.clock() - 3 * self.tick
         self._ids = itertools.count(1)
+        self._by_owner: dict[str, dict[str, Contract]] = {}  # Amulets by owner: ACS reads stay O(own holdings)
+        self._by_update: dict[str, Transaction] = {}
         self._add("AmuletRules", {"dso": self.dso_party, "isDevNet": True}, [self.dso_party])
 
     # -- state -----------------------------------------------------------------------
@@ -129,6 +131,8 @@ class SimLedger:
         cid = cid or "00" + _hex(template, next(self._ids), self.offset)
         contract = Contract(cid, template, payload, self.clock(), signatories, self.offset)
         self.contracts[cid] = contract
+        if template == "Amulet":
+            self._by_owner.setdefault(payload["owner"], {})[cid] = contract
         return contract
 
     def fund(self, party: str, amount: Decimal) -> Contract:
@@ -152,7 +156,7 @@ class SimLedger:
         return self.of("AmuletRules")[0]
 
     def holdings(self, party: str) -> list[Contract]:
-        return [c for c in self.of("Amulet") if c.payload["owner"] == party]
+        return list(self._by_owner.get(party, {}).values())
 
     def balance(self, party: str) -> Decimal:
         return sum((Decimal(c.payload["amount"]["initialAmount"]) for c in self.holdings(party)), Decimal(0))
@@ -245,6 +249,7 @@ class SimLedger:
         effects: list[tuple[str, Contract]] = []
         for c in inputs:
             del self.contracts[c.contract_id]
+            del self._by_owner[c.payload["owner"]][c.contract_id]
             effects.append(("archived", c))
         effects.append(("created", self.fund(receiver, amount)))
         if total > amount:
@@ -273,6 +278,7 @@ class SimLedger:
             contract.offset = offset
             tx.events.append(_ledger_event(kind, contract, offset))
         self.transactions.append(tx)
+        self._by_update[update_id] = tx
         self.completions.append(Completion(offset, command_id, user_id, act_as, submission_id, update_id))
         self.accepted[dedup_key] = (offset, self.clock())
         return tx
@@ -285,7 +291,9 @@ class SimLedger:
         self.completions.append(Completion(offset, command_id, user_id, act_as, submission_id, None, status))
 
     def transaction(self, update_id: str | None = None, offset: int | None = None) -> Transaction | None:
-        return next((t for t in self.transactions if t.update_id == update_id or t.offset == offset), None)
+        if update_id is not None:
+            return self._by_update.get(update_id)
+        return next((t for t in reversed(self.transactions) if t.offset == offset), None)
 
 
 def _amulet(dso: str, owner: str, amount: Decimal, round_number: int) -> dict[str, Any]:

@@ -45,14 +45,10 @@ def processor(log: EmbeddedLog, ledger: FakeLedger, **kw: object) -> Processor:
     return Processor(log, ledger, clock=lambda: datetime.now(UTC), policy=FAST, verify_timeout=0.2, **kw)  # type: ignore[arg-type]
 
 
-def settled(ids: set[str]):  # type: ignore[no-untyped-def]
-    return lambda book: all((s := book.get(i)) is not None and s.final for i in ids)
-
-
 async def run_until_settled(log: EmbeddedLog, ledger: FakeLedger, *requests: PaymentRequested) -> PaymentBook:
     await log.append_batch(list(requests))
     proc = processor(log, ledger)
-    await asyncio.wait_for(proc.run(settled({r.payment_id for r in requests})), timeout=10)
+    await asyncio.wait_for(proc.run({r.payment_id for r in requests}), timeout=10)
     return proc.book
 
 
@@ -179,7 +175,7 @@ async def test_crash_then_restart_never_charges_twice(tmp_path: Path, crash_at: 
 
     second = EmbeddedLog.open(tmp_path / "log", sync=False)
     proc = processor(second, ledger)
-    await asyncio.wait_for(proc.run(settled({r.payment_id})), timeout=10)
+    await asyncio.wait_for(proc.run({r.payment_id}), timeout=10)
     assert len(ledger.transfers_for(command_id(r.payment_id))) == 1
     assert proc.book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
     await second.close()
