@@ -79,3 +79,11 @@ def test_unknown_user_is_a_clear_error(tmp_path: Path) -> None:
     result = billing("user", "nobody-at-all", cwd=tmp_path, env={"BILLING_DATA_DIR": str(ROOT / "data")})
     assert result.returncode == 1
     assert "no user matches 'nobody-at-all'" in result.stderr
+
+
+def test_the_demo_runs_end_to_end_and_charges_each_period_once(tmp_path: Path) -> None:
+    result = billing("demo", cwd=tmp_path, env={"BILLING_DATA_DIR": str(ROOT / "data")})
+    assert result.returncode == 0, result.stderr
+    assert "every period charged exactly once" in result.stdout
+    assert "TransferPreapproval already exists" in result.stdout  # setup is idempotent
+    assert "already paid or requested (not charged again) │ 5" in result.stdout
