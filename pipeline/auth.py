@@ -82,12 +82,9 @@ def client_credentials_form(
 def refresh_at(
     issued: datetime, lifetime: timedelta, margin: timedelta = REFRESH_MARGIN
 ) -> datetime:
-    """When to fetch again: ``margin`` before expiry, but never later than half the lifetime."""
-    return (
-        issued + min(lifetime - margin, lifetime / 2)
-        if lifetime > margin
-        else issued + lifetime / 2
-    )
+    """When to fetch again: ``margin`` before expiry, but not before half the lifetime has passed
+    (a short-lived token would otherwise be fetched on every call)."""
+    return issued + max(lifetime - margin, lifetime / 2)
 
 
 class ClientCredentials:

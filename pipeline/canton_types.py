@@ -290,17 +290,3 @@ class Update(_OneOf, frozen=True):
 
 class JsGetUpdateResponse(_Response, frozen=True):
     update: Update | None = None
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-class JsCantonError(_Response, frozen=True):
-    code: str
-    cause: str
-    error_category: int
-    context: dict[str, str] = {}
-    retry_info: str | None = None
-    definite_answer: bool | None = None
-    correlation_id: str | None = None
-    trace_id: str | None = None

@@ -17,22 +17,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from pipeline.auth import ClientCredentials as OAuthClientCredentials
-from pipeline.auth import FetchToken, StaticToken, TokenGrant, TokenSource
+from pipeline.auth import ClientCredentials, FetchToken, TokenGrant, TokenSource
 from pipeline.canton_errors import CantonError, ErrorClass, from_response, transport_failure
-
-__all__ = [  # the names callers import from here, some kept for modules written before the split
-    "CantonError",
-    "ClientCredentials",
-    "Http",
-    "ReadRetry",
-    "StaticToken",
-    "TokenSource",
-    "asgi_transport",
-    "client_credentials",
-    "make_client",
-    "token_fetcher",
-]
 
 Sleep = Callable[[float], Awaitable[None]]
 # The request never left this machine: safe to send again, nothing can have committed.
@@ -229,9 +215,9 @@ def client_credentials(
     scope: str | None = None,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> OAuthClientCredentials:
+) -> ClientCredentials:
     """An OAuth2 client-credentials token source that fetches through ``client``."""
-    return OAuthClientCredentials(
+    return ClientCredentials(
         token_fetcher(client, token_url),
         client_id=client_id,
         client_secret=client_secret,
@@ -239,7 +225,3 @@ def client_credentials(
         scope=scope,
         clock=clock,
     )
-
-
-# The name commands/runtime.py imports; same arguments as `client_credentials`.
-ClientCredentials = client_credentials

@@ -7,6 +7,7 @@ made with the commandId in hand. Lists are paged and every paging loop is bounde
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import msgspec
@@ -42,6 +43,11 @@ PAGE_SIZE = 500
 MAX_PAGES = 200
 COMPLETION_IDLE_MS = 500  # the HTTP list of an open-ended stream returns after this much silence
 NOT_FOUND_CODES = frozenset({"UPDATE_NOT_FOUND", "TRANSACTION_NOT_FOUND"})
+
+
+def new_submission_id() -> str:
+    """A fresh submissionId for one attempt (commandIds, in contrast, are derived, never random)."""
+    return str(uuid.uuid4())
 
 
 class Holding(msgspec.Struct, frozen=True, kw_only=True):

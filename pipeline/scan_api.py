@@ -7,6 +7,7 @@ preapproval, update not indexed yet) come back as None, not as errors.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from pipeline.scan_types import (
     UpdateHistoryResponseV2,
     UpdateHistoryTransactionV2,
 )
+from pipeline.splice_types import SEND
 
 
 def _segment(value: str) -> str:
@@ -125,3 +127,59 @@ def _cursor(item: dict[str, Any]) -> tuple[int, str]:
     event = item.get("event") or {}
     migration = item.get("migration_id", event.get("migration_id", 0))
     return int(migration), str(item["record_time"])
+
+
+class TransferSeen(msgspec.Struct, frozen=True, kw_only=True):
+    """A `TransferPreapproval_Send` as Scan shows it."""
+
+    update_id: str
+    sender: str
+    receiver: str
+    amount: Decimal
+    round: int | None
+    record_time: str
+
+
+def find_transfer(
+    update: UpdateHistoryTransactionV2, *, sender: str, receiver: str, amount: Decimal
+) -> TransferSeen | str:
+    """Is ``update`` our payment (a Send by ``sender`` creating ``amount`` for ``receiver``)?
+
+    Returns what Scan shows, or a one-line reason why it is not the expected transfer.
+    """
+    sends = update.exercises(SEND)
+    if not sends:
+        return f"update {update.update_id} holds no {SEND}"
+    arg = sends[0].choice_argument
+    sent = _decimal(arg.get("amount"))
+    if arg.get("sender") != sender or sent != amount:
+        return (
+            f"update {update.update_id} sends {sent} from {arg.get('sender')}, "
+            f"expected {amount} from {sender}"
+        )
+    paid = [
+        e
+        for e in update.created()
+        if e.create_arguments.get("owner") == receiver
+        and _decimal((e.create_arguments.get("amount") or {}).get("initialAmount")) == amount
+    ]
+    if not paid:
+        return f"update {update.update_id} creates no amulet of {amount} for {receiver}"
+    created_round = ((paid[0].create_arguments.get("amount") or {}).get("createdAt") or {}).get(
+        "number"
+    )
+    return TransferSeen(
+        update_id=update.update_id,
+        sender=sender,
+        receiver=receiver,
+        amount=sent,
+        round=int(created_round) if created_round is not None else None,
+        record_time=update.record_time,
+    )
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None

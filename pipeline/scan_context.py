@@ -95,6 +95,15 @@ def choose_round(
     return max(usable, key=lambda r: r.number, default=None)
 
 
+def context_expiry(
+    now: datetime, ttl: timedelta, rounds: Iterable[ChosenRound], margin: timedelta = ROUND_MARGIN
+) -> datetime:
+    """Scan's time-to-live, cut short when a newer round becomes usable: switching to it early
+    gives payments the round with the most life left."""
+    upcoming = [r.opens_at + margin for r in rounds if r.opens_at + margin > now]
+    return min([now + ttl, *upcoming])
+
+
 def open_round_contracts(answer: GetOpenAndIssuingMiningRoundsResponse) -> list[Contract]:
     # With empty caches sent, every entry comes with its contract; skip any that does not.
     return [
@@ -145,7 +154,8 @@ class ScanContextCache:
     async def _fetch(self, now: datetime) -> PaymentContext:
         dso = await self.scan.dso()
         answer = await self.scan.open_and_issuing_mining_rounds()
-        chosen = choose_round(read_rounds(open_round_contracts(answer)), now, self.round_margin)
+        rounds = read_rounds(open_round_contracts(answer))
+        chosen = choose_round(rounds, now, self.round_margin)
         if chosen is None:
             raise CantonError(
                 ErrorClass.RETRYABLE,
@@ -179,6 +189,7 @@ class ScanContextCache:
                 code="NO_SYNCHRONIZER",
             )
         ttl = timedelta(microseconds=max(answer.time_to_live_in_microseconds, 0))
+        valid_until = context_expiry(now, ttl, rounds, self.round_margin)
         return PaymentContext(
             receiver=self.receiver,
             dso_party=dso.dso_party_id,
@@ -190,5 +201,5 @@ class ScanContextCache:
             preapproval_expires_at=preapproval.expiresAt,
             featured_app_right=featured,
             fetched_at=now,
-            valid_until=now + ttl,
+            valid_until=valid_until,
         )

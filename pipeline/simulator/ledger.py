@@ -57,6 +57,8 @@ class SimLedger:
         self.offset = 0
         self.contracts: dict[str, Contract] = {}
         self.transactions: list[Transaction] = []
+        self._by_update: dict[str, Transaction] = {}
+        self._by_offset: dict[int, Transaction] = {}
         self.completions: list[CompletionRecord] = []
         self.accepted: dict[ChangeId, tuple[int, datetime, str | None]] = {}
         self._last_record_time = datetime.min.replace(tzinfo=clock().tzinfo)
@@ -216,10 +218,10 @@ class SimLedger:
         return {owner: self.balance(owner) for owner in owners}
 
     def transaction_at(self, offset: int) -> Transaction | None:
-        return next((t for t in self.transactions if t.offset == offset), None)
+        return self._by_offset.get(offset)
 
     def transaction(self, update_id: str) -> Transaction | None:
-        return next((t for t in self.transactions if t.update_id == update_id), None)
+        return self._by_update.get(update_id)
 
     # --- deduplication, commit, rejection ----------------------------------------------------
 
@@ -274,6 +276,7 @@ class SimLedger:
             created,
         )
         self.transactions.append(tx)
+        self._by_update[tx.update_id] = self._by_offset[tx.offset] = tx
         self.completions.append(
             CompletionRecord(
                 self.offset,
@@ -287,11 +290,6 @@ class SimLedger:
         )
         self.accepted[change] = (self.offset, now, submission_id)
         return tx
-
-    def discard(self, created: Iterable[Contract]) -> None:
-        """Forget contracts a rejected command had prepared."""
-        for contract in created:
-            self.contracts.pop(contract.contract_id, None)
 
     def reject(self, change: ChangeId, submission_id: str | None, rejection: Rejection) -> None:
         """A rejection after sequencing: it takes an offset and shows up as a failed completion."""

@@ -199,8 +199,10 @@ def scan_update(tx: Transaction, synchronizer_id: str) -> dict[str, Any]:
     root_id = f"{tx.update_id}:0"
     children = [f"{tx.update_id}:{n}" for n in range(1, 1 + len(tx.archived) + len(tx.created))]
     events: dict[str, Any] = {root_id: _tree_exercise(tx.root, root_id, children)}
-    for event_id, contract in zip(children, [*tx.archived, *tx.created], strict=True):
-        if contract in tx.archived:
+    for index, (event_id, contract) in enumerate(
+        zip(children, [*tx.archived, *tx.created], strict=True)
+    ):
+        if index < len(tx.archived):
             archive = Exercise(
                 contract, "Archive", {}, tx.root.acting_parties, consuming=True, result={}
             )

@@ -1,0 +1,465 @@
+"""The Ledger API client, its HTTP layer (auth, retries) and the pure request builders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import msgspec
+import pytest
+
+from pipeline.auth import ClientCredentials, StaticToken, TokenGrant, refresh_at
+from pipeline.canton_errors import CantonError, ErrorClass
+from pipeline.clients import Http, ReadRetry, client_credentials, make_client
+from pipeline.ledger_api import Holding
+from pipeline.scan_context import disclose
+from pipeline.simulator.app import Simulator
+from pipeline.simulator.clock import ManualClock
+from pipeline.transfer_builders import (
+    InsufficientFunds,
+    Selection,
+    check_amount,
+    create_preapproval_commands,
+    select_inputs,
+    send_commands,
+)
+from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
+    ALICE,
+    APP,
+    BOB,
+    Canton,
+    canton_fixture,
+    clock_fixture,
+    new_sim,
+    open_clients,
+    payment,
+    sim_fixture,
+)
+
+# --- reads and submissions against the simulator -----------------------------------------------
+
+
+async def test_amulets_are_read_page_by_page(sim: Simulator) -> None:
+    for amount in (1, 2, 3, 4):
+        sim.fund(BOB, amount)
+    async with open_clients(sim, page_size=2) as c:
+        holdings = await c.ledger.amulets(BOB)
+    assert sorted(h.initial_amount for h in holdings) == [1, 2, 3, 4, 40]
+    assert sim.requests["active-contracts"] == 3  # 2 + 2 + 1
+
+
+async def test_a_payment_moves_amulets_and_leaves_a_completion_and_an_update(
+    canton: Canton,
+) -> None:
+    before = await canton.ledger.ledger_end()
+    result = await canton.ledger.submit_and_wait(await payment(canton, ALICE, "70", "pay-a"))
+    assert canton.sim.balance(ALICE) == 30 and canton.sim.balance(APP) == 170
+    assert [(t.command_id, t.amount) for t in canton.sim.transfers()] == [("pay-a", 70)]
+    completion = await canton.ledger.find_completion(ALICE, "pay-a", begin_exclusive=before)
+    assert (
+        completion is not None and completion.accepted and completion.update_id == result.update_id
+    )
+    assert completion.offset == result.completion_offset
+    by_offset = await canton.ledger.update_by_offset(result.completion_offset, party=ALICE)
+    by_id = await canton.ledger.update_by_id(result.update_id, party=ALICE, effects=True)
+    assert by_offset is not None and by_offset.update_id == result.update_id
+    assert by_id is not None and by_id.command_id == "pay-a"
+    choices = [e.exercised_event.choice for e in by_id.events if e.exercised_event]
+    assert choices[0] == "TransferPreapproval_Send"
+
+
+async def test_lookups_of_unknown_things_are_none(canton: Canton) -> None:
+    assert await canton.ledger.find_completion(ALICE, "never-sent", begin_exclusive=0) is None
+    assert await canton.ledger.update_by_id("1220" + "0" * 64, party=ALICE) is None
+    assert (
+        await canton.ledger.update_by_offset(1, party=ALICE) is None
+    )  # a seeding offset: no transaction
+
+
+async def test_completions_are_paged_until_the_command_is_found(sim: Simulator) -> None:
+    async with open_clients(sim, page_size=2) as c:
+        for i in range(5):
+            await c.ledger.submit_and_wait(await payment(c, ALICE, "1", f"pay-{i}"))
+        found = await c.ledger.find_completion(ALICE, "pay-4", begin_exclusive=0)
+    assert found is not None and found.command_id == "pay-4"
+    assert sim.requests["completions"] >= 3
+
+
+async def test_a_completion_is_only_searched_after_the_given_offset(canton: Canton) -> None:
+    done = await canton.ledger.submit_and_wait(await payment(canton, ALICE, "1", "pay-early"))
+    assert (
+        await canton.ledger.find_completion(
+            ALICE, "pay-early", begin_exclusive=done.completion_offset
+        )
+        is None
+    )
+
+
+# --- bearer auth --------------------------------------------------------------------------------
+
+
+def oauth(sim: Simulator, secret: str = "billing-secret") -> object:
+    return lambda http: client_credentials(
+        http,
+        "http://sim.test/oauth/token",
+        "billing",
+        secret,
+        audience="https://canton.network.global",
+        clock=sim.clock,
+    )
+
+
+async def test_oauth_token_is_cached_then_refreshed_shortly_before_it_expires(
+    clock: ManualClock,
+) -> None:
+    sim = new_sim(clock, token_lifetime=timedelta(minutes=10))
+    async with open_clients(sim, auth=oauth(sim)) as c:  # type: ignore[arg-type]
+        await c.ledger.ledger_end()
+        await c.ledger.ledger_end()
+        source = c.ledger.http.auth
+        assert isinstance(source, ClientCredentials) and source.fetches == 1
+        clock.advance(timedelta(minutes=9, seconds=40))  # inside the 30 s margin
+        await c.ledger.ledger_end()
+        assert source.fetches == 2
+    assert sim.requests["token"] == 2
+
+
+async def test_a_401_fetches_a_new_token_and_repeats_the_request_once(sim: Simulator) -> None:
+    async with open_clients(sim, auth=oauth(sim)) as c:  # type: ignore[arg-type]
+        await c.ledger.ledger_end()
+        sim.revoke_tokens()  # the IdP rotated its keys: our cached token is refused
+        assert await c.ledger.ledger_end() >= 0
+        assert sim.requests["ledger-end"] == 2 and sim.requests["token"] == 2
+
+
+async def test_refused_client_credentials_are_final(sim: Simulator) -> None:
+    async with open_clients(sim, auth=oauth(sim, secret="wrong")) as c:  # type: ignore[arg-type]
+        with pytest.raises(CantonError) as caught:
+            await c.ledger.ledger_end()
+    assert caught.value.kind is ErrorClass.FINAL and caught.value.code == "TOKEN_REFUSED"
+    assert "wrong" not in str(caught.value)  # secrets never appear in messages
+
+
+async def test_a_wrong_static_token_is_final_and_not_retried(sim: Simulator) -> None:
+    async with open_clients(sim, auth=lambda http: StaticToken("not-the-token")) as c:
+        with pytest.raises(CantonError) as caught:
+            await c.ledger.ledger_end()
+    assert caught.value.kind is ErrorClass.FINAL and caught.value.status == 401
+    assert sim.requests["ledger-end"] == 0  # refused before reaching the endpoint, once
+
+
+async def test_concurrent_callers_share_one_token_fetch(clock: ManualClock) -> None:
+    calls = []
+
+    async def fetch(form: object) -> TokenGrant:
+        calls.append(form)
+        return TokenGrant(access_token=f"t{len(calls)}", expires_in=60)
+
+    source = ClientCredentials(fetch, client_id="c", client_secret="s", clock=clock)
+    tokens = {await source.token() for _ in range(3)}
+    assert tokens == {"t1"} and len(calls) == 1
+    source.invalidate()
+    assert await source.token() == "t2"
+
+
+def test_refresh_time_keeps_a_margin_but_never_passes_half_the_lifetime() -> None:
+    issued = datetime(2026, 1, 1, tzinfo=UTC)
+    assert refresh_at(issued, timedelta(hours=1)) == issued + timedelta(minutes=59, seconds=30)
+    assert refresh_at(issued, timedelta(seconds=40)) == issued + timedelta(seconds=20)
+    assert refresh_at(issued, timedelta(seconds=10)) == issued + timedelta(seconds=5)
+
+
+# --- HTTP layer: retries and timeouts (tiny MockTransport fakes) --------------------------------
+
+
+def flaky(failures: int, status: int = 503) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) <= failures:
+            return httpx.Response(status, text="upstream unavailable")
+        return httpx.Response(200, json={"offset": 7})
+
+    return httpx.MockTransport(handle), seen
+
+
+async def test_reads_are_retried_with_capped_backoff() -> None:
+    transport, seen = flaky(3)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async with make_client("http://ledger.test/", 5, transport) as client:
+        http = Http(
+            client,
+            "ledger",
+            retry=ReadRetry(attempts=4, base_delay=0.5, max_delay=1.0),
+            sleep=sleep,
+        )
+        assert await http.read("GET", "/v2/state/ledger-end") == {"offset": 7}
+    assert len(seen) == 4 and sleeps == [0.5, 1.0, 1.0]
+
+
+async def test_reads_give_up_after_the_last_attempt_and_say_in_doubt() -> None:
+    transport, seen = flaky(10, status=502)
+    async with make_client("http://ledger.test", 5, transport) as client:
+        http = Http(
+            client, "ledger", retry=ReadRetry(attempts=3, base_delay=0), sleep=lambda s: _none()
+        )
+        with pytest.raises(CantonError) as caught:
+            await http.read("GET", "/v2/state/ledger-end")
+    assert (
+        len(seen) == 3 and caught.value.kind is ErrorClass.IN_DOUBT and caught.value.status == 502
+    )
+
+
+async def test_calls_are_never_retried() -> None:
+    transport, seen = flaky(1)
+    async with make_client("http://ledger.test", 5, transport) as client:
+        with pytest.raises(CantonError):
+            await Http(client, "ledger").call(
+                "POST", "/v2/commands/submit-and-wait", {"commandId": "x"}
+            )
+    assert len(seen) == 1
+
+
+async def test_final_errors_are_not_retried() -> None:
+    transport, seen = flaky(5, status=400)
+    async with make_client("http://ledger.test", 5, transport) as client:
+        with pytest.raises(CantonError) as caught:
+            await Http(client, "ledger", sleep=lambda s: _none()).read(
+                "GET", "/v2/state/ledger-end"
+            )
+    assert len(seen) == 1 and caught.value.kind is ErrorClass.FINAL
+
+
+async def _none() -> None:
+    return None
+
+
+async def test_clients_have_timeouts_and_accept_a_trailing_slash() -> None:
+    async with make_client("http://ledger.test/", 12.5) as client:
+        assert client.timeout.read == 12.5 and client.timeout.connect == 5.0
+        assert str(client.base_url) == "http://ledger.test"
+
+
+async def test_a_body_that_does_not_fit_the_schema_is_in_doubt_not_retried() -> None:
+    seen = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="<html>maintenance</html>")
+
+    async with make_client("http://ledger.test", 5, httpx.MockTransport(handle)) as client:
+        with pytest.raises(CantonError) as caught:
+            await Http(client, "ledger").read("GET", "/v2/state/ledger-end")
+    assert caught.value.code == "INVALID_RESPONSE" and len(seen) == 1
+
+
+# --- input selection ----------------------------------------------------------------------------
+
+
+def holdings(*amounts: str, rate: str = "0", created: int = 10) -> list[Holding]:
+    return [
+        Holding(
+            contract_id=f"a{i}",
+            initial_amount=Decimal(a),
+            created_round=created,
+            rate_per_round=Decimal(rate),
+        )
+        for i, a in enumerate(amounts)
+    ]
+
+
+def test_inputs_are_the_largest_first_and_as_few_as_needed() -> None:
+    chosen = select_inputs(
+        holdings("5", "50", "20", "30"), Decimal("60"), max_inputs=10, round_number=10
+    )
+    assert chosen == Selection(inputs=("a1", "a3"), total=Decimal(80))
+
+
+def test_an_exact_balance_is_enough_without_a_margin_and_short_with_one() -> None:
+    assert isinstance(
+        select_inputs(holdings("10"), Decimal(10), max_inputs=5, round_number=10), Selection
+    )
+    short = select_inputs(
+        holdings("10"), Decimal(10), max_inputs=5, round_number=10, fee_margin=Decimal("0.01")
+    )
+    assert isinstance(short, InsufficientFunds) and short.required == Decimal("10.01")
+
+
+def test_too_many_small_amulets_is_insufficient_because_fragmented() -> None:
+    result = select_inputs(holdings(*["1"] * 10), Decimal(5), max_inputs=3, round_number=10)
+    assert isinstance(result, InsufficientFunds) and result.fragmented
+    assert (result.available, result.spendable) == (Decimal(10), Decimal(3))
+    assert "3 largest amulets" in result.reason
+
+
+def test_no_amulets_at_all() -> None:
+    result = select_inputs([], Decimal(1), max_inputs=100, round_number=1)
+    assert isinstance(result, InsufficientFunds) and not result.fragmented
+    assert result.available == 0 and "holds 0 CC" in result.reason
+
+
+def test_holding_fees_are_deducted_a_few_rounds_ahead() -> None:
+    # 10 CC created in round 10 at 0.1 CC/round is worth 10 - 0.1 x (20 + 2 - 10) = 8.8 in round 22.
+    assert isinstance(
+        select_inputs(holdings("10", rate="0.1"), Decimal("8.8"), max_inputs=1, round_number=20),
+        Selection,
+    )
+    assert isinstance(
+        select_inputs(holdings("10", rate="0.1"), Decimal("8.81"), max_inputs=1, round_number=20),
+        InsufficientFunds,
+    )
+
+
+def test_equal_amulets_are_chosen_in_a_stable_order() -> None:
+    first = select_inputs(holdings("5", "5", "5"), Decimal(6), max_inputs=3, round_number=10)
+    assert isinstance(first, Selection) and first.inputs == ("a0", "a1")
+
+
+# --- request builders ---------------------------------------------------------------------------
+
+
+async def test_send_command_has_the_spec_shape(canton: Canton) -> None:
+    command = await payment(canton, ALICE, "12.5", "pay-x", submission_id="u-1", dedup_seconds=3600)
+    doc = msgspec.to_builtins(command)
+    exercise = doc["commands"][0]["ExerciseCommand"]
+    ctx = await canton.context.get()
+    assert exercise["templateId"] == "#splice-amulet:Splice.AmuletRules:TransferPreapproval"
+    assert exercise["contractId"] == ctx.transfer_preapproval.contract_id
+    arg = exercise["choiceArgument"]
+    assert (
+        arg["amount"] == "12.5"
+        and arg["sender"] == ALICE
+        and arg["inputs"][0]["tag"] == "InputAmulet"
+    )
+    assert arg["context"]["context"]["featuredAppRight"] == ctx.featured_app_right.contract_id  # type: ignore[union-attr]
+    assert (
+        arg["context"]["context"]["issuingMiningRounds"]
+        == []
+        == arg["context"]["context"]["validatorRights"]
+    )
+    assert doc["actAs"] == [ALICE] and doc["commandId"] == "pay-x" and doc["submissionId"] == "u-1"
+    assert doc["deduplicationPeriod"] == {
+        "DeduplicationDuration": {"value": {"seconds": 3600, "nanos": 0}}
+    }
+    assert doc["synchronizerId"] == canton.sim.ledger.synchronizer_id
+    disclosed = {d["contractId"] for d in doc["disclosedContracts"]}
+    assert disclosed == {
+        ctx.amulet_rules.contract_id,
+        ctx.open_round.contract.contract_id,
+        ctx.transfer_preapproval.contract_id,
+        ctx.featured_app_right.contract_id,
+    }  # type: ignore[union-attr]
+    assert all(
+        set(d) == {"templateId", "contractId", "createdEventBlob", "synchronizerId"}
+        for d in doc["disclosedContracts"]
+    )
+
+
+async def test_without_a_featured_right_nothing_is_disclosed_for_it(clock: ManualClock) -> None:
+    sim = new_sim(clock)
+    sim.archive(sim.ledger.featured_right(APP).contract_id)  # type: ignore[union-attr]
+    async with open_clients(sim) as c:
+        doc = msgspec.to_builtins(await payment(c, ALICE, "1", "pay-y"))
+        assert (
+            doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"][
+                "featuredAppRight"
+            ]
+            is None
+        )
+        assert len(doc["disclosedContracts"]) == 3
+        await c.ledger.submit_and_wait(await payment(c, ALICE, "1", "pay-y"))
+
+
+@pytest.mark.parametrize("amount", ["0", "-1", "1.00000000001", "NaN"])
+def test_amounts_must_be_positive_daml_decimals(amount: str) -> None:
+    with pytest.raises(ValueError):
+        check_amount(Decimal(amount))
+
+
+async def test_send_needs_inputs_and_ids(canton: Canton) -> None:
+    ctx = await canton.context.get()
+    with pytest.raises(ValueError, match="input"):
+        send_commands(
+            ctx,
+            sender=ALICE,
+            amount=Decimal(1),
+            inputs=[],
+            description=None,
+            command_id="c",
+            submission_id="s",
+            dedup_seconds=60,
+        )
+    with pytest.raises(ValueError, match="submissionId"):
+        send_commands(
+            ctx,
+            sender=ALICE,
+            amount=Decimal(1),
+            inputs=["a"],
+            description=None,
+            command_id="c",
+            submission_id="",
+            dedup_seconds=60,
+        )
+
+
+async def test_setup_creates_the_preapproval_through_submit_and_wait(clock: ManualClock) -> None:
+    sim = new_sim(clock, preapproval=False)
+    async with open_clients(sim) as c:
+        dso = await c.scan.dso()
+        rounds = await c.scan.open_and_issuing_mining_rounds()
+        from pipeline.scan_context import choose_round, open_round_contracts, read_rounds
+
+        chosen = choose_round(read_rounds(open_round_contracts(rounds)), clock())
+        assert chosen is not None and dso.amulet_rules.domain_id
+        sync = dso.amulet_rules.domain_id
+        inputs = [h.contract_id for h in await c.ledger.amulets(APP)]
+        command = create_preapproval_commands(
+            amulet_rules=disclose(dso.amulet_rules.contract, sync),
+            open_round=disclose(chosen.contract, sync),
+            party=APP,
+            inputs=inputs,
+            expires_at=clock() + timedelta(days=365),
+            dso_party=dso.dso_party_id,
+            command_id="setup-preapproval",
+            submission_id="s-1",
+            dedup_seconds=600,
+        )
+        doc = msgspec.to_builtins(command)
+        arg = doc["commands"][0]["ExerciseCommand"]["choiceArgument"]
+        assert (arg["receiver"], arg["provider"], arg["expectedDso"]) == (
+            APP,
+            APP,
+            dso.dso_party_id,
+        )
+        assert doc["actAs"] == [APP] and len(doc["disclosedContracts"]) == 2
+        assert arg["context"]["context"]["featuredAppRight"] is None
+        await c.ledger.submit_and_wait(command)
+        found = await c.scan.transfer_preapproval(APP)
+    assert found is not None and found.contract.payload["provider"] == APP
+    assert sim.balance(APP) == 100  # the simulator charges no preapproval fee
+
+
+def test_setup_needs_an_aware_expiry() -> None:
+    from pipeline.canton_types import DisclosedContract
+
+    rules = DisclosedContract(
+        created_event_blob="b", contract_id="r", template_id="t", synchronizer_id="s"
+    )
+    with pytest.raises(ValueError, match="aware"):
+        create_preapproval_commands(
+            amulet_rules=rules,
+            open_round=rules,
+            party=APP,
+            inputs=["a"],
+            expires_at=datetime(2030, 1, 1),
+            dso_party="DSO::1",
+            command_id="c",
+            submission_id="s",
+            dedup_seconds=60,
+        )

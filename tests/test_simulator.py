@@ -1,0 +1,309 @@
+"""The simulator on its own terms: rounds on a clock, deduplication windows, disclosure rules,
+auth, bad requests, the fault plan, seeding, and serving over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from pipeline.canton_errors import CantonError, ErrorClass
+from pipeline.clients import Http, make_client
+from pipeline.ledger_api import LedgerApi
+from pipeline.simulator.app import Simulator, seeded
+from pipeline.simulator.clock import ManualClock
+from pipeline.simulator.faults import Fault, FaultPlan
+from pipeline.simulator.model import open_rounds
+from pipeline.simulator.serve import serve_async
+from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
+    ALICE,
+    APP,
+    BOB,
+    TOKEN,
+    Canton,
+    canton_fixture,
+    clock_fixture,
+    new_sim,
+    open_clients,
+    payment,
+    sim_fixture,
+)
+
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def raw(sim: Simulator) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url="http://sim.test")
+
+
+# --- rounds -------------------------------------------------------------------------------------
+
+
+def test_three_rounds_are_open_and_the_newest_opens_a_tick_later(clock: ManualClock) -> None:
+    genesis, tick = clock(), timedelta(minutes=10)
+    rounds = open_rounds(genesis, tick, genesis + 5 * tick + timedelta(minutes=3))
+    assert [r.number for r in rounds] == [4, 5, 6]
+    now = genesis + 5 * tick + timedelta(minutes=3)
+    assert [r.opens_at <= now for r in rounds] == [True, True, False]
+    assert all(r.target_closes_at == r.opens_at + 2 * tick for r in rounds)
+
+
+async def test_rounds_move_with_the_clock(canton: Canton) -> None:
+    first = set((await canton.scan.open_and_issuing_mining_rounds()).open_mining_rounds)
+    canton.sim.advance(timedelta(minutes=10))
+    second = set((await canton.scan.open_and_issuing_mining_rounds()).open_mining_rounds)
+    assert len(first) == len(second) == 3 and len(first & second) == 2
+
+
+async def test_a_round_that_has_not_opened_fails_the_daml_deadline_check(canton: Canton) -> None:
+    command = await payment(canton, ALICE, "1", "pay-early")
+    newest = max(canton.sim.ledger.rounds(), key=lambda r: r[0].number)[1].contract_id
+    doc = msgspec.to_builtins(command)
+    doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"][
+        "openMiningRound"
+    ] = newest
+    for disclosed in doc["disclosedContracts"]:
+        if disclosed["templateId"].endswith("OpenMiningRound"):
+            disclosed["contractId"] = newest
+            disclosed["createdEventBlob"] = canton.sim.ledger.contracts[newest].blob
+    async with raw(canton.sim) as client:
+        answer = await client.post("/v2/commands/submit-and-wait", json=doc, headers=AUTH)
+    assert answer.status_code == 400 and "openRound.opensAt" in answer.json()["cause"]
+    with pytest.raises(CantonError) as caught:
+        await canton.ledger.submit_and_wait(msgspec.convert(doc, type(command)))
+    assert caught.value.kind is ErrorClass.RETRYABLE and caught.value.stale_context
+
+
+# --- deduplication ------------------------------------------------------------------------------
+
+
+async def test_dedup_holds_within_the_sent_period_and_ends_after_it(canton: Canton) -> None:
+    command = await payment(canton, ALICE, "1", "pay-w", dedup_seconds=60)
+    await canton.ledger.submit_and_wait(command)
+    canton.sim.advance(59)
+    with pytest.raises(CantonError) as caught:
+        await canton.ledger.submit_and_wait(command)
+    assert caught.value.kind is ErrorClass.DUPLICATE
+    canton.sim.advance(2)
+    canton.context.invalidate()
+    await canton.ledger.submit_and_wait(
+        await payment(canton, ALICE, "1", "pay-w", dedup_seconds=60)
+    )
+    assert [t.command_id for t in canton.sim.transfers()] == [
+        "pay-w",
+        "pay-w",
+    ]  # why the period matters
+
+
+async def test_the_change_id_includes_the_acting_parties(canton: Canton) -> None:
+    await canton.ledger.submit_and_wait(await payment(canton, ALICE, "1", "same-id"))
+    await canton.ledger.submit_and_wait(await payment(canton, BOB, "1", "same-id"))
+    assert len(canton.sim.transfers()) == 2
+
+
+async def test_a_rejected_command_can_be_submitted_again_with_the_same_id(canton: Canton) -> None:
+    canton.sim.inject(Fault.INACTIVE_CONTRACTS)
+    command = await payment(canton, ALICE, "1", "pay-again")
+    with pytest.raises(CantonError):
+        await canton.ledger.submit_and_wait(command)
+    await canton.ledger.submit_and_wait(command)
+    assert len(canton.sim.transfers()) == 1
+
+
+# --- ledger model -------------------------------------------------------------------------------
+
+
+async def test_a_transfer_consumes_inputs_and_creates_payment_and_change(canton: Canton) -> None:
+    before = await canton.ledger.ledger_end()
+    old = {h.contract_id for h in await canton.ledger.amulets(ALICE)}
+    await canton.ledger.submit_and_wait(await payment(canton, ALICE, "70", "pay-m"))
+    now = await canton.ledger.amulets(ALICE)
+    assert not old & {h.contract_id for h in now} and [h.initial_amount for h in now] == [30]
+    assert {
+        h.contract_id for h in await canton.ledger.amulets(ALICE, at_offset=before)
+    } == old  # history
+    assert canton.sim.balances()[APP] == 170
+
+
+async def test_contracts_the_sender_cannot_see_must_be_disclosed_with_their_blob(
+    canton: Canton,
+) -> None:
+    doc = msgspec.to_builtins(await payment(canton, ALICE, "1", "pay-nd"))
+    hidden = dict(doc, disclosedContracts=doc["disclosedContracts"][:1])
+    bad_blob = dict(
+        doc,
+        disclosedContracts=[dict(d, createdEventBlob="AAAA") for d in doc["disclosedContracts"]],
+    )
+    async with raw(canton.sim) as client:
+        missing = await client.post("/v2/commands/submit-and-wait", json=hidden, headers=AUTH)
+        wrong = await client.post("/v2/commands/submit-and-wait", json=bad_blob, headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["code"] == "CONTRACT_NOT_FOUND"
+    assert wrong.status_code == 400 and wrong.json()["code"] == "INVALID_ARGUMENT"
+    assert canton.sim.transfers() == []
+
+
+async def test_an_expired_preapproval_fails_the_send(clock: ManualClock) -> None:
+    sim = new_sim(clock, preapproval=False)
+    sim.add_preapproval(APP, expires_at=clock() + timedelta(minutes=30))
+    async with open_clients(sim) as c:
+        command = await payment(c, ALICE, "1", "pay-x")
+        sim.advance(timedelta(minutes=31))
+        with pytest.raises(CantonError) as caught:
+            await c.ledger.submit_and_wait(command)
+    assert "TransferPreapproval.expiresAt" in caught.value.cause and caught.value.stale_context
+
+
+async def test_only_the_sender_can_authorise_a_send(canton: Canton) -> None:
+    doc = msgspec.to_builtins(await payment(canton, ALICE, "1", "pay-auth"))
+    async with raw(canton.sim) as client:
+        answer = await client.post(
+            "/v2/commands/submit-and-wait", json=dict(doc, actAs=[BOB]), headers=AUTH
+        )
+    assert answer.status_code == 400 and answer.json()["code"] == "DAML_AUTHORIZATION_ERROR"
+
+
+# --- HTTP surface -------------------------------------------------------------------------------
+
+
+async def test_requests_without_a_valid_token_get_401(sim: Simulator) -> None:
+    async with raw(sim) as client:
+        none = await client.get("/v2/state/ledger-end")
+        wrong = await client.get("/v2/state/ledger-end", headers={"authorization": "Bearer nope"})
+        scan = await client.get("/api/scan/v0/dso")  # Scan is public
+    assert none.status_code == wrong.status_code == 401 and none.json()["code"] == "UNAUTHENTICATED"
+    assert scan.status_code == 200
+
+
+async def test_the_token_endpoint_speaks_client_credentials(sim: Simulator) -> None:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "billing",
+        "client_secret": "billing-secret",
+    }
+    async with raw(sim) as client:
+        good = await client.post("/oauth/token", data=form)
+        bad = await client.post("/oauth/token", data=dict(form, client_secret="x"))
+        grant = await client.post("/oauth/token", data=dict(form, grant_type="password"))
+        used = await client.get(
+            "/v2/state/ledger-end",
+            headers={"authorization": f"Bearer {good.json()['access_token']}"},
+        )
+        sim.advance(timedelta(hours=1))  # the token's lifetime
+        expired = await client.get(
+            "/v2/state/ledger-end",
+            headers={"authorization": f"Bearer {good.json()['access_token']}"},
+        )
+    assert good.status_code == 200 and good.json()["expires_in"] == 3600
+    assert (bad.status_code, bad.json()) == (401, {"error": "invalid_client"})
+    assert (grant.status_code, grant.json()) == (400, {"error": "unsupported_grant_type"})
+    assert used.status_code == 200 and expired.status_code == 401
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"commandId": "x"}'])
+async def test_undecodable_bodies_get_400_text(sim: Simulator, body: bytes) -> None:
+    async with raw(sim) as client:
+        answer = await client.post(
+            "/v2/commands/submit-and-wait",
+            content=body,
+            headers={**AUTH, "content-type": "application/json"},
+        )
+    assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/plain")
+
+
+async def test_scan_errors_are_error_responses(sim: Simulator) -> None:
+    async with raw(sim) as client:
+        missing = await client.get(f"/api/scan/v0/transfer-preapprovals/by-party/{BOB}")
+        bad = await client.post("/api/scan/v2/updates", json={"page_size": "many"})
+    assert missing.status_code == 404 and set(missing.json()) == {"error"}
+    assert bad.status_code == 400 and set(bad.json()) == {"error"}
+
+
+# --- fault plan, seeding, state API ---------------------------------------------------------------
+
+
+def test_queued_faults_hit_their_endpoint_in_order() -> None:
+    plan = FaultPlan(seed=1)
+    plan.inject(Fault.PROXY_502, on="ledger-end")
+    plan.inject(Fault.IN_FLIGHT, 2)
+    assert plan.draw("scan-dso") is None
+    assert plan.draw("submit").fault is Fault.IN_FLIGHT  # type: ignore[union-attr]
+    assert plan.draw("ledger-end").fault is Fault.PROXY_502  # type: ignore[union-attr]
+    assert plan.draw("submit") is not None and plan.draw("submit") is None and plan.pending == 0
+
+
+def test_a_fault_everywhere_and_bad_arguments() -> None:
+    plan = FaultPlan()
+    plan.inject("drop", on="*")
+    assert plan.draw("scan-rounds").fault is Fault.DROP  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        plan.inject("flood")
+    with pytest.raises(ValueError):
+        plan.inject(Fault.DROP, on="nowhere")
+    with pytest.raises(ValueError):
+        plan.set_rate(Fault.DROP, 1.5)
+
+
+def test_seeding_funds_parties_features_the_app_and_can_preapprove() -> None:
+    sim = seeded(
+        [(ALICE, Decimal("12.5")), (BOB, Decimal(0))], APP, clock=ManualClock(), preapproval=True
+    )
+    assert sim.balances() == {ALICE: Decimal("12.5"), APP: Decimal(100)}
+    assert sim.ledger.featured_right(APP) is not None and sim.ledger.preapproval_of(APP) is not None
+    bare = seeded([], APP, app_amount=Decimal(0), featured=False)
+    assert bare.balances() == {} and bare.ledger.featured_right(APP) is None
+
+
+def test_advance_needs_a_manual_clock() -> None:
+    with pytest.raises(TypeError):
+        Simulator(app_party=APP).advance(1)
+
+
+# --- over TCP -----------------------------------------------------------------------------------
+
+
+async def test_serving_over_tcp_prints_the_settings_and_drops_connections_for_real() -> None:
+    sim = new_sim(ManualClock())
+    out, stop, ready = io.StringIO(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        serve_async(sim, "127.0.0.1", 0, out=out, on_ready=lambda url: ready.set(), stop=stop)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        lines = out.getvalue().splitlines()
+        base = lines[0].removeprefix("simulator ready on ")
+        assert lines[0].startswith("simulator ready on http://127.0.0.1:")
+        settings = dict(line.split("=", 1) for line in lines[1:])
+        assert settings == {
+            "APP_PROVIDER_API_URL": base,
+            "SCAN_API_URL": f"{base}/api/scan",
+            "APP_PROVIDER_JWT": TOKEN,
+            "PARTY_APP": APP,
+        }
+        await _use_over_tcp(sim, settings)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def _use_over_tcp(sim: Simulator, settings: dict[str, Any]) -> None:
+    from pipeline.auth import StaticToken
+
+    async with make_client(settings["APP_PROVIDER_API_URL"], 5) as client:
+        ledger = LedgerApi(
+            Http(client, "the Ledger API", StaticToken(settings["APP_PROVIDER_JWT"]))
+        )
+        assert await ledger.ledger_end() == sim.ledger.offset
+        sim.inject(Fault.DROP)
+        with pytest.raises(CantonError) as caught:
+            await ledger.http.call(
+                "POST",
+                "/v2/commands/submit-and-wait",
+                {"commands": [], "commandId": "c", "actAs": [ALICE]},
+            )
+    assert (caught.value.kind, caught.value.code) == (ErrorClass.IN_DOUBT, "CONNECTION_LOST")
