@@ -25,6 +25,7 @@ from pipeline.canton_apis import (
     send_exercise,
     transfer_context,
 )
+from pipeline.canton_http import CantonError, Http, TokenSource, make_client
 from pipeline.canton_port import (
     Accepted,
     CompletionFound,
@@ -35,7 +36,6 @@ from pipeline.canton_port import (
     Rejected,
     Verified,
 )
-from pipeline.canton_http import CantonError, Http, TokenSource, make_client
 
 Clock = Callable[[], datetime]
 MAX_COMPLETION_PAGES = 200
