@@ -93,7 +93,7 @@ def main() -> None:
     try:
         base_append, base_read = baseline(work / "bare", [encode(e) for e in evs])
         a_nosync, r_nosync, size = asyncio.run(ours(work / "nosync", evs, sync=False))
-        a_sync, r_sync, _ = asyncio.run(ours(work / "sync", evs, sync=True))
+        a_sync, _, _ = asyncio.run(ours(work / "sync", evs, sync=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rate = lambda seconds: f"{n / seconds:,.0f}"  # noqa: E731
