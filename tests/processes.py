@@ -26,12 +26,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def simulator(data_dir: Path, *args: str) -> Iterator[dict[str, str]]:
+def simulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     """`billing simulator` on a free loopback port; yields the environment it printed."""
     port = free_port()
     proc = subprocess.Popen([BILLING, "simulator", "--port", str(port), "--with-preapproval", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(BILLING_DATA_DIR=str(data_dir)))
+                            env=clean_env(BILLING_DATA_DIR=str(data_dir), **(env or {})))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
