@@ -37,7 +37,8 @@ def test_info_balance_config_update_show_the_network(sim_env: dict[str, str], tm
     assert pay.returncode == 0, pay.stderr
     update_id = pay.stdout.rsplit("ledger update ", 1)[1].strip()
     update = billing("update", update_id, env=env)
-    assert update.returncode == 0 and json.loads(update.stdout)["update"]["Transaction"]["value"]["updateId"] == update_id
+    assert update.returncode == 0
+    assert json.loads(update.stdout)["update"]["Transaction"]["value"]["updateId"] == update_id
 
 
 class _Answer(BaseHTTPRequestHandler):
