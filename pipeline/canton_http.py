@@ -23,6 +23,7 @@ RETRYABLE_CODES = {"SUBMISSION_ALREADY_IN_FLIGHT", "PARTICIPANT_BACKPRESSURE", "
                    "LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
 STALE_CODES = {"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
 STALE_CAUSES = ("openRound.opensAt", "TransferPreapproval.expiresAt")
+POOL_SIZE = 64  # connections per service
 
 
 @dataclass
@@ -142,6 +143,9 @@ class Http:
                  read_attempts: int = 3, backoff: float = 0.2) -> None:
         self.client, self.name, self.auth = client, name, auth
         self.read_attempts, self.backoff = read_attempts, backoff
+        # Requests wait here, not in httpcore's pool, whose bookkeeping grows with the queue
+        # (quadratic with hundreds of waiting requests). One slot per pooled connection.
+        self._slots = asyncio.Semaphore(POOL_SIZE)
 
     async def read(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         """An idempotent call: retried on transport errors and 5xx, with capped backoff."""
@@ -170,7 +174,8 @@ class Http:
     async def _send(self, method: str, path: str, body: Any, params: dict[str, Any] | None) -> httpx.Response:
         headers = {"authorization": f"Bearer {await self.auth.token()}"} if self.auth else {}
         try:
-            return await self.client.request(method, path, json=body, params=params, headers=headers)
+            async with self._slots:
+                return await self.client.request(method, path, json=body, params=params, headers=headers)
         except httpx.ConnectError as err:  # never reached the server: nothing was sent
             raise CantonError("retryable", f"{self.name} at {self.client.base_url} is unreachable: {err}") from err
         except (httpx.HTTPError, ConnectionError) as err:  # sent, but no answer: in doubt
@@ -182,7 +187,7 @@ def make_client(base_url: str, timeout: float, transport: httpx.AsyncBaseTranspo
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"), transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE),
         headers={"user-agent": "canton-billing/0.1"},
     )
 
