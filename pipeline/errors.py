@@ -4,8 +4,9 @@ PipelineError
  ├── StoreError
  │    ├── StoreBusy          another process holds the writer lock
  │    └── StoreUnavailable   the directory cannot be used (permissions, disk full, corruption)
- └── LogError
-      └── LogClosed          append or read after close
+ ├── LogError
+ │    └── LogClosed          append or read after close
+ └── CantonError             a Ledger API / Scan failure, classified (pipeline/canton_errors.py)
 """
 
 from __future__ import annotations
