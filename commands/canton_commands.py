@@ -11,19 +11,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from commands.context import Context
 from commands.errors import CommandError
 from commands.runtime import canton_factory, require_canton
 from pipeline.canton_adapter import CantonAdapter
-from pipeline.canton_apis import (
-    ScanContract,
-    choose_round,
-    commands_body,
-    create_preapproval_exercise,
-    select_inputs,
-    transfer_context,
-)
-from pipeline.canton_http import CantonError
+from pipeline.canton_errors import CantonError
+from pipeline.ledger_api import Holding, new_submission_id
+from pipeline.scan_context import choose_round, disclose, open_round_contracts, read_rounds
+from pipeline.scan_types import Contract
+from pipeline.splice_types import TransferPreapproval, read_payload
+from pipeline.transfer_builders import InsufficientFunds, create_preapproval_commands, select_inputs
 
 SETUP_FEE_MARGIN = Decimal("1")  # preapprovals over 90 days cost a fee of about 1 USD a year
 EXPIRY_WARNING = timedelta(days=30)
@@ -71,37 +70,37 @@ def run_setup(ctx: Context, args: argparse.Namespace) -> int:
 
 async def setup_preapproval(ctx: Context, canton: CantonAdapter, minutes: int) -> int:
     party = ctx.settings.party_app or ""
-    existing = await canton.scan.preapproval(party)
+    existing = await canton.scan.transfer_preapproval(party)
     if existing is not None:
-        contract, _ = existing
-        ctx.console.line(f"TransferPreapproval already exists: {contract.contract_id} "
-                         f"(expires {contract.payload.get('expiresAt')}); nothing to pay")
+        ctx.console.line(f"TransferPreapproval already exists: {existing.contract.contract_id} "
+                         f"(expires {_expiry(existing.contract):%Y-%m-%d %H:%M} UTC); nothing to pay")
         return 0
     dso = await canton.scan.dso()
-    rounds, _ = await canton.scan.open_rounds()
+    rounds = read_rounds(open_round_contracts(await canton.scan.open_and_issuing_mining_rounds()))
     chosen = choose_round(rounds, ctx.clock())
     if chosen is None:
         raise CommandError("Scan shows no open mining round yet; try again in a minute")
-    offset = await canton.ledger.ledger_end()
-    inputs = select_inputs(await canton.ledger.holdings(party, offset), SETUP_FEE_MARGIN, 100)
-    if inputs is None:
+    picked = select_inputs(await canton.ledger.amulets(party), SETUP_FEE_MARGIN,
+                           max_inputs=chosen.max_num_inputs, round_number=chosen.number)
+    if isinstance(picked, InsufficientFunds):
         raise CommandError(f"{party} holds no Amulet to pay the preapproval fee; fund it first (`billing balance`)")
-    rules = ScanContract.of(dso["amulet_rules"]["contract"])
-    sync = dso["amulet_rules"].get("domain_id") or ""
+    sync = dso.amulet_rules.domain_id or ""
     expires = ctx.clock() + timedelta(minutes=minutes)
-    exercise = create_preapproval_exercise(rules.contract_id, transfer_context(rules, chosen, None),
-                                           [h.contract_id for h in inputs], party, expires, dso["dso_party_id"])
     # A deterministic command id: a setup retried the same day is deduplicated by the ledger.
     command = "setup-preapproval-" + hashlib.sha256(f"{party}|{expires:%Y%m%d}".encode()).hexdigest()[:24]
-    body = commands_body(exercise, act_as=[party], command_id=command, submission_id=command + "-1",
-                         dedup_seconds=86400, synchronizer=sync,
-                         disclosed=[rules.disclosed(sync), chosen.disclosed(sync)], user_id=canton.ledger.user_id)
-    result = await canton.ledger.submit(body)
-    created = await canton.scan.preapproval(party)
-    cid = created[0].contract_id if created else "(not visible in Scan yet)"
+    result = await canton.ledger.submit_and_wait(create_preapproval_commands(
+        amulet_rules=disclose(dso.amulet_rules.contract, sync), open_round=disclose(chosen.contract, sync),
+        party=party, inputs=picked.inputs, expires_at=expires, dso_party=dso.dso_party_id, command_id=command,
+        submission_id=new_submission_id(), dedup_seconds=86400, user_id=canton.ledger.user_id))
+    created = await canton.scan.transfer_preapproval(party)
+    cid = created.contract.contract_id if created else "(not visible in Scan yet)"
     ctx.console.line(f"TransferPreapproval created: {cid}, expires {expires:%Y-%m-%d %H:%M} UTC "
-                     f"(update {result['updateId']})")
+                     f"(update {result.update_id})")
     return 0
+
+
+def _expiry(contract: Contract) -> datetime:
+    return read_payload(contract.payload, TransferPreapproval).expiresAt
 
 
 def run_info(ctx: Context, args: argparse.Namespace) -> int:
@@ -113,22 +112,23 @@ async def _info(ctx: Context, canton: CantonAdapter) -> int:
     party = ctx.settings.party_app or ""
     rows: list[tuple[str, Any]] = [("ledger end", await canton.ledger.ledger_end())]
     dso = await canton.scan.dso()
-    rows += [("DSO party", dso["dso_party_id"]), ("synchronizer", dso["amulet_rules"].get("domain_id"))]
-    ctx_ = await canton.context()
-    rows += [("open round", ctx_.round.payload["round"]["number"]), ("app balance", f"{await _sum(canton, party)} CC"),
-             ("preapproval", ctx_.preapproval.contract_id),
-             ("featured app right", ctx_.featured.contract_id if ctx_.featured else "none (not featured)")]
-    expires = ctx_.preapproval.payload.get("expiresAt", "")
-    rows.append(("preapproval expires", expires))
+    rows += [("DSO party", dso.dso_party_id), ("synchronizer", dso.amulet_rules.domain_id)]
+    c = await canton.context.get()
+    featured = c.featured_app_right
+    rows += [("open round", c.open_round.number),
+             ("app balance", f"{_total(await canton.ledger.amulets(party))} CC"),
+             ("preapproval", c.transfer_preapproval.contract_id),
+             ("featured app right", featured.contract_id if featured else "none (not featured)"),
+             ("preapproval expires", f"{c.preapproval_expires_at:%Y-%m-%d %H:%M} UTC")]
     ctx.console.table("Canton", ["", ""], rows)
-    if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) - ctx.clock() < EXPIRY_WARNING:
-        ctx.console.warn(f"the TransferPreapproval expires {expires}: renew it (`billing setup`) or payments fail")
+    if c.preapproval_expires_at - ctx.clock() < EXPIRY_WARNING:
+        ctx.console.warn(f"the TransferPreapproval expires {c.preapproval_expires_at:%Y-%m-%d %H:%M} UTC: "
+                         "renew it (`billing setup`) or payments fail")
     return 0
 
 
-async def _sum(canton: CantonAdapter, party: str) -> Decimal:
-    holdings = await canton.ledger.holdings(party, await canton.ledger.ledger_end())
-    return sum((h.amount for h in holdings), Decimal(0))
+def _total(holdings: list[Holding]) -> Decimal:
+    return sum((h.initial_amount for h in holdings), Decimal(0))
 
 
 def run_balance(ctx: Context, args: argparse.Namespace) -> int:
@@ -137,11 +137,10 @@ def run_balance(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("name a party with --party, or set PARTY_APP")
 
     async def show(canton: CantonAdapter) -> int:
-        holdings = await canton.ledger.holdings(party, await canton.ledger.ledger_end())
-        total = sum((h.amount for h in holdings), Decimal(0))
+        holdings = await canton.ledger.amulets(party)
         ctx.console.table(f"Amulets of {party}", ["contract", "amount (CC)"],
-                          [(h.contract_id, h.amount) for h in holdings])
-        ctx.console.line(f"Total: {total} CC in {len(holdings)} amulet(s)")
+                          [(h.contract_id, h.initial_amount) for h in holdings])
+        ctx.console.line(f"Total: {_total(holdings)} CC in {len(holdings)} amulet(s)")
         return 0
 
     return _run(ctx, "`billing balance`", show)
@@ -149,12 +148,14 @@ def run_balance(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_config(ctx: Context, args: argparse.Namespace) -> int:
     async def show(canton: CantonAdapter) -> int:
-        c = await canton.context()
-        rows = [(name, k.contract_id, k.template_id, k.blob[:80] + ("…" if len(k.blob) > 80 else ""))
-                for name, k in (("AmuletRules", c.rules), ("OpenMiningRound", c.round),
-                                ("TransferPreapproval", c.preapproval), ("FeaturedAppRight", c.featured)) if k]
-        ctx.console.line(f"synchronizer {c.synchronizer}, round {c.round.payload['round']['number']}, "
-                         f"max inputs {c.max_inputs}")
+        c = await canton.context.get()
+        named = (("AmuletRules", c.amulet_rules), ("OpenMiningRound", c.open_round.contract),
+                 ("TransferPreapproval", c.transfer_preapproval), ("FeaturedAppRight", c.featured_app_right))
+        rows = [(name, k.contract_id, k.template_id,
+                 k.created_event_blob[:80] + ("…" if len(k.created_event_blob) > 80 else ""))
+                for name, k in named if k]
+        ctx.console.line(f"synchronizer {c.synchronizer_id}, round {c.open_round.number}, "
+                         f"max inputs {c.open_round.max_num_inputs}")
         ctx.console.table("Payment context from Scan", ["contract", "id", "template", "blob"], rows)
         return 0
 
@@ -162,8 +163,13 @@ def run_config(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_update(ctx: Context, args: argparse.Namespace) -> int:
+    party = ctx.settings.party_app or ""
+
     async def show(canton: CantonAdapter) -> int:
-        doc = await canton.ledger.update(ctx.settings.party_app or "", update_id=args.update_id)
+        tx = await canton.ledger.update_by_id(args.update_id, party=party)
+        if tx is None:
+            raise CommandError(f"no update {args.update_id} visible to {party} (check the id and PARTY_APP)")
+        doc = {"update": {"Transaction": {"value": msgspec.to_builtins(tx)}}}
         ctx.console.line(json.dumps(doc, indent=2))
         return 0
 

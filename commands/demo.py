@@ -24,8 +24,9 @@ from commands.payments import pay_all_async
 from commands.runtime import canton_factory
 from commands.simulator_command import DEMO_APP_PARTY, build
 from commands.tail import event_line
-from pipeline.canton_http import asgi_transport
+from pipeline.clients import asgi_transport
 from pipeline.embedded_log import EmbeddedLog
+from pipeline.simulator.app import Simulator
 
 
 def add_commands(sub: Any) -> None:
@@ -56,7 +57,7 @@ async def _demo(ctx: Context, state: Path) -> int:
         scan_api_url="http://simulator/api/scan", app_provider_jwt=sim.static_token, ledger_auth_token_url=None,
         max_payment_retries=5, payment_retry_interval=1,
     )
-    demo = Context(settings, ctx.console, ctx.clock, transport=asgi_transport(sim.app))
+    demo = Context(settings, ctx.console, ctx.clock, transport=asgi_transport(sim))
     demo.catalogue = ctx.catalogue  # already loaded and validated
     say = ctx.console.line
     say(f"Canton Billing demo: simulated network, state in {state}\n")
@@ -80,10 +81,10 @@ async def _demo(ctx: Context, state: Path) -> int:
     return _check(ctx, sim, first or second)
 
 
-def _check(ctx: Context, sim: Any, code: int) -> int:
+def _check(ctx: Context, sim: Simulator, code: int) -> int:
     transfers = sim.transfers()
-    commands = [t["command_id"] for t in transfers]
-    total = sum((t["amount"] for t in transfers), Decimal(0))
+    commands = [t.command_id for t in transfers]
+    total = sum((t.amount for t in transfers), Decimal(0))
     ctx.console.line(f"\n6. The ledger holds {len(transfers)} transfer(s), {total} CC in all, "
                      f"{len(set(commands))} distinct command id(s): "
                      + ("every period charged exactly once." if len(commands) == len(set(commands))

@@ -8,8 +8,9 @@ from typing import Any
 
 from commands.context import Context
 from commands.errors import ConfigError
+from pipeline.auth import StaticToken, TokenSource
 from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
-from pipeline.canton_http import ClientCredentials, StaticToken, TokenSource
+from pipeline.clients import client_credentials
 
 CANTON_SETTINGS = ("PARTY_APP", "APP_PROVIDER_API_URL", "SCAN_API_URL")
 OAUTH_SETTINGS = ("LEDGER_AUTH_TOKEN_URL", "LEDGER_AUTH_CLIENT_ID", "LEDGER_AUTH_CLIENT_SECRET")
@@ -30,8 +31,8 @@ def token_source(ctx: Context) -> Callable[[Any], TokenSource]:
     s = ctx.settings
     if s.ledger_auth_token_url:
         url, client, secret = s.ledger_auth_token_url, s.ledger_auth_client_id or "", s.ledger_auth_client_secret or ""
-        return lambda http: ClientCredentials(http, url, client, secret, s.ledger_auth_audience, s.ledger_auth_scope,
-                                              clock=ctx.clock)
+        return lambda http: client_credentials(http, url, client, secret, s.ledger_auth_audience,
+                                               s.ledger_auth_scope, clock=ctx.clock)
     token = s.app_provider_jwt or ""
     return lambda http: StaticToken(token)
 
@@ -39,6 +40,7 @@ def token_source(ctx: Context) -> Callable[[Any], TokenSource]:
 def canton_factory(ctx: Context) -> Callable[[], AbstractAsyncContextManager[CantonAdapter]]:
     """Opens the clients and the adapter for one command or daemon run."""
     s = ctx.settings
-    endpoints = Endpoints(s.app_provider_api_url or "", s.scan_api_url or "", s.http_timeout_secs, s.ledger_user_id)
+    endpoints = Endpoints(ledger_url=s.app_provider_api_url or "", scan_url=s.scan_api_url or "",
+                          timeout=s.http_timeout_secs, user_id=s.ledger_user_id)
     return lambda: open_canton(endpoints, token_source(ctx), receiver=s.party_app or "",
                                dedup_seconds=s.deduplication_secs, clock=ctx.clock, transport=ctx.transport)

@@ -6,14 +6,15 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from commands.context import Context
 from commands.errors import CommandError
 from pipeline.asgi_server import serve
-from pipeline.sim_app import FAULTS, Simulator
+from pipeline.simulator.app import Simulator, seeded
+from pipeline.simulator.faults import CLI_FAULTS
+from pipeline.simulator.serve import settings_lines
 
 DEMO_APP_PARTY = "billing_app::1220" + "0a" * 30
 START_BALANCE = Decimal("1000")
@@ -26,7 +27,7 @@ def add_commands(sub: Any) -> None:
         "without a Canton node. Every party in users.json and the app party start with Canton Coin. Prints "
         "'simulator ready on http://HOST:PORT', then the environment to use it.",
         epilog="examples:\n  billing simulator --port 7575\n  billing simulator --latency-ms 250 "
-        "--fault timeout_after_commit=0.05\n\nfaults: " + ", ".join(FAULTS),
+        "--fault timeout_after_commit=0.05\n\nfaults: " + ", ".join(CLI_FAULTS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
@@ -40,17 +41,15 @@ def add_commands(sub: Any) -> None:
 def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, preapproval: bool = False) -> Simulator:
     """A simulator seeded with the app party and every user party of the catalogue."""
     app = ctx.settings.party_app or DEMO_APP_PARTY
-    sim = Simulator(app, token=ctx.settings.app_provider_jwt)
-    sim.seed({app: Decimal("100"), **{u.party: START_BALANCE for u in ctx.catalogue.users}})
-    sim.faults.latency_ms = latency_ms
+    users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
+    sim = seeded(users.items(), app, app_amount=Decimal("100"), featured=True, preapproval=preapproval,
+                 static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000)
     for spec in faults:
         name, _, rate = spec.partition("=")
         try:
             sim.set_fault_rate(name, float(rate or "1"))
         except ValueError as err:
             raise CommandError(f"--fault {spec!r}: {err}") from err
-    if preapproval:
-        sim.ledger.add_preapproval(app, app, ctx.clock() + timedelta(days=365))
     return sim
 
 
@@ -70,8 +69,7 @@ async def _serve(ctx: Context, sim: Simulator, host: str, port: int) -> int:
         waiter.cancel()
         raise CommandError(f"cannot listen on {host}:{port}: {server.exception()}")
     url = f"http://{host}:{port}"
-    for line in (f"simulator ready on {url}", f"APP_PROVIDER_API_URL={url}", f"SCAN_API_URL={url}/api/scan",
-                 f"APP_PROVIDER_JWT={sim.static_token}", f"PARTY_APP={sim.ledger.app_party}"):
+    for line in (f"simulator ready on {url}", *settings_lines(sim, url)):
         ctx.console.line(line)
     with contextlib.suppress(asyncio.CancelledError):
         await server

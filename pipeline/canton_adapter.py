@@ -1,31 +1,23 @@
-"""`CantonPort` on the real APIs: Scan context (cached), inputs, submission, reconciliation, proof.
+"""`CantonPort` on the typed clients: Scan context (cached), inputs, submission, reconciliation, proof.
 
-The Scan context (AmuletRules, a usable round, the receiver's TransferPreapproval and
-its provider's FeaturedAppRight) is cached for Scan's time-to-live and dropped after a
-stale-contract rejection. Everything that goes wrong comes back as a value the
-processor's pure decisions understand (`Rejected`, `Insufficient`, `NotVisible`).
+The Scan context comes from `ScanContextCache` (Scan's time-to-live, dropped after a
+stale-contract rejection); requests are built by `pipeline/transfer_builders.py`.
+Everything that goes wrong comes back as a value the processor's pure decisions
+understand (`Rejected`, `Insufficient`, `NotVisible`), never as an exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeline.canton_apis import (
-    LedgerApi,
-    ScanApi,
-    ScanContract,
-    choose_round,
-    commands_body,
-    select_inputs,
-    send_exercise,
-    transfer_context,
-)
-from pipeline.canton_http import CantonError, Http, TokenSource, make_client
+import msgspec
+
+from pipeline.auth import TokenSource
+from pipeline.canton_errors import CantonError, ErrorClass
 from pipeline.canton_port import (
     Accepted,
     CompletionFound,
@@ -36,179 +28,190 @@ from pipeline.canton_port import (
     Rejected,
     Verified,
 )
+from pipeline.clients import Http, make_client
+from pipeline.ledger_api import LedgerApi
+from pipeline.ledger_end import LedgerEnd
+from pipeline.scan_api import ScanApi, find_transfer
+from pipeline.scan_context import PaymentContext, ScanContextCache, preapproval_usable
+from pipeline.transfer_builders import InsufficientFunds, select_inputs, send_commands
 
 Clock = Callable[[], datetime]
-MAX_COMPLETION_PAGES = 200
-
-
-@dataclass(frozen=True)
-class PaymentContext:
-    synchronizer: str
-    dso_party: str
-    rules: ScanContract
-    round: ScanContract
-    preapproval: ScanContract
-    featured: ScanContract | None
-    max_inputs: int
-    valid_until: datetime
-
-    def disclosed(self) -> list[dict[str, str]]:
-        contracts = [self.rules, self.round, self.preapproval, *([self.featured] if self.featured else [])]
-        return [c.disclosed(self.synchronizer) for c in contracts]
 
 
 class CantonAdapter:
-    def __init__(self, ledger: LedgerApi, scan: ScanApi, *, receiver: str, clock: Clock, dedup_seconds: int) -> None:
+    """The processor's view of one app provider participant and one Scan."""
+
+    def __init__(
+        self,
+        ledger: LedgerApi,
+        scan: ScanApi,
+        *,
+        receiver: str,
+        clock: Clock,
+        dedup_seconds: int,
+        ledger_end: LedgerEnd | None = None,
+    ) -> None:
         self.ledger, self.scan, self.receiver = ledger, scan, receiver
         self.clock, self.dedup_seconds = clock, dedup_seconds
-        self._context: PaymentContext | None = None
-
-    async def context(self) -> PaymentContext:
-        """The Scan context, fetched again once Scan's time-to-live has passed."""
-        now = self.clock()
-        if self._context is None or now >= self._context.valid_until:
-            self._context = await self._fetch_context(now)
-        return self._context
-
-    async def _fetch_context(self, now: datetime) -> PaymentContext:
-        dso = await self.scan.dso()
-        rounds, ttl_us = await self.scan.open_rounds()
-        chosen = choose_round(rounds, now)
-        if chosen is None:
-            raise CantonError("retryable", "Scan lists no mining round that is open yet; retrying later",
-                              code="NO_OPEN_ROUND")
-        found = await self.scan.preapproval(self.receiver)
-        if found is None:
-            raise CantonError("final", f"{self.receiver} has no TransferPreapproval; run `billing setup`",
-                              code="NO_PREAPPROVAL")
-        preapproval, domain = found
-        featured = await self.scan.featured_app_right(preapproval.payload.get("provider", self.receiver))
-        config = chosen.payload.get("transferConfigUsd") or {}
-        return PaymentContext(
-            synchronizer=domain or dso["amulet_rules"].get("domain_id") or "",
-            dso_party=dso["dso_party_id"],
-            rules=ScanContract.of(dso["amulet_rules"]["contract"]),
-            round=chosen, preapproval=preapproval, featured=featured,
-            max_inputs=int(config.get("maxNumInputs", 100)),
-            valid_until=now + timedelta(microseconds=max(ttl_us, 1_000_000)),
-        )
+        self.context = ScanContextCache(scan, receiver=receiver, clock=clock)
+        self.ledger_end = ledger_end or LedgerEnd(ledger)
 
     def invalidate_context(self) -> None:
-        self._context = None
+        self.context.invalidate()
+
+    async def usable_context(self) -> PaymentContext | Rejected:
+        """The cached context, refetched once when its preapproval looks expired (it may be renewed)."""
+        ctx = await self.context.get()
+        if preapproval_usable(ctx, self.clock()):
+            return ctx
+        self.context.invalidate()
+        ctx = await self.context.get()
+        if preapproval_usable(ctx, self.clock()):
+            return ctx
+        return Rejected(
+            kind="final",
+            code="PREAPPROVAL_EXPIRED",
+            message=f"the app's TransferPreapproval expired at {ctx.preapproval_expires_at:%Y-%m-%d %H:%M} "
+            "UTC; run `billing setup`",
+        )
 
     async def prepare(self, sender: str, amount: Decimal) -> Prepared | Insufficient | Rejected:
         try:
-            ctx = await self.context()
-            expires = ctx.preapproval.payload.get("expiresAt")
-            if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= self.clock():
-                return Rejected(kind="final", code="PREAPPROVAL_EXPIRED",
-                                message=f"the app's TransferPreapproval expired at {expires}; run `billing setup`")
-            offset = await self.ledger.ledger_end()
-            holdings = await self.ledger.holdings(sender, offset)
+            ctx = await self.usable_context()
+            if isinstance(ctx, Rejected):
+                return ctx
+            offset = await self.ledger_end.read(sender)
+            holdings = await self.ledger.amulets(sender, at_offset=offset)
         except CantonError as err:
-            return _rejected(err, reading=True)
-        chosen = select_inputs(holdings, amount, ctx.max_inputs)
-        if chosen is None:
-            total = sum((h.amount for h in holdings), Decimal(0))
-            return Insufficient(available=total, required=amount,
-                                message=f"{sender} holds {total} CC in {len(holdings)} amulet(s), needs {amount} CC")
-        return Prepared(ledger_offset=offset, inputs=tuple(h.contract_id for h in chosen), context=ctx)
+            return rejected(err, reading=True)
+        chosen = select_inputs(
+            holdings, amount, max_inputs=ctx.open_round.max_num_inputs, round_number=ctx.open_round.number
+        )
+        if isinstance(chosen, InsufficientFunds):
+            return Insufficient(
+                available=chosen.available,
+                required=chosen.required,
+                message=f"{sender} {chosen.reason} ({len(holdings)} amulet(s))",
+            )
+        return Prepared(ledger_offset=offset, inputs=chosen.inputs, context=ctx)
 
-    async def submit(self, prepared: Prepared, *, sender: str, receiver: str, amount: Decimal, description: str,
-                     command_id: str, submission_id: str) -> Accepted | Rejected:
+    async def submit(
+        self,
+        prepared: Prepared,
+        *,
+        sender: str,
+        receiver: str,
+        amount: Decimal,
+        description: str,
+        command_id: str,
+        submission_id: str,
+    ) -> Accepted | Rejected:
         ctx = prepared.context
         assert isinstance(ctx, PaymentContext)
-        exercise = send_exercise(ctx.preapproval.contract_id, transfer_context(ctx.rules, ctx.round, ctx.featured),
-                                 list(prepared.inputs), amount, sender, description)
-        body = commands_body(exercise, act_as=[sender], command_id=command_id, submission_id=submission_id,
-                             dedup_seconds=self.dedup_seconds, synchronizer=ctx.synchronizer,
-                             disclosed=ctx.disclosed(), user_id=self.ledger.user_id)
+        commands = send_commands(
+            ctx,
+            sender=sender,
+            amount=amount,
+            inputs=prepared.inputs,
+            description=description,
+            command_id=command_id,
+            submission_id=submission_id,
+            dedup_seconds=self.dedup_seconds,
+            user_id=self.ledger.user_id,
+        )
         try:
-            result = await self.ledger.submit(body)
+            result = await self.ledger.submit_and_wait(commands)
         except CantonError as err:
-            return _rejected(err, reading=False)
-        return Accepted(update_id=result["updateId"], completion_offset=result.get("completionOffset"))
+            return rejected(err, reading=False)
+        self.ledger_end.committed(sender, result.completion_offset)
+        return Accepted(update_id=result.update_id, completion_offset=result.completion_offset)
 
-    async def find_completion(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:
-        begin = begin_offset
-        for _ in range(MAX_COMPLETION_PAGES):
-            page = await self.ledger.completions(party, begin)
-            for c in page:
-                if c["commandId"] == command_id:
-                    status = c.get("status") or {}
-                    accepted = not status.get("code")
-                    return CompletionFound(accepted=accepted, offset=int(c["offset"]), update_id=c.get("updateId"),
-                                           message=status.get("message", ""))
-            if len(page) < 1000:
-                return None
-            begin = int(page[-1]["offset"])
-        return None
+    async def find_completion(
+        self, *, party: str, command_id: str, begin_offset: int
+    ) -> CompletionFound | None:
+        found = await self.ledger.find_completion(party, command_id, begin_exclusive=begin_offset)
+        if found is None:
+            return None
+        status = found.status
+        accepted = status is None or status.code == 0
+        if accepted:
+            self.ledger_end.committed(party, found.offset)
+        return CompletionFound(
+            accepted=accepted,
+            offset=found.offset,
+            update_id=found.update_id,
+            message=status.message if status else "",
+        )
 
     async def update_at(self, offset: int, party: str) -> str | None:
         try:
-            doc = await self.ledger.update(party, offset=offset)
+            tx = await self.ledger.update_by_offset(offset, party=party)
         except CantonError:
             return None
-        tx = (doc.get("update") or {}).get("Transaction") or {}
-        update_id = (tx.get("value") or {}).get("updateId")
-        return str(update_id) if update_id else None
+        return tx.update_id if tx is not None else None
 
-    async def verify(self, update_id: str, *, sender: str, receiver: str, amount: Decimal) -> Verified | NotVisible | Mismatch:  # noqa: E501
+    async def verify(
+        self, update_id: str, *, sender: str, receiver: str, amount: Decimal
+    ) -> Verified | NotVisible | Mismatch:
         try:
-            doc = await self.scan.update(update_id)
+            update = await self.scan.update_by_id(update_id)
         except CantonError:
+            return NotVisible()  # Scan down or lagging: the processor polls again
+        if update is None:
             return NotVisible()
-        if doc is None:
-            return NotVisible()
-        return check_transfer(doc, sender=sender, receiver=receiver, amount=amount)
+        seen = find_transfer(update, sender=sender, receiver=receiver, amount=amount)
+        if isinstance(seen, str):
+            return Mismatch(message=seen)
+        return Verified(amount=seen.amount, round=seen.round)
 
 
-def check_transfer(doc: dict, *, sender: str, receiver: str, amount: Decimal) -> Verified | Mismatch:  # type: ignore[type-arg]
-    """Is this Scan update our transfer: a Send by ``sender`` paying ``receiver`` ``amount``?"""
-    events = doc.get("events_by_id") or {}
-    sends = [e for e in events.values() if e.get("choice") == "TransferPreapproval_Send"]
-    if not sends:
-        return Mismatch(message=f"update {doc.get('update_id')} holds no TransferPreapproval_Send")
-    arg = sends[0].get("choice_argument") or {}
-    sent = Decimal(str(arg.get("amount", "0")))
-    if arg.get("sender") != sender or sent != amount:
-        return Mismatch(message=f"sender {arg.get('sender')} sent {sent}, expected {sender} and {amount}", amount=sent)
-    paid = [e for e in events.values() if e.get("event_type") == "created_event"
-            and (e.get("create_arguments") or {}).get("owner") == receiver]
-    if not paid:
-        return Mismatch(message=f"no amulet created for {receiver}", amount=sent)
-    created_round = (paid[0]["create_arguments"].get("amount") or {}).get("createdAt", {}).get("number")
-    return Verified(amount=sent, round=int(created_round) if created_round else None)
-
-
-def _rejected(err: CantonError, *, reading: bool) -> Rejected:
+def rejected(err: CantonError, *, reading: bool) -> Rejected:
+    """A classified failure as the processor's `Rejected`."""
     kind = err.kind
-    if reading and kind == "in_doubt":
-        kind = "retryable"  # a failed read changed nothing on the ledger
-    return Rejected(kind=kind, code=err.code, message=err.message, error_id=err.error_id,
-                    completion_offset=int(err.context["completion_offset"]) if "completion_offset" in err.context
-                    else None, stale_context=err.stale_context)
+    if reading and kind is ErrorClass.IN_DOUBT:
+        kind = ErrorClass.RETRYABLE  # a failed read changed nothing on the ledger
+    if reading and kind is ErrorClass.DUPLICATE:
+        kind = ErrorClass.FINAL  # cannot happen on a read; never confirm on its word
+    return Rejected(
+        kind=kind.value,  # type: ignore[arg-type]
+        code=err.code,
+        message=err.message,
+        error_id=err.error_id,
+        completion_offset=err.completion_offset,
+        stale_context=err.stale_context,
+    )
 
 
-@dataclass(frozen=True)
-class Endpoints:
+class Endpoints(msgspec.Struct, frozen=True, kw_only=True):
     ledger_url: str
     scan_url: str
     timeout: float = 30.0
     user_id: str | None = None
+    max_connections: int = 100
 
 
 @asynccontextmanager
-async def open_canton(endpoints: Endpoints, auth: Callable[[Any], TokenSource], *, receiver: str,
-                      dedup_seconds: int, clock: Clock = lambda: datetime.now(UTC),
-                      transport: Any = None) -> AsyncIterator[CantonAdapter]:
+async def open_canton(
+    endpoints: Endpoints,
+    auth: Callable[[Any], TokenSource],
+    *,
+    receiver: str,
+    dedup_seconds: int,
+    clock: Clock = lambda: datetime.now(UTC),
+    transport: Any = None,
+) -> AsyncIterator[CantonAdapter]:
     """Both clients (one connection pool each) and the adapter over them.
 
-    ``auth`` builds the Ledger API's token source from its HTTP client; ``transport`` is
-    an httpx transport (the in-process simulator in tests and the demo).
+    ``auth`` builds the Ledger API's token source from its HTTP client (OAuth fetches
+    through it); ``transport`` replaces the network (the in-process simulator).
     """
-    async with make_client(endpoints.ledger_url, endpoints.timeout, transport) as ledger_http, \
-            make_client(endpoints.scan_url, endpoints.timeout, transport) as scan_http:
-        ledger = LedgerApi(Http(ledger_http, "the Ledger API", auth(ledger_http)), endpoints.user_id)
-        scan = ScanApi(Http(scan_http, "Scan"))
-        yield CantonAdapter(ledger, scan, receiver=receiver, clock=clock, dedup_seconds=dedup_seconds)
+    size = endpoints.max_connections
+    async with (
+        make_client(endpoints.ledger_url, endpoints.timeout, transport, max_connections=size) as lc,
+        make_client(endpoints.scan_url, endpoints.timeout, transport, max_connections=size) as sc,
+    ):
+        ledger = LedgerApi(Http(lc, "the Ledger API", auth(lc)), user_id=endpoints.user_id)
+        scan = ScanApi(Http(sc, "Scan"))
+        yield CantonAdapter(
+            ledger, scan, receiver=receiver, clock=clock, dedup_seconds=dedup_seconds
+        )

@@ -1,4 +1,5 @@
-"""HTTP for the Ledger API, Scan and the OAuth2 token endpoint: the one module that imports httpx.
+"""HTTP for the Ledger API, Scan, the OAuth2 token endpoint and the daemon's local API: the one
+module that imports httpx.
 
 One pooled `httpx.AsyncClient` per service (connect and read timeouts, keep-alive).
 `Http` sends JSON (msgspec), adds the bearer token, refreshes it once after a 401,
@@ -34,6 +35,7 @@ def make_client(
     *,
     connect_timeout: float = 5.0,
     max_connections: int = 100,
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.AsyncClient:
     """One pooled client per service, with connect and read timeouts.
 
@@ -47,7 +49,7 @@ def make_client(
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections // 4 + 1
         ),
-        headers={"user-agent": USER_AGENT},
+        headers={"user-agent": USER_AGENT, **(headers or {})},
     )
 
 

@@ -204,12 +204,13 @@ class Processor:
             await self._fail(state, prepared)
             return
         attempt = state.attempts + 1
+        submission_id = uuid.uuid4().hex  # fresh per attempt, the same in the log and on the wire
         await self._append(
             PaymentSubmitted(
                 payment_id=payment_id,
                 at=self.clock(),
                 command_id=command_id(payment_id),
-                submission_id=uuid.uuid4().hex,
+                submission_id=submission_id,
                 attempt=attempt,
                 ledger_offset_before=prepared.ledger_offset,
             )
@@ -222,7 +223,7 @@ class Processor:
             amount=request.amount,
             description=request.description,
             command_id=command_id(payment_id),
-            submission_id=uuid.uuid4().hex,
+            submission_id=submission_id,
         )
         await self._settle(self._state(payment_id), result, prepared.ledger_offset)
 

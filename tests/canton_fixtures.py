@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_core import Config, OpenAPI
 
 from pipeline.auth import StaticToken, TokenSource
 from pipeline.canton_types import JsCommands
@@ -35,6 +36,8 @@ TOKEN = "test-token-0123456789"
 LEDGER_URL = "http://sim.test"
 SCAN_URL = "http://sim.test/api/scan"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+LEDGER_SPEC = "specs/canton/release-line-3.5/json-ledger-api-openapi.yaml"
+SCAN_SPEC = "specs/splice/apps/scan/src/main/openapi/scan.yaml"
 
 
 def shared_dir() -> Path:
@@ -139,3 +142,14 @@ def sim_fixture(clock: ManualClock) -> Simulator:
 async def canton_fixture(sim: Simulator) -> AsyncIterator[Canton]:
     async with open_clients(sim) as clients:
         yield clients
+
+
+@pytest.fixture(name="specs", scope="module")
+def specs_fixture() -> dict[str, OpenAPI]:
+    """The Ledger API and Scan OpenAPI files, loaded once per module."""
+    shared = shared_dir()
+    config = Config(spec_validator_cls=None)  # the upstream files are not strictly valid (empty `required`)
+    return {
+        "ledger": OpenAPI.from_file_path(str(shared / LEDGER_SPEC), config=config),
+        "scan": OpenAPI.from_file_path(str(shared / SCAN_SPEC), config=config),
+    }

@@ -1,31 +1,39 @@
-"""The simulator plugged into the real clients in-process (httpx.ASGITransport), for tests."""
+"""The simulator plugged into the product's Canton adapter in-process (httpx.ASGITransport)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+from pipeline.auth import StaticToken
 from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
-from pipeline.canton_http import StaticToken, asgi_transport
-from pipeline.sim_app import Simulator
+from pipeline.clients import asgi_transport
+from pipeline.simulator.app import Simulator, seeded
 
 APP = "app::1220" + "ab" * 30
 USERS = {f"{name}::1220" + f"{i:02x}" * 30: Decimal("1000") for i, name in enumerate(["alice", "bob", "carol"])}
+TOKEN = "test-token-123456"
+ENDPOINTS = Endpoints(ledger_url="http://sim", scan_url="http://sim/api/scan", timeout=5)
 
 
 def simulator(balances: dict[str, Decimal] | None = None, *, preapproval: bool = True) -> Simulator:
-    sim = Simulator(APP, token="test-token-123456")
-    sim.seed({APP: Decimal("100"), **(USERS if balances is None else balances)})
-    if preapproval:
-        sim.ledger.add_preapproval(APP, APP, datetime.now(UTC) + timedelta(days=365))
-    return sim
+    """The app (100 CC, featured) and Alice, Bob, Carol (1000 CC each) on the wall clock."""
+    holdings = USERS if balances is None else balances
+    return seeded(holdings.items(), APP, preapproval=preapproval, static_token=TOKEN)
 
 
 @asynccontextmanager
-async def adapter(sim: Simulator) -> AsyncIterator[CantonAdapter]:
-    endpoints = Endpoints("http://sim", "http://sim/api/scan", timeout=5)
-    async with open_canton(endpoints, lambda http: StaticToken(sim.static_token), receiver=APP,
-                           dedup_seconds=86400, transport=asgi_transport(sim.app)) as port:
+async def adapter(
+    sim: Simulator, *, transport: Any = None, dedup_seconds: int = 86400
+) -> AsyncIterator[CantonAdapter]:
+    """The product's adapter over ``sim`` (or over ``transport``, e.g. a recording one)."""
+    async with open_canton(
+        ENDPOINTS,
+        lambda http: StaticToken(sim.static_token),
+        receiver=APP,
+        dedup_seconds=dedup_seconds,
+        transport=transport or asgi_transport(sim),
+    ) as port:
         yield port

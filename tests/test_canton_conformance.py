@@ -2,7 +2,7 @@
 against the vendored OpenAPI files (openapi-core), recorded on the wire between the two.
 
 Covers the clients of `pipeline/ledger_api.py` and `pipeline/scan_api.py` and the simulator
-package `pipeline/simulator/` (tests/test_spec_conformance.py covers the older stack).
+package `pipeline/simulator/` (tests/test_spec_conformance.py covers the processor's whole flow).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from pipeline.auth import StaticToken
@@ -31,11 +31,9 @@ from tests.canton_fixtures import (
     new_sim,
     open_clients,
     payment,
-    shared_dir,
+    specs_fixture,  # noqa: F401 - registers the fixture
 )
 
-LEDGER_SPEC = "specs/canton/release-line-3.5/json-ledger-api-openapi.yaml"
-SCAN_SPEC = "specs/splice/apps/scan/src/main/openapi/scan.yaml"
 Exchange = tuple[httpx.Request, int, bytes, str]
 
 
@@ -53,18 +51,6 @@ class Recording(httpx.AsyncBaseTransport):
             (request, response.status_code, body, response.headers.get("content-type", ""))
         )
         return httpx.Response(response.status_code, headers=response.headers, content=body)
-
-
-@pytest.fixture(scope="module")
-def specs() -> dict[str, OpenAPI]:
-    shared = shared_dir()
-    config = Config(
-        spec_validator_cls=None
-    )  # the upstream files are not strictly valid (empty `required`)
-    return {
-        "ledger": OpenAPI.from_file_path(str(shared / LEDGER_SPEC), config=config),
-        "scan": OpenAPI.from_file_path(str(shared / SCAN_SPEC), config=config),
-    }
 
 
 def mock_request(request: httpx.Request) -> tuple[str, MockRequest]:

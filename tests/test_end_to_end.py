@@ -15,7 +15,7 @@ from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, P
 from pipeline.ids import command_id, payment_id
 from pipeline.outcomes import RetryPolicy
 from pipeline.processor import Processor
-from pipeline.sim_app import FAULTS
+from pipeline.simulator.faults import CLI_FAULTS
 from tests.canton_sim import APP, USERS, adapter, simulator
 
 PARTIES = list(USERS)
@@ -52,20 +52,20 @@ async def test_payments_move_real_amulet_and_are_verified(log: EmbeddedLog) -> N
     reqs = [request(p, i) for p in PARTIES for i in range(2)]
     await charge(log, sim, reqs)
     transfers = sim.transfers()
-    assert sorted(t["command_id"] for t in transfers) == sorted(command_id(r.payment_id) for r in reqs)
+    assert sorted(t.command_id for t in transfers) == sorted(command_id(r.payment_id) for r in reqs)
     assert sim.ledger.balance(APP) == Decimal("100") + 2 * len(reqs)
     assert sim.ledger.balance(PARTIES[0]) == Decimal("996")
     confirmed = [r.event async for r in log.read() if isinstance(r.event, PaymentConfirmed)]
     assert len(confirmed) == len(reqs) and {c.verified_by for c in confirmed} == {"scan"}
 
 
-@pytest.mark.parametrize("fault", [f for f in FAULTS if f not in ("insufficient_funds", "scan_lag")])
+@pytest.mark.parametrize("fault", [f for f in CLI_FAULTS if f not in ("insufficient_funds", "scan_lag")])
 async def test_each_fault_ends_in_exactly_one_transfer(log: EmbeddedLog, fault: str) -> None:
     sim = simulator()
     sim.inject(fault, count=2)
     r = request(PARTIES[0], 0)
     proc = await charge(log, sim, [r])
-    assert [t["command_id"] for t in sim.transfers()] == [command_id(r.payment_id)]
+    assert [t.command_id for t in sim.transfers()] == [command_id(r.payment_id)]
     assert proc.book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
 
 
@@ -94,7 +94,7 @@ async def test_mixed_faults_at_30_percent(log: EmbeddedLog) -> None:
     proc = await charge(log, sim, reqs)
     by_command = {}
     for t in sim.transfers():
-        by_command[t["command_id"]] = by_command.get(t["command_id"], 0) + 1
+        by_command[t.command_id] = by_command.get(t.command_id, 0) + 1
     assert all(n == 1 for n in by_command.values()), by_command
     for r in reqs:
         state = proc.book.get(r.payment_id)

@@ -62,6 +62,7 @@ class Simulator:
         token_lifetime: timedelta = timedelta(hours=1),
         max_num_inputs: int = 100,
         default_dedup: timedelta = timedelta(seconds=30),
+        submit_latency: float = 0.0,
     ) -> None:
         self.clock = clock or wall_clock
         self.app_party = app_party
@@ -73,6 +74,7 @@ class Simulator:
             default_dedup=default_dedup,
         )
         self.faults = FaultPlan(seed, latency)
+        self.submit_latency = submit_latency  # seconds every submission takes (`--latency-ms`)
         self.static_token = static_token or "sim-" + secrets.token_hex(16)
         self.oauth_clients = dict(oauth_clients or dict([DEFAULT_CLIENT]))
         self.token_lifetime = token_lifetime

@@ -49,10 +49,35 @@ ENDPOINTS = frozenset(
     }
 )
 ANY = "*"
+# The names `billing simulator --fault` has always accepted (README), and what they mean here.
+CLI_FAULTS: dict[str, Fault] = {
+    "timeout_after_commit": Fault.TIMEOUT_AFTER_COMMIT,
+    "in_flight": Fault.IN_FLIGHT,
+    "insufficient_funds": Fault.INSUFFICIENT_FUNDS,
+    "stale_contract": Fault.INACTIVE_CONTRACTS,
+    "proxy_502_after_commit": Fault.PROXY_502_AFTER_COMMIT,
+    "unavailable": Fault.PROXY_503,
+    "drop": Fault.DROP,
+    "drop_after_commit": Fault.DROP_AFTER_COMMIT,
+    "scan_lag": Fault.SCAN_LAG,
+}
 DEFAULT_TARGET = {Fault.SCAN_LAG: "scan-update"}  # every other fault defaults to "submit"
 AFTER_COMMIT = frozenset(
     {Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMMIT, Fault.DROP_AFTER_COMMIT}
 )
+
+
+def fault_named(name: Fault | str) -> Fault:
+    """A `Fault` from its value or its README name (``stale_contract``, ``unavailable``)."""
+    if isinstance(name, Fault):
+        return name
+    if name in CLI_FAULTS:
+        return CLI_FAULTS[name]
+    try:
+        return Fault(name)
+    except ValueError:
+        known = sorted({*CLI_FAULTS, *(f.value for f in Fault)})
+        raise ValueError(f"unknown fault {name!r}; one of {', '.join(known)}") from None
 
 
 class ConnectionDropped(ConnectionResetError):
@@ -93,7 +118,7 @@ class FaultPlan:
         on: str | None = None,
         delay: float | None = None,
     ) -> None:
-        fault = Fault(fault)
+        fault = fault_named(fault)
         if count < 0:
             raise ValueError("count must be >= 0")
         planned = Planned(fault, target_of(fault, on), self.latency if delay is None else delay)
@@ -102,7 +127,8 @@ class FaultPlan:
     def set_rate(self, fault: Fault | str, rate: float, *, on: str | None = None) -> None:
         if not 0 <= rate <= 1:
             raise ValueError(f"a rate is a probability in [0, 1], got {rate}")
-        self._rates[(Fault(fault), target_of(Fault(fault), on))] = rate
+        fault = fault_named(fault)
+        self._rates[(fault, target_of(fault, on))] = rate
 
     def clear(self) -> None:
         self._queue.clear()

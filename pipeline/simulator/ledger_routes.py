@@ -253,8 +253,11 @@ def _submit(sim: Simulator) -> Handler:
             return fault_error(Fault.IN_FLIGHT)
         sim.in_flight.add(change)
         try:
+            delay = sim.submit_latency
             if planned is not None and planned.fault is Fault.LATENCY:
-                await asyncio.sleep(planned.delay)
+                delay += planned.delay
+            if delay > 0:
+                await asyncio.sleep(delay)
             return _run(sim, body, change, planned)
         finally:
             sim.in_flight.discard(change)
