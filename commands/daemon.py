@@ -19,6 +19,7 @@ from typing import Any
 
 from commands.catalogue import Catalogue, load
 from commands.context import Context
+from commands.dashboard_command import announce, in_daemon
 from commands.errors import CatalogueError, CommandError
 from commands.local_api import api_token, make_app
 from commands.metrics_commands import start_telemetry
@@ -41,7 +42,8 @@ def add_commands(sub: Any) -> None:
         "start", help="run the billing daemon: scheduler, processor, metrics",
         description="Run billing continuously: request each due period once, charge it, retry "
         "what can be retried, keep metrics, and serve the local API (127.0.0.1:BILLING_API_PORT) "
-        "that other billing commands use meanwhile. Stop it with Ctrl-C or SIGTERM.",
+        "that other billing commands use meanwhile, and the web dashboard at /dashboard/. "
+        "Stop it with Ctrl-C or SIGTERM.",
         epilog="examples:\n  billing start\n  billing start --once      # one pass, wait for outcomes, exit",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -96,9 +98,11 @@ class Daemon:
 
     async def _forever(self, processor: Processor, event_log: EmbeddedLog, stop: asyncio.Event) -> int:
         token = api_token(Path(self.ctx.settings.rocksdb_path), self.ctx.settings.api_token)
-        app = make_app(event_log, token, event_log.append_batch, audit_row)
+        api = make_app(event_log, token, event_log.append_batch, audit_row)
         projection = open_projection(self.ctx.settings.projections_dir)
         await catch_up(event_log, projection)
+        app, sessions = in_daemon(self.ctx, api, event_log, projection, lambda: self.catalogue)
+        announce(self.ctx, self.ctx.settings.api_port, sessions)
         exporter = start_telemetry(self.ctx, projection)
         tasks = [
             asyncio.create_task(processor.run(), name="processor"),
