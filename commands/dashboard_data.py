@@ -28,7 +28,7 @@ from projections.windows import WINDOWS, WindowMetrics, WindowProjection
 
 HOURS = 24  # the over-time charts: the last 24 hours, hour by hour
 TAIL_RECORDS = 5000  # how far back the failure list looks
-FEED_ROWS = 25
+FEED_ROWS = 15
 FAILURE_ROWS = 10
 
 

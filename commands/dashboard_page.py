@@ -19,7 +19,7 @@ Value = Decimal | int | None
 # (attribute of WindowMetrics, title, unit, fixed axis top)
 METRICS: tuple[tuple[str, str, str, int | None], ...] = (
     ("payment_count", "Payments", "", None),
-    ("total_amount", "Amount", " CC", None),
+    ("total_amount", "Amount", "CC", None),
     ("success_rate", "Success rate", "%", 100),
     ("failure_count", "Failures", "", None),
     ("active_users", "Active users", "", None),
@@ -49,7 +49,7 @@ def live(snap: Snapshot) -> str:
     return (
         f'<div class="meta" id="as-of" data-as-of="{snap.as_of.isoformat()}"></div>'
         f'<div class="tiles">{tiles(day)}</div>'
-        f'<h2>Each metric across the seven windows, and hour by hour over the last day '
+        f'<h2>Each metric across the seven windows, and hour by hour '
         f'<span class="status">as of {snap.as_of:%Y-%m-%d %H:%M:%S} UTC · {escape(snap.source)} · '
         f"{snap.position} log records folded</span></h2>"
         f'<div class="cards">{cards(snap)}</div>'
@@ -71,8 +71,9 @@ def tiles(day: WindowMetrics) -> str:
     for name, title, unit, _ in METRICS:
         value: Value = getattr(day, name)
         css = "tile bad" if name == "failure_count" and day.failure_count else "tile"
+        shown = label(value) + (_unit(unit) if value is not None else "")
         out.append(f'<div class="{css}" data-metric="{name}"><div class="label">{title} · 24 h</div>'
-                   f'<div class="value" data-value="{_raw(value)}">{label(value)}{unit if value is not None else ""}'
+                   f'<div class="value" data-value="{_raw(value)}">{shown}'
                    f'</div><div class="sub">{subs[name]}</div></div>')
     return "".join(out)
 
@@ -85,7 +86,8 @@ def cards(snap: Snapshot) -> str:
         across = bar_chart(f"{title} per window", windows, [getattr(m, name) for m in snap.windows], top=top)
         over = line_chart(f"{title} per hour, last 24 h", hours, [getattr(p.metrics, name) for p in snap.hourly],
                           top=top)
-        out.append(f'<div class="card" data-chart="{name}"><h3>{title}{escape(unit)}</h3><div class="pair">'
+        heading = f"{title} ({unit})" if unit else title
+        out.append(f'<div class="card" data-chart="{name}"><h3>{heading}</h3><div class="pair">'
                    f'<div>{across}<div class="caption">per window</div></div>'
                    f'<div>{over}<div class="caption">per hour, last 24 h</div></div></div></div>')
     return "".join(out)
@@ -129,6 +131,10 @@ def _table(head: Sequence[str], body: Sequence[Sequence[object]], empty: str, *,
                    + "</tr>" for i, r in enumerate(body))
     rows = rows or f'<tr><td class="empty" colspan="{len(head)}">{escape(empty)}</td></tr>'
     return f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _unit(unit: str) -> str:
+    return f" {unit}" if unit == "CC" else unit
 
 
 def _raw(value: Value) -> str:

@@ -9,6 +9,7 @@ the same directory: preapproval, pay-all twice, on the in-process simulator.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +39,8 @@ def history(now: datetime) -> list[AnyEvent]:
         common = {"payment_id": f"history-{i:02d}", "at": now - timedelta(hours=hours, minutes=7),
                   "party": PARTIES[user], "plan": plan, "amount": PRICES[plan]}
         if failure is None:
-            events.append(PaymentConfirmed(**common, update_id=f"1220{i:060x}"))
+            update = "1220" + hashlib.sha256(f"history-{i}".encode()).hexdigest()
+            events.append(PaymentConfirmed(**common, update_id=update))
         else:
             code, _, message = failure.partition(": ")
             events.append(PaymentFailed(**common, attempt=1, code=code, message=message, retryable=False, final=True))
