@@ -27,8 +27,11 @@ METRICS: tuple[tuple[str, str, str, int | None], ...] = (
 )
 
 
-def page(snap: Snapshot, *, app_name: str, chain: str) -> str:
-    """The whole document: header, the live part (refreshed in place), the audit feed."""
+def page(snap: Snapshot, *, app_name: str, chain: str, nonce: str) -> str:
+    """The whole document: header, the live part (refreshed in place), the audit feed.
+
+    ``nonce`` marks our one inline script, the only one the page's security policy runs.
+    """
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -39,7 +42,7 @@ def page(snap: Snapshot, *, app_name: str, chain: str) -> str:
         f'<section class="feed">{feed(snap)}</section>'
         "<footer>Numbers are the window projection folded from the event log, the same as "
         "<code>billing metrics</code>; the feed is the log itself (<code>billing tail</code>).</footer>"
-        f"<script>{SCRIPT}</script></body></html>"
+        f'<script nonce="{escape(nonce)}">{SCRIPT}</script></body></html>'
     )
 
 

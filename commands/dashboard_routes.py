@@ -22,6 +22,7 @@ from commands.catalogue import Catalogue
 from commands.dashboard_auth import Sessions, cookie_header, same_origin
 from commands.dashboard_data import Snapshot, feed_item
 from commands.dashboard_page import live, page
+from commands.errors import CommandError
 from pipeline.log import EventLog
 
 SnapshotSource = Callable[[], Awaitable[Snapshot]]
@@ -52,20 +53,32 @@ def dashboard_routes(source: SnapshotSource, log: EventLog, catalogue: Callable[
     async def index(request: Request) -> Response:
         if not sessions.allows(request.headers, request.cookies):
             return HTMLResponse(_NOT_SIGNED_IN, 401, headers=_private())
+        if isinstance(snap := await current(), Response):
+            return snap
         nonce = secrets.token_urlsafe(16)
-        html = page(await source(), app_name=about.app_name, chain=about.chain).replace("<script>",
-                                                                                        f'<script nonce="{nonce}">')
+        html = page(snap, app_name=about.app_name, chain=about.chain, nonce=nonce)
         return HTMLResponse(html, headers={**_private(), "content-security-policy": _policy(nonce)})
 
     async def fragment(request: Request) -> Response:
         if not sessions.allows(request.headers, request.cookies):
             return HTMLResponse("", 401, headers=_private())
-        return HTMLResponse(live(await source()), headers=_private())
+        snap = await current()
+        return snap if isinstance(snap, Response) else HTMLResponse(live(snap), headers=_private())
 
     async def snapshot(request: Request) -> Response:
         if not sessions.allows(request.headers, request.cookies):
             return JSONResponse({"error": "open the dashboard link first, or send the API token as a bearer"}, 401)
-        return Response(_json.encode(await source()), media_type="application/json", headers=_private())
+        snap = await current()
+        if isinstance(snap, Response):
+            return snap
+        return Response(_json.encode(snap), media_type="application/json", headers=_private())
+
+    async def current() -> Snapshot | Response:
+        """The snapshot, or a 503 that says why there is none yet (one line, never a traceback)."""
+        try:
+            return await source()
+        except CommandError as err:
+            return JSONResponse({"error": str(err)}, 503, headers=_private())
 
     async def audit(socket: WebSocket) -> None:
         if not (sessions.allows(socket.headers, socket.cookies) and same_origin(socket.headers)):

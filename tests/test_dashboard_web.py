@@ -26,7 +26,7 @@ from commands.tail import audit_row
 from pipeline.embedded_log import EmbeddedLog
 from projections.replay import catch_up, open_projection
 from tests.dashboard_state import make_state
-from tests.processes import ROOT
+from tests.processes import ROOT, billing
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)  # one moment for the page and the CLI
 TOKEN = "test-api-token"
@@ -168,3 +168,9 @@ async def test_the_daemon_serves_the_dashboard_beside_its_api(tmp_path: Path) ->
     assert snapshot["source"] == "billing start" and snapshot["windows"][0]["success_rate"] is None
     projection.store.close()
     await log.close()
+
+
+def test_without_an_event_log_the_command_says_what_to_run_first(tmp_path: Path) -> None:
+    result = billing("dashboard", env={"ROCKSDB_PATH": str(tmp_path / "none"), "BILLING_DATA_DIR": str(ROOT / "data")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "nothing to show yet" in result.stderr and "billing start" in result.stderr
