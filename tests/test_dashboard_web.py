@@ -28,7 +28,6 @@ from projections.replay import catch_up, open_projection
 from tests.dashboard_state import make_state
 from tests.processes import ROOT, billing
 
-NOW = datetime.now(UTC).replace(second=30, microsecond=0)  # one moment for the page and the CLI
 TOKEN = "test-api-token"
 
 
@@ -37,24 +36,30 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_state(tmp_path_factory.mktemp("dashboard") / "state")
 
 
-def context(state: Path, clock: datetime = NOW) -> tuple[Context, StringIO]:
+@pytest.fixture(scope="module")
+def now(state: Path) -> datetime:
+    """One moment for the page and the CLI, taken after the demo ran."""
+    return datetime.now(UTC)
+
+
+def context(state: Path, clock: datetime) -> tuple[Context, StringIO]:
     settings = Settings.from_env({"ROCKSDB_PATH": str(state), "BILLING_DATA_DIR": str(ROOT / "data"),
                                   "BILLING_API_TOKEN": TOKEN}, dotenv=None)
     out = StringIO()
     return Context(settings, Console(out=out, err=StringIO(), width=200), clock=lambda: clock), out
 
 
-async def metrics_json(state: Path, **filters: str | None) -> list[dict[str, object]]:
-    """What `billing metrics --json` prints at NOW."""
-    ctx, out = context(state)
+async def metrics_json(state: Path, now: datetime, **filters: str | None) -> list[dict[str, object]]:
+    """What `billing metrics --json` prints at ``now``."""
+    ctx, out = context(state, now)
     args = argparse.Namespace(**{"window": None, "user": None, "subscription": None, "json": True, **filters})
     assert await show_metrics(ctx, args) == 0
     return json.loads(out.getvalue())  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-async def client(state: Path) -> AsyncIterator[httpx.AsyncClient]:
-    ctx, _ = context(state)
+async def client(state: Path, now: datetime) -> AsyncIterator[httpx.AsyncClient]:
+    ctx, _ = context(state, now)
     log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     app, sessions = standalone_app(ctx, log)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
@@ -64,20 +69,20 @@ async def client(state: Path) -> AsyncIterator[httpx.AsyncClient]:
     await log.close()
 
 
-async def test_the_snapshot_holds_exactly_what_billing_metrics_json_prints(state: Path, client) -> None:  # type: ignore[no-untyped-def]
+async def test_the_snapshot_holds_exactly_what_billing_metrics_json_prints(state: Path, now: datetime, client) -> None:  # type: ignore[no-untyped-def]
     snapshot = (await client.get("/dashboard/api/snapshot")).json()
-    assert snapshot["windows"] == await metrics_json(state)
+    assert snapshot["windows"] == await metrics_json(state, now)
     day = next(w for w in snapshot["windows"] if w["window"] == "24h")
     assert (day["payment_count"], day["failure_count"], day["total_amount"]) == (19, 3, "21.75")  # history 11+3, demo 5
     for row in snapshot["plans"]:
-        per_plan = {w["window"]: w for w in await metrics_json(state, subscription=row["plan"])}
+        per_plan = {w["window"]: w for w in await metrics_json(state, now, subscription=row["plan"])}
         assert (row["day"], row["week"], row["month"]) == (per_plan["24h"], per_plan["7d"], per_plan["30d"])
 
 
-async def test_the_tiles_on_the_page_show_the_24h_numbers(state: Path, client) -> None:  # type: ignore[no-untyped-def]
+async def test_the_tiles_on_the_page_show_the_24h_numbers(state: Path, now: datetime, client) -> None:  # type: ignore[no-untyped-def]
     html = (await client.get("/dashboard/")).text
     tiles = dict(re.findall(r'data-metric="(\w+)".*?data-value="([^"]*)"', html))
-    day = next(w for w in await metrics_json(state) if w["window"] == "24h")
+    day = next(w for w in await metrics_json(state, now) if w["window"] == "24h")
     assert tiles == {k: str(day[k]) for k in ("payment_count", "total_amount", "success_rate", "failure_count",
                                               "active_users", "active_subscriptions")}
     assert html.count('<svg class="chart"') == 12  # six metrics, across windows and over time
@@ -86,7 +91,7 @@ async def test_the_tiles_on_the_page_show_the_24h_numbers(state: Path, client) -
 
 
 async def test_nothing_is_served_without_signing_in_and_a_code_works_once(state: Path) -> None:
-    ctx, _ = context(state)
+    ctx, _ = context(state, datetime.now(UTC))
     log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     app, sessions = standalone_app(ctx, log)
     code = sessions.new_code()
@@ -136,7 +141,7 @@ async def websocket(app: Any, path: str, headers: dict[str, str]) -> list[dict[s
 
 
 async def test_the_audit_feed_streams_log_records_to_a_signed_in_page(state: Path) -> None:
-    ctx, _ = context(state)
+    ctx, _ = context(state, datetime.now(UTC))
     log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     app, sessions = standalone_app(ctx, log)
     session = sessions.redeem(sessions.new_code())
@@ -154,7 +159,7 @@ async def test_the_audit_feed_streams_log_records_to_a_signed_in_page(state: Pat
 
 
 async def test_the_daemon_serves_the_dashboard_beside_its_api(tmp_path: Path) -> None:
-    ctx, _ = context(tmp_path)
+    ctx, _ = context(tmp_path, datetime.now(UTC))
     log = EmbeddedLog.open(ctx.settings.log_dir)
     projection = open_projection(ctx.settings.projections_dir)
     await catch_up(log, projection)
