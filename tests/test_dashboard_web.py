@@ -20,11 +20,14 @@ from commands.console import Console
 from commands.context import Context
 from commands.dashboard_auth import COOKIE, Sessions, same_origin
 from commands.dashboard_command import in_daemon, standalone_app
+from commands.dashboard_data import FeedItem, Snapshot
+from commands.dashboard_page import page
 from commands.local_api import make_app
 from commands.metrics_commands import show_metrics
 from commands.tail import audit_row
 from pipeline.embedded_log import EmbeddedLog
 from projections.replay import catch_up, open_projection
+from projections.windows import WINDOWS, WindowMetrics
 from tests.dashboard_state import make_state
 from tests.processes import ROOT, billing
 
@@ -179,3 +182,15 @@ def test_without_an_event_log_the_command_says_what_to_run_first(tmp_path: Path)
     result = billing("dashboard", env={"ROCKSDB_PATH": str(tmp_path / "none"), "BILLING_DATA_DIR": str(ROOT / "data")})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "nothing to show yet" in result.stderr and "billing start" in result.stderr
+
+
+def test_text_from_the_log_is_escaped_on_the_page() -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    item = FeedItem(offset=3, at="2026-01-01 00:00:00", kind="failed", payment="p", user=hostile, plan="prover",
+                    amount="1 CC", detail=f"CODE: {hostile}")
+    snap = Snapshot(as_of=datetime(2026, 1, 1, tzinfo=UTC), source="test", position=4,
+                    windows=[WindowMetrics(window=w) for w in WINDOWS], hourly=[], plans=[], failures=[item],
+                    feed=[item], feed_next=4)
+    html = page(snap, app_name=hostile, chain="devnet", nonce="n0nce")
+    assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert html.count("<script") == 1 and '<script nonce="n0nce">' in html
