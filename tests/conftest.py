@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean environment, the sample data folder, the shared/ folder."""
+"""Shared fixtures (a clean environment, the sample data folder, the shared/ folder) and the
+session-end table of bad inputs tried per entry point (`tests/bad_inputs.py`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from tests import bad_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -37,3 +40,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.delenv("RUST_LOG", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many bad inputs the run tried per entry point (issue #9 asks the suite to say)."""
+    lines = bad_inputs.summary_lines()
+    if lines:
+        terminalreporter.section("bad inputs tried per entry point")
+        for line in lines:
+            terminalreporter.write_line(line)
