@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from operator import itemgetter
 from typing import Final
 
 from pipeline.errors import LogClosed, LogError
-from pipeline.events import AnyEvent, Recorded, Unreadable, decode, encode
+from pipeline.events import AnyEvent, Recorded, Unreadable, decode_all, decode_at, encode
 from pipeline.rocks import Mode, Store
 
 _KEY_BYTES: Final = 8
 #: How often a follower in another process looks for the writer's new records.
 FOLLOW_POLL_SECONDS: Final = 0.05
+_key_of: Final = itemgetter(0)
+_value_of: Final = itemgetter(1)
 
 
 def offset_key(offset: int) -> bytes:
@@ -89,23 +92,23 @@ class EmbeddedLog:
     async def read_batches(
         self, start: int = 0, *, stop: int | None = None, size: int = 1000
     ) -> AsyncIterator[list[Recorded]]:
+        async for batch in self._batches(start, stop, size, None):
+            yield batch
+
+    async def _batches(
+        self, start: int, stop: int | None, size: int, seen_foreign: set[bytes] | None
+    ) -> AsyncIterator[list[Recorded]]:
+        """Read records in lists of up to ``size``; foreign keys in ``seen_foreign`` are not repeated."""
         self._check_open()
         self._store.catch_up()
-        end = None if stop is None else offset_key(stop)
-        batch: list[Recorded] = []
-        append = batch.append
-        for key, value in self._store.scan(offset_key(max(start, 0)), end):
-            if len(key) == _KEY_BYTES:
-                append(Recorded(int.from_bytes(key, "big"), decode(value)))
-            else:
-                append(_foreign(key, value))
-            if len(batch) >= size:
+        end = None if stop is None else offset_key(max(stop, 0))
+        previous = max(start, 0) - 1
+        for chunk in self._store.scan_chunks(offset_key(previous + 1), end, size):
+            batch = _records(chunk, previous, seen_foreign)
+            if batch:
+                previous = max(previous, batch[-1].offset)
                 yield batch
-                batch = []
-                append = batch.append
-                await asyncio.sleep(0)  # let other tasks run during long reads
-        if batch:
-            yield batch
+            await asyncio.sleep(0)  # let other tasks run during long reads
 
     async def read(self, start: int = 0, *, stop: int | None = None) -> AsyncIterator[Recorded]:
         async for batch in self.read_batches(start, stop=stop):
@@ -113,12 +116,12 @@ class EmbeddedLog:
                 yield record
 
     async def follow(self, start: int = 0) -> AsyncIterator[Recorded]:
-        position = start
+        position, seen_foreign = max(start, 0), set[bytes]()
         while True:
-            async for batch in self.read_batches(position):
+            async for batch in self._batches(position, None, 1000, seen_foreign):
                 for record in batch:
                     yield record
-                position = batch[-1].offset + 1
+                position = max(position, batch[-1].offset + 1)
             await self._wait_for_more(position)
 
     async def _wait_for_more(self, position: int) -> None:
@@ -158,5 +161,32 @@ def _last_offset(store: Store) -> int | None:
     return None
 
 
-def _foreign(key: bytes, value: bytes) -> Recorded:
-    return Recorded(-1, Unreadable(reason=f"foreign key {key[:40]!r} in the event log", raw=value))
+def _records(chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None) -> list[Recorded]:
+    """The records of one chunk of ``(key, value)`` pairs; ``previous`` is the offset before it."""
+    first, last = chunk[0][0], chunk[-1][0]
+    if len(first) == len(last) == _KEY_BYTES and set(map(len, map(_key_of, chunk))) == {_KEY_BYTES}:
+        low, high = int.from_bytes(first, "big"), int.from_bytes(last, "big")
+        if high - low == len(chunk) - 1:  # sorted, distinct and this many: every offset in between
+            events = decode_all(list(map(_value_of, chunk)), low)
+            return list(map(Recorded, range(low, high + 1), events))
+    return list(_records_one_by_one(chunk, previous, seen_foreign))
+
+
+def _records_one_by_one(
+    chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None
+) -> Iterator[Recorded]:
+    for key, value in chunk:
+        if len(key) == _KEY_BYTES:
+            previous = int.from_bytes(key, "big")
+            yield Recorded(previous, decode_at(value, previous))
+        elif seen_foreign is None or key not in seen_foreign:
+            if seen_foreign is not None:
+                seen_foreign.add(key)
+            yield _foreign(key, value, previous)
+
+
+def _foreign(key: bytes, value: bytes, previous: int) -> Recorded:
+    """A key that is not an offset. It is reported at the offset before it, so a reader that
+    resumes after ``record.offset`` neither goes back nor skips an event."""
+    reason = f"foreign key {key[:40]!r} (not an 8-byte offset) after offset {previous} in the event log"
+    return Recorded(previous, Unreadable(reason=reason, raw=value))

@@ -7,8 +7,10 @@ Money is Decimal (Canton Numeric 10); times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Final, Literal
 
 import msgspec
@@ -122,6 +124,7 @@ _encoder: Final = msgspec.msgpack.Encoder(decimal_format="string")
 _decoder: Final = msgspec.msgpack.Decoder(Envelope)
 _json_encoder: Final = msgspec.json.Encoder(decimal_format="string")
 _json_decoder: Final = msgspec.json.Decoder(Envelope)
+_event_of: Final = attrgetter("event")
 
 
 def encode(event: AnyEvent) -> bytes:
@@ -138,10 +141,30 @@ def decode(raw: bytes) -> AnyEvent | Unreadable:
     try:
         envelope = (_json_decoder if raw[:1] == b"{" else _decoder).decode(raw)
     except msgspec.DecodeError as err:
-        return Unreadable(reason=_explain(err), raw=raw)
+        return Unreadable(reason=_explain(err, raw), raw=raw)
     # A newer schema version only adds fields with defaults, which msgspec skips:
     # what we did read is still right, so the event is used as it is.
     return envelope.event
+
+
+def decode_all(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEvent | Unreadable]:
+    """`decode_at` for consecutive records from ``first_offset``: the hot path of replays.
+
+    When every record is a msgpack envelope (the usual case) the loop runs in C; the
+    first one that is not sends the whole list through `decode_at`, one by one.
+    """
+    try:
+        return list(map(_event_of, map(_decoder.decode, raws)))
+    except msgspec.DecodeError:
+        return [decode_at(raw, offset) for offset, raw in enumerate(raws, first_offset)]
+
+
+def decode_at(raw: bytes, offset: int) -> AnyEvent | Unreadable:
+    """`decode` for the record at ``offset``; an Unreadable's reason names the offset."""
+    event = decode(raw)
+    if isinstance(event, Unreadable):
+        return Unreadable(reason=f"record at offset {offset}: {event.reason}", raw=raw)
+    return event
 
 
 def encode_json(event: AnyEvent) -> bytes:
@@ -156,8 +179,27 @@ def to_builtins(event: AnyEvent) -> dict[str, object]:
     return out
 
 
-def _explain(err: msgspec.DecodeError) -> str:
+class _Version(msgspec.Struct, gc=False):
+    v: int = SCHEMA_VERSION
+
+
+_version_decoders: Final = (msgspec.msgpack.Decoder(_Version), msgspec.json.Decoder(_Version))
+
+
+def _explain(err: msgspec.DecodeError, raw: bytes) -> str:
     text = str(err)
+    newer = _newer_version(raw)
+    if newer is not None:
+        return f"written by schema version {newer} (this reader knows {SCHEMA_VERSION}): {text}; upgrade the reader"
     if "Invalid value" in text and "`$.event.type`" in text:
         return f"unknown event type ({text}); written by a newer version or another producer?"
     return f"not a billing event: {text}"
+
+
+def _newer_version(raw: bytes) -> int | None:
+    """The envelope's schema version when it is newer than ours."""
+    try:
+        version = _version_decoders[raw[:1] == b"{"].decode(raw).v
+    except msgspec.DecodeError:
+        return None
+    return version if version > SCHEMA_VERSION else None

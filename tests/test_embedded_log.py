@@ -47,7 +47,27 @@ async def test_corrupt_and_foreign_records_are_reported_and_the_rest_survives(tm
     bad = {r.offset: r.event.reason for r in records if isinstance(r.event, Unreadable)}
     assert good == [0, 1, 2, 5]
     assert "not a billing event" in bad[3] and "payment.refunded" in bad[4]
-    assert "foreign key" in bad[-1]
+    assert "offset 3" in bad[3] and "foreign key" in bad[5] and "after offset 5" in bad[5]
+    await log.close()
+
+
+async def test_follow_reports_a_foreign_key_once_and_neither_repeats_nor_skips_events(tmp_path: Path) -> None:
+    log = EmbeddedLog.open(tmp_path / "log")
+    await log.append_batch([event(i) for i in range(2)])
+    await log.close()
+    store = Store.open(tmp_path / "log")
+    store.write([(b"zz-foreign", b"x")])  # sorts after every offset: each new read meets it again
+    store.close()
+    log = EmbeddedLog.open(tmp_path / "log")
+    seen: list[tuple[int, bool]] = []
+    follower = log.follow(0)
+    for i in range(2, 5):
+        await log.append(event(i))
+        while len(seen) < i + 2:  # the events so far, and the foreign record once
+            record = await anext(follower)
+            seen.append((record.offset, isinstance(record.event, Unreadable)))
+    assert seen == [(0, False), (1, False), (2, False), (2, True), (3, False), (4, False)]
+    await follower.aclose()
     await log.close()
 
 
