@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from itertools import repeat
 from operator import attrgetter
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -20,13 +21,17 @@ SCHEMA_VERSION: Final = 1
 
 RequestReason = Literal["scheduled", "manual", "recovery", "retry"]
 
+#: A point in time with its zone. Naive times (JSON without an offset) are refused at decode:
+#: compared with an aware clock they would raise inside a fold, far from the bad record.
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
+
 
 class Period(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Billing period ``index`` of a subscription: ``[start, end)``."""
 
     index: int
-    start: datetime
-    end: datetime
+    start: Time
+    end: Time
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
@@ -37,7 +42,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fals
     """
 
     payment_id: str
-    at: datetime
+    at: Time
 
 
 class PaymentRequested(Event, tag="payment.requested"):
@@ -87,7 +92,7 @@ class PaymentFailed(Event, tag="payment.failed"):
     retryable: bool
     final: bool
     error_id: str | None = None
-    next_attempt_at: datetime | None = None
+    next_attempt_at: Time | None = None
 
 
 AnyEvent = PaymentRequested | PaymentSubmitted | PaymentConfirmed | PaymentFailed
@@ -96,6 +101,9 @@ AnyEvent = PaymentRequested | PaymentSubmitted | PaymentConfirmed | PaymentFaile
 EVENT_TYPES: Final = (PaymentRequested, PaymentSubmitted, PaymentConfirmed, PaymentFailed)
 
 MESSAGE_LIMIT: Final = 500
+#: Canton Numeric 38,10 holds less than 10^28; anything beyond is not an amount (and overflows sums).
+AMOUNT_LIMIT: Final = Decimal("1e28")
+_ZERO: Final = Decimal(0)
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -144,7 +152,11 @@ def decode(raw: bytes) -> AnyEvent | Unreadable:
         return Unreadable(reason=_explain(err, raw), raw=raw)
     # A newer schema version only adds fields with defaults, which msgspec skips:
     # what we did read is still right, so the event is used as it is.
-    return envelope.event
+    event = envelope.event
+    amount = getattr(event, "amount", _ZERO)
+    if not (amount.is_finite() and _ZERO <= amount < AMOUNT_LIMIT):
+        return Unreadable(reason=f"not a billing event: amount {amount} must be finite, ≥ 0 and < 10^28", raw=raw)
+    return event
 
 
 def decode_all(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEvent | Unreadable]:
@@ -154,9 +166,21 @@ def decode_all(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEvent | 
     first one that is not sends the whole list through `decode_at`, one by one.
     """
     try:
-        return list(map(_event_of, map(_decoder.decode, raws)))
-    except msgspec.DecodeError:
-        return [decode_at(raw, offset) for offset, raw in enumerate(raws, first_offset)]
+        events = list(map(_event_of, map(_decoder.decode, raws)))
+        if _amounts_are_sane(events):
+            return events
+    except (msgspec.DecodeError, ArithmeticError):  # ArithmeticError: a NaN amount, compared
+        pass
+    return [decode_at(raw, offset) for offset, raw in enumerate(raws, first_offset)]
+
+
+def _amounts_are_sane(events: list[AnyEvent]) -> bool:
+    """Every amount finite, not negative and below 10^28, checked in C (min/max, not a loop).
+
+    A NaN or infinite amount would raise, and a huge one overflow, inside the folds.
+    """
+    amounts = list(map(getattr, events, repeat("amount"), repeat(_ZERO)))
+    return all(map(Decimal.is_finite, amounts)) and min(amounts) >= _ZERO and max(amounts) < AMOUNT_LIMIT
 
 
 def decode_at(raw: bytes, offset: int) -> AnyEvent | Unreadable:
