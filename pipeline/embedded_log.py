@@ -103,7 +103,8 @@ class EmbeddedLog:
         self._store.catch_up()
         end = None if stop is None else offset_key(max(stop, 0))
         previous = max(start, 0) - 1
-        for chunk in self._store.scan_chunks(offset_key(previous + 1), end, size):
+        first = offset_key(previous + 1) if previous >= 0 else b""  # from 0: foreign keys before it too
+        for chunk in self._store.scan_chunks(first, end, size):
             batch = _records(chunk, previous, seen_foreign)
             if batch:
                 previous = max(previous, batch[-1].offset)

@@ -133,6 +133,10 @@ _decoder: Final = msgspec.msgpack.Decoder(Envelope)
 _json_encoder: Final = msgspec.json.Encoder(decimal_format="string")
 _json_decoder: Final = msgspec.json.Decoder(Envelope)
 _event_of: Final = attrgetter("event")
+#: What decoding a record that is not an event raises: msgspec's errors, and a bad UTF-8
+#: sequence inside a string (raised as UnicodeDecodeError, not as msgspec's DecodeError).
+_NOT_AN_EVENT: Final = (msgspec.DecodeError, UnicodeDecodeError)
+_TEXT_LIMIT: Final = 240
 
 
 def encode(event: AnyEvent) -> bytes:
@@ -148,14 +152,15 @@ def decode(raw: bytes) -> AnyEvent | Unreadable:
     """
     try:
         envelope = (_json_decoder if raw[:1] == b"{" else _decoder).decode(raw)
-    except msgspec.DecodeError as err:
+    except _NOT_AN_EVENT as err:
         return Unreadable(reason=_explain(err, raw), raw=raw)
     # A newer schema version only adds fields with defaults, which msgspec skips:
     # what we did read is still right, so the event is used as it is.
     event = envelope.event
     amount = getattr(event, "amount", _ZERO)
     if not (amount.is_finite() and _ZERO <= amount < AMOUNT_LIMIT):
-        return Unreadable(reason=f"not a billing event: amount {amount} must be finite, ≥ 0 and < 10^28", raw=raw)
+        reason = _one_line(f"not a billing event: amount {amount} must be finite, ≥ 0 and < 10^28")
+        return Unreadable(reason=reason, raw=raw)
     return event
 
 
@@ -169,7 +174,7 @@ def decode_all(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEvent | 
         events = list(map(_event_of, map(_decoder.decode, raws)))
         if _amounts_are_sane(events):
             return events
-    except (msgspec.DecodeError, ArithmeticError):  # ArithmeticError: a NaN amount, compared
+    except (*_NOT_AN_EVENT, ArithmeticError):  # ArithmeticError: a NaN amount, compared
         pass
     return [decode_at(raw, offset) for offset, raw in enumerate(raws, first_offset)]
 
@@ -210,8 +215,8 @@ class _Version(msgspec.Struct, gc=False):
 _version_decoders: Final = (msgspec.msgpack.Decoder(_Version), msgspec.json.Decoder(_Version))
 
 
-def _explain(err: msgspec.DecodeError, raw: bytes) -> str:
-    text = str(err)
+def _explain(err: Exception, raw: bytes) -> str:
+    text = _one_line(str(err))
     newer = _newer_version(raw)
     if newer is not None:
         return f"written by schema version {newer} (this reader knows {SCHEMA_VERSION}): {text}; upgrade the reader"
@@ -220,10 +225,16 @@ def _explain(err: msgspec.DecodeError, raw: bytes) -> str:
     return f"not a billing event: {text}"
 
 
+def _one_line(text: str) -> str:
+    """msgspec quotes the offending value, which may be huge or hold line breaks: keep it short."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= _TEXT_LIMIT else f"{text[: _TEXT_LIMIT // 2]}…{text[-_TEXT_LIMIT // 4 :]}"
+
+
 def _newer_version(raw: bytes) -> int | None:
     """The envelope's schema version when it is newer than ours."""
     try:
         version = _version_decoders[raw[:1] == b"{"].decode(raw).v
-    except msgspec.DecodeError:
+    except _NOT_AN_EVENT:
         return None
     return version if version > SCHEMA_VERSION else None
