@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.embedded_log import EmbeddedLog, offset_key
@@ -189,6 +189,7 @@ def write_log(path: Path, layout: list[tuple[str, Any]]) -> tuple[dict[int, AnyE
 
 @settings(max_examples=40, deadline=None)
 @given(layouts, st.integers(1, 7), st.integers(0, 45), st.none() | st.integers(0, 50))
+@example([("foreign", b"\x00")], 1, 0, None)  # sorts before offset 0: a read from 0 reports it first
 def test_a_log_with_poison_records_yields_every_good_event_once(layout, size, start, stop) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as tmp:
         good, bad, foreign = write_log(Path(tmp) / "log", layout)
@@ -217,7 +218,7 @@ async def _check_reads(path: Path, good: dict[int, AnyEvent], bad: set[int], for
     assert await log.last_offset() == (len(good) + len(bad) - 1 if good or bad else None)
     offset = await log.append(event(7))  # the log goes on after the poison, at the right place
     assert offset == len(good) + len(bad)
-    assert [r.event async for r in log.read(offset)][:1] == [event(7)]
+    assert [r.event async for r in log.read(offset) if not isinstance(r.event, Unreadable)] == [event(7)]
     await log.close()
 
 

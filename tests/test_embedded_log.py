@@ -32,15 +32,22 @@ async def test_a_second_writer_is_refused_with_a_clear_message(tmp_path: Path) -
     await log.close()
 
 
-async def test_corrupt_and_foreign_records_are_reported_and_the_rest_survives(tmp_path: Path) -> None:
-    log = EmbeddedLog.open(tmp_path / "log")
-    await log.append_batch([event(i) for i in range(3)])
+async def _log_with(path: Path, events: int, raw: list[tuple[bytes, bytes]]) -> EmbeddedLog:
+    """A log of ``events`` events plus ``raw`` pairs written behind its back, reopened."""
+    log = EmbeddedLog.open(path)
+    await log.append_batch([event(i) for i in range(events)])
     await log.close()
-    store = Store.open(tmp_path / "log")
-    store.write([(offset_key(3), b"\x93garbage"), (offset_key(4), b'{"v":1,"event":{"type":"payment.refunded"}}'),
-                 (b"foreign-key", b"x")])
+    store = Store.open(path)
+    store.write(raw)
     store.close()
-    log = EmbeddedLog.open(tmp_path / "log")
+    return EmbeddedLog.open(path)
+
+
+async def test_corrupt_and_foreign_records_are_reported_and_the_rest_survives(tmp_path: Path) -> None:
+    log = await _log_with(tmp_path / "log", 3, [
+        (offset_key(3), b"\x93garbage"), (offset_key(4), b'{"v":1,"event":{"type":"payment.refunded"}}'),
+        (b"foreign-key", b"x"),
+    ])
     await log.append(event(5))
     records = [r async for r in log.read()]
     good = [r.offset for r in records if not isinstance(r.event, Unreadable)]
@@ -52,13 +59,8 @@ async def test_corrupt_and_foreign_records_are_reported_and_the_rest_survives(tm
 
 
 async def test_follow_reports_a_foreign_key_once_and_neither_repeats_nor_skips_events(tmp_path: Path) -> None:
-    log = EmbeddedLog.open(tmp_path / "log")
-    await log.append_batch([event(i) for i in range(2)])
-    await log.close()
-    store = Store.open(tmp_path / "log")
-    store.write([(b"zz-foreign", b"x")])  # sorts after every offset: each new read meets it again
-    store.close()
-    log = EmbeddedLog.open(tmp_path / "log")
+    # The foreign key sorts after every offset: each new read from the end meets it again.
+    log = await _log_with(tmp_path / "log", 2, [(b"zz-foreign", b"x")])
     seen: list[tuple[int, bool]] = []
     follower = log.follow(0)
     for i in range(2, 5):
