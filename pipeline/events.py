@@ -185,7 +185,8 @@ def _amounts_are_sane(events: list[AnyEvent]) -> bool:
     A NaN or infinite amount would raise, and a huge one overflow, inside the folds.
     """
     amounts = list(map(getattr, events, repeat("amount"), repeat(_ZERO)))
-    return all(map(Decimal.is_finite, amounts)) and min(amounts) >= _ZERO and max(amounts) < AMOUNT_LIMIT
+    finite = all(map(Decimal.is_finite, amounts))
+    return finite and min(amounts, default=_ZERO) >= _ZERO and max(amounts, default=_ZERO) < AMOUNT_LIMIT
 
 
 def decode_at(raw: bytes, offset: int) -> AnyEvent | Unreadable:

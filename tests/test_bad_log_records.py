@@ -112,6 +112,10 @@ def test_a_bad_record_in_a_chunk_leaves_its_neighbours_decoded() -> None:
         assert isinstance(got[1], Unreadable) and "offset 11" in got[1].reason
 
 
+def test_no_records_decode_to_no_events() -> None:
+    assert decode_all([]) == []
+
+
 def test_huge_but_valid_values_are_kept_whole() -> None:
     big = msgspec.structs.replace(event(1), description="x" * 5_000_000, amount=Decimal("9" * 27 + ".5"))
     assert decode(encode(big)) == big and decode(encode_json(big)) == big
