@@ -8,6 +8,7 @@ their billing periods). Expiry is judged in UTC, the `expires_at` day included.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,6 +22,10 @@ from commands.errors import CatalogueError, NotFound
 USERS_FILE = "users.json"
 PLANS_FILE = "subscriptions.json"
 MAX_DECIMALS = 10
+MAX_INTEGER_DIGITS = 28  # Daml Numeric 10: 38 digits in all, 10 after the point
+MAX_INTERVAL = 10 * 365 * 86400  # ten years: longer is a typo, and period arithmetic stays in range
+_WHOLE_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also accepts "²"
+_PARTY = re.compile(r"[^:\s]+::[^\s]+")
 _ONE_DAY = timedelta(days=1)
 T = TypeVar("T")
 
@@ -51,6 +56,8 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def ends_at(self) -> datetime:
         """The first instant after the subscription: midnight UTC after ``expires_at``."""
+        if self.expires_at == date.max:  # 9999-12-31, "never": the next day does not exist
+            return datetime.max.replace(tzinfo=UTC)
         return datetime.combine(self.expires_at, time(), UTC) + _ONE_DAY
 
 
@@ -181,41 +188,65 @@ def _check_plans(plans: list[tuple[int, Plan]], min_interval: int) -> list[str]:
     problems = []
     for index, plan in plans:
         where = f"{PLANS_FILE}: subscriptions[{index}]"
-        price = plan.price
-        exponent = price.as_tuple().exponent
-        if not price.is_finite() or price <= 0:
-            problems.append(f"{where}.price: must be greater than 0, got {price}")
-        elif isinstance(exponent, int) and -exponent > MAX_DECIMALS:
-            problems.append(f"{where}.price: at most {MAX_DECIMALS} decimals, got {price}")
+        problems += _blank(where, plan, ("id", "name"))
+        problems += _price_problems(where, plan.price)
         if plan.currency != "CC":
             problems.append(f"{where}.currency: must be \"CC\", got {plan.currency!r}")
-        if not plan.interval_sec.isdigit() or int(plan.interval_sec) < min_interval:
+        seconds = plan.interval_sec
+        if not _WHOLE_SECONDS.fullmatch(seconds) or not min_interval <= int(seconds) <= MAX_INTERVAL:
             problems.append(
                 f"{where}.interval_sec: must be a string of whole seconds >= {min_interval}"
-                f", got {plan.interval_sec!r}"
+                f" (at most {MAX_INTERVAL}), got {_short(seconds)}"
             )
     problems += _duplicates(PLANS_FILE, "subscriptions", plans, ("id", "name"))
     return problems
+
+
+def _price_problems(where: str, price: Decimal) -> list[str]:
+    if not price.is_finite() or price <= 0:
+        return [f"{where}.price: must be greater than 0, got {price}"]
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        return [f"{where}.price: at most {MAX_DECIMALS} decimals, got {price}"]
+    if price.adjusted() >= MAX_INTEGER_DIGITS:
+        return [f"{where}.price: at most {MAX_INTEGER_DIGITS} digits before the point, got {price}"]
+    return []
+
+
+def _blank(where: str, entry: object, fields: tuple[str, ...]) -> list[str]:
+    return [f"{where}.{f}: must not be empty" for f in fields if not str(getattr(entry, f)).strip()]
+
+
+def _short(value: str, limit: int = 40) -> str:
+    """A value quoted for an error line, cut so a pasted blob cannot flood the terminal."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"… ({len(value)} characters)"
 
 
 def _check_users(users: list[tuple[int, User]], plan_names: set[str]) -> list[str]:
     problems = []
     for index, user in users:
         where = f"{USERS_FILE}: users[{index}]"
-        if "::" not in user.party:
-            problems.append(f"{where}.party: must be a party id like name::1220…, got {user.party!r}")
+        problems += _blank(where, user, ("id",))
+        if not _PARTY.fullmatch(user.party):
+            problems.append(f"{where}.party: must be a party id like name::1220…, got {_short(user.party)}")
         if "@" not in user.email:
-            problems.append(f"{where}.email: not an email address: {user.email!r}")
-        seen = set()
-        for j, sub in enumerate(user.subscriptions):
-            if plan_names and sub.name not in plan_names:
-                problems.append(f"{where}.subscriptions[{j}].name: no plan named {sub.name!r}")
-            if sub.name in seen:
-                problems.append(f"{where}.subscriptions[{j}].name: {sub.name!r} listed twice")
-            seen.add(sub.name)
-            if sub.starts_at is not None and sub.starts_at.tzinfo is None:
-                problems.append(f"{where}.subscriptions[{j}].starts_at: needs a timezone (e.g. Z)")
+            problems.append(f"{where}.email: not an email address: {_short(user.email)}")
+        problems += _check_subscriptions(where, user, plan_names)
     problems += _duplicates(USERS_FILE, "users", users, ("id", "party", "email"))
+    return problems
+
+
+def _check_subscriptions(where: str, user: User, plan_names: set[str]) -> list[str]:
+    problems = []
+    seen = set()
+    for j, sub in enumerate(user.subscriptions):
+        if plan_names and sub.name not in plan_names:
+            problems.append(f"{where}.subscriptions[{j}].name: no plan named {_short(sub.name)}")
+        if sub.name in seen:
+            problems.append(f"{where}.subscriptions[{j}].name: {sub.name!r} listed twice")
+        seen.add(sub.name)
+        if sub.starts_at is not None and sub.starts_at.tzinfo is None:
+            problems.append(f"{where}.subscriptions[{j}].starts_at: needs a timezone (e.g. Z)")
     return problems
 
 
