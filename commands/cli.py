@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -66,8 +68,58 @@ def package_version() -> str:
         return "0.0.0+source"
 
 
+#: Range of every whole-number option (a value outside is bad input, exit 2, before any work):
+#: an unchecked one reached Python's C ints (`pay --period 99999999999999999999` was a crash).
+INT_RANGES = {
+    "--expires-in-min": (1, 10 * 525_600),
+    "--interval": (1, 86_400),
+    "--port": (1, 65_535),
+    "--latency-ms": (0, 600_000),
+    "--period": (0, 10**9),
+}
+DEFAULT_INT_RANGE = (0, 2**62)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and sub-command parsers inherit it)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        # A control character typed into an argument must not break the one line apart.
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        self.exit(2, f"error: {self.prog}: {shown} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extra = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            # CPython's argparse turns `--opt=--` into [] for a one-value option
+            if action.nargs is None and action.option_strings and isinstance(getattr(parsed, action.dest, None), list):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one value")
+        return parsed, extra
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        # ASCII digits only: int() also takes " 7", "1_000" and "٣", which nobody means.
+        value = int(text) if re.fullmatch(r"-?[0-9]{1,30}", text) else None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text[:40]!r}")
+        return value
+
+    return convert
+
+
+def _bound_int_options(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # argparse has no public walk over its actions
+        if action.type is int:
+            option = max(action.option_strings, key=len, default=action.dest)
+            action.type = whole_number(*INT_RANGES.get(option, DEFAULT_INT_RANGE))
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _bound_int_options(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="billing",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -82,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMAND_MODULES:
         add(sub)
+    _bound_int_options(parser)
     return parser
 
 

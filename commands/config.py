@@ -8,6 +8,7 @@ once, by name. Secrets are never printed: `masked()` is what people see.
 
 from __future__ import annotations
 
+import math
 import os
 import typing
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,9 @@ from commands.errors import ConfigError
 _URL = r"^https?://[^\s/$.?#][^\s]*$"
 _PARTY = r"^[^:\s]+::[^\s]+$"
 _PATTERN_MEANS = {_URL: "an http:// or https:// URL", _PARTY: "a party id such as app1::1220ab…"}
+# Upper bounds keep every duration inside datetime arithmetic (a 30-digit value must be an
+# error at start, not an OverflowError in the middle of a run).
+_30_DAYS = 30 * 86400
 _LEVEL = Literal["trace", "debug", "info", "warn", "warning", "error", "critical"]
 
 
@@ -58,13 +62,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     check_interval_secs: Annotated[int, env("CHECK_INTERVAL_SECS", "Scheduler tick of `start`, seconds", ge=1, le=86400)] = 60
     payment_retry_interval: Annotated[int, env("PAYMENT_RETRY_INTERVAL", "First retry delay, seconds (doubles, capped)", ge=1, le=86400)] = 30
     max_payment_retries: Annotated[int, env("MAX_PAYMENT_RETRIES", "Attempts per payment before a final failure", ge=1, le=100)] = 5
-    retry_horizon_secs: Annotated[int, env("RETRY_HORIZON_SECS", "No retry later than this after the request", ge=60)] = 86400
-    deduplication_secs: Annotated[int, env("DEDUPLICATION_SECS", "Ledger deduplication period sent with each command", ge=60)] = 172800
+    retry_horizon_secs: Annotated[int, env("RETRY_HORIZON_SECS", "No retry later than this after the request", ge=60, le=_30_DAYS)] = 86400
+    deduplication_secs: Annotated[int, env("DEDUPLICATION_SECS", "Ledger deduplication period sent with each command", ge=60, le=_30_DAYS)] = 172800
     max_in_flight: Annotated[int, env("MAX_IN_FLIGHT", "Payments in flight at once (one per sender party)", ge=1, le=10000)] = 256
-    payment_rate_limit: Annotated[float, env("PAYMENT_RATE_LIMIT", "Max submissions per second (0 = no limit)", ge=0)] = 0.0
-    recovery_max_periods: Annotated[int, env("RECOVERY_MAX_PERIODS", "Missed periods charged per subscription on recovery", ge=0)] = 100
-    min_interval_sec: Annotated[int, env("MIN_INTERVAL_SEC", "Shortest interval_sec a plan may have", ge=1)] = 60
-    http_timeout_secs: Annotated[float, env("HTTP_TIMEOUT_SECS", "Read timeout for Canton and Scan calls", gt=0)] = 30.0
+    payment_rate_limit: Annotated[float, env("PAYMENT_RATE_LIMIT", "Max submissions per second (0 = no limit)", ge=0, le=1e6)] = 0.0
+    recovery_max_periods: Annotated[int, env("RECOVERY_MAX_PERIODS", "Missed periods charged per subscription on recovery", ge=0, le=100_000)] = 100
+    min_interval_sec: Annotated[int, env("MIN_INTERVAL_SEC", "Shortest interval_sec a plan may have", ge=1, le=86400)] = 60
+    http_timeout_secs: Annotated[float, env("HTTP_TIMEOUT_SECS", "Read timeout for Canton and Scan calls", gt=0, le=3600)] = 30.0
     # Local API (used by commands while the daemon runs)
     api_port: Annotated[int, env("BILLING_API_PORT", "Loopback port of the daemon's API and dashboard", ge=1, le=65535)] = 8765
     api_token: Annotated[str, env("BILLING_API_TOKEN", "Token for the local API (default: generated in the state dir)", secret=True)] | None = None
@@ -74,7 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opentelemetry_ingesting_host: Annotated[str, env("OPENTELEMETRY_INGESTING_HOST", "BetterStack ingesting host")] | None = None
     opentelemetry_source_id: Annotated[str, env("OPENTELEMETRY_SOURCE_ID", "BetterStack source id")] | None = None
     opentelemetry_source_token: Annotated[str, env("OPENTELEMETRY_SOURCE_TOKEN", "BetterStack source token (bearer)", secret=True)] | None = None
-    otel_export_interval_secs: Annotated[int, env("OTEL_EXPORT_INTERVAL_SECS", "Metric export period, seconds", ge=1)] = 60
+    otel_export_interval_secs: Annotated[int, env("OTEL_EXPORT_INTERVAL_SECS", "Metric export period, seconds", ge=1, le=86400)] = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: str | os.PathLike[str] | None = ".env") -> Settings:
@@ -88,14 +92,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         problems: list[str] = []
         for spec in SPECS:
             raw = source.get(spec.env)
-            if spec.env == "LOG_LEVEL" and not raw:
-                raw = _rust_log_level(source.get("RUST_LOG"))
+            name, note = spec.env, ""
+            if name == "LOG_LEVEL" and not raw:
+                raw, name, note = _rust_log_level(source.get("RUST_LOG")), "RUST_LOG", " (read as LOG_LEVEL)"
             if raw is None or raw.strip() == "":
                 continue
             try:
                 values[spec.field] = _convert(raw.strip(), spec)
-            except msgspec.ValidationError as err:
-                problems.append(f"{spec.env}={spec.show(raw)}: {_reason(err)}")
+            except (msgspec.ValidationError, ValueError) as err:
+                problems.append(f"{name}={_clip(spec.show(raw))}{note}: {_reason(err, spec)}")
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
         return cls(**values)
@@ -168,7 +173,11 @@ SPEC_BY_ENV = {s.env: s for s in SPECS}
 def _merge(environ: Mapping[str, str], dotenv: str | os.PathLike[str] | None) -> dict[str, str]:
     merged: dict[str, str] = {}
     if dotenv is not None and Path(dotenv).is_file():
-        merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        try:
+            values = dotenv_values(dotenv)
+        except (UnicodeDecodeError, OSError) as err:
+            raise ConfigError(f"{dotenv}: cannot read it as UTF-8 text ({type(err).__name__}); fix or remove it") from err
+        merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(environ)  # the real environment wins over .env
     return merged
 
@@ -177,7 +186,16 @@ def _convert(raw: str, spec: Spec) -> Any:
     value = raw.rstrip("/") if spec.env.endswith("_URL") else raw
     if spec.env == "LOG_LEVEL":
         value = value.lower()
-    return msgspec.convert(value, spec.type, strict=False)
+    result = msgspec.convert(value, spec.type, strict=False)
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ValueError("expected a finite number")
+    return result
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """A bad value as shown in the error: long pastes are cut, so one line stays one line."""
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _rust_log_level(rust_log: str | None) -> str | None:
@@ -190,9 +208,18 @@ def _rust_log_level(rust_log: str | None) -> str | None:
     return None
 
 
-def _reason(err: msgspec.ValidationError) -> str:
+_TYPE_MEANS = {"`int`": "a whole number", "`float`": "a number", "`bool`": "true or false"}
+
+
+def _reason(err: Exception, spec: Spec) -> str:
     text = str(err).replace(" - at `$`", "")
     for pattern, meaning in _PATTERN_MEANS.items():
         if repr(pattern) in text:
             return f"expected {meaning}"
-    return text.replace("Expected `", "expected `").replace("Invalid enum value", "not one of the allowed values:")
+    if "Invalid enum value" in text:
+        allowed = typing.get_args(typing.get_args(spec.type)[0]) or typing.get_args(spec.type)
+        return "must be one of " + ", ".join(map(str, allowed))
+    for name, meaning in _TYPE_MEANS.items():
+        text = text.replace(f"Expected {name}, got `str`", f"expected {meaning}")
+        text = text.replace(f"Expected {name}", f"expected {meaning}")
+    return text.replace("Integer value out of range", "expected a whole number, this one is far too large")
