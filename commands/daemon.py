@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from commands.errors import CatalogueError, CommandError
 from commands.local_api import api_token, make_app
 from commands.metrics_commands import start_telemetry
 from commands.runtime import canton_factory, require_canton
-from commands.schedule import current_requests, missed_requests
+from commands.schedule import missed_requests, tick_requests
 from commands.session import processor_for
 from commands.tail import audit_row
 from pipeline.asgi_server import serve
@@ -125,23 +126,24 @@ class Daemon:
         return 1 if failed else 0
 
     async def _schedule(self, processor: Processor) -> None:
-        recover = True
+        recover, since = True, None
         while True:
             self._reload_catalogue()
-            requests = self._due(processor, recover=recover)
-            recover = False
+            now = self.ctx.clock()
+            requests = self._due(processor, recover=recover, now=now, since=since)
+            recover, since = False, now
             if requests and not self.dry_run:
                 await processor.log.append_batch(requests)
             await asyncio.sleep(self.interval)
 
-    def _due(self, processor: Processor, *, recover: bool) -> list[PaymentRequested]:
-        now = self.ctx.clock()
+    def _due(self, processor: Processor, *, recover: bool, now: datetime | None = None,
+             since: datetime | None = None) -> list[PaymentRequested]:
+        now = now or self.ctx.clock()
         pairs = self.catalogue.active_pairs(now)
-        app = self.ctx.settings.party_app or ""
+        app, cap = self.ctx.settings.party_app or "", self.ctx.settings.recovery_max_periods
         history = processor.book.subscriptions
-        due = missed_requests(pairs, history, now, app_party=app,
-                              per_subscription=self.ctx.settings.recovery_max_periods) if recover else []
-        due += current_requests(pairs, history, now, app_party=app)
+        due = missed_requests(pairs, history, now, app_party=app, per_subscription=cap) if recover else []
+        due += tick_requests(pairs, history, now, since=since, app_party=app, cap=cap)
         verb = "would request" if self.dry_run else "requesting"
         for r in due:
             log.info(f"{verb} payment", extra={"user": r.user_id, "plan": r.plan, "period": r.period.index,

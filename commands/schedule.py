@@ -104,3 +104,34 @@ def missed_requests(
             for i in sorted(missing)
         ]
     return out
+
+
+def gap_requests(
+    pairs: Iterable[Pair], histories: Histories, now: datetime, *, since: datetime, app_party: str, cap: int
+) -> list[PaymentRequested]:
+    """Periods that began between the previous tick (``since``) and the current one, unrequested.
+
+    A clock that jumps forward (a suspended VM, NTP stepping, a stalled loop) skips ticks:
+    each skipped period is requested once, here (capped like recovery). A clock that jumps
+    back yields nothing: those periods were already requested.
+    """
+    out = []
+    for pair in pairs:
+        user, sub, plan = pair
+        history = histories.get((user.party, plan.name))
+        if history is None or now <= since or cap <= 0:
+            continue
+        current = period_index(history.anchor, plan.interval, now)
+        first = max(period_index(history.anchor, plan.interval, since), current - cap)
+        for index in range(first, current):
+            if index not in history.requested and billable(sub, period(history.anchor, plan.interval, index)):
+                out.append(request_for(pair, history.anchor, index, app_party=app_party, reason="recovery", now=now))
+    return out
+
+
+def tick_requests(
+    pairs: list[Pair], histories: Histories, now: datetime, *, since: datetime | None, app_party: str, cap: int
+) -> list[PaymentRequested]:
+    """One scheduler tick of the daemon: the periods skipped since the last tick, then the current ones."""
+    skipped = [] if since is None else gap_requests(pairs, histories, now, since=since, app_party=app_party, cap=cap)
+    return skipped + current_requests(pairs, histories, now, app_party=app_party)
