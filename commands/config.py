@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     payment_rate_limit: Annotated[float, env("PAYMENT_RATE_LIMIT", "Max submissions per second (0 = no limit)", ge=0, le=1e6)] = 0.0
     recovery_max_periods: Annotated[int, env("RECOVERY_MAX_PERIODS", "Missed periods charged per subscription on recovery", ge=0, le=100_000)] = 100
     min_interval_sec: Annotated[int, env("MIN_INTERVAL_SEC", "Shortest interval_sec a plan may have", ge=1, le=86400)] = 60
+    failure_alert_threshold: Annotated[int, env("FAILURE_ALERT_THRESHOLD", "Failed payments of one user within the window that log a WARN alert (0 = off)", ge=0, le=1_000_000)] = 5
+    failure_alert_window_secs: Annotated[int, env("FAILURE_ALERT_WINDOW_SECS", "Window of FAILURE_ALERT_THRESHOLD, seconds", ge=1, le=_30_DAYS)] = 3600
     http_timeout_secs: Annotated[float, env("HTTP_TIMEOUT_SECS", "Read timeout for Canton and Scan calls", gt=0, le=3600)] = 30.0
     # Local API (used by commands while the daemon runs)
     api_port: Annotated[int, env("BILLING_API_PORT", "Loopback port of the daemon's API and dashboard", ge=1, le=65535)] = 8765

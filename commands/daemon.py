@@ -14,10 +14,11 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from commands.alerts import FailureWatch, watch_failures
 from commands.catalogue import Catalogue, load
 from commands.context import Context
 from commands.dashboard_command import announce, in_daemon
@@ -105,7 +106,8 @@ class Daemon:
         app, sessions = in_daemon(self.ctx, api, event_log, projection, lambda: self.catalogue)
         announce(self.ctx, self.ctx.settings.api_port, sessions)
         exporter = start_telemetry(self.ctx, projection)
-        tasks = [
+        tasks = await self._alerts(event_log)
+        tasks += [
             asyncio.create_task(processor.run(), name="processor"),
             asyncio.create_task(follow(event_log, projection), name="projections"),
             asyncio.create_task(self._schedule(processor), name="scheduler"),
@@ -124,6 +126,15 @@ class Daemon:
         projection.store.close()
         log.info("daemon stopped")
         return 1 if failed else 0
+
+    async def _alerts(self, event_log: EmbeddedLog) -> list[asyncio.Task[Any]]:
+        s = self.ctx.settings
+        if not s.failure_alert_threshold:
+            return []
+        watch = FailureWatch(s.failure_alert_threshold, timedelta(seconds=s.failure_alert_window_secs))
+        last = await event_log.last_offset()
+        start = 0 if last is None else last + 1  # new failures only: a restart does not re-alert
+        return [asyncio.create_task(watch_failures(event_log, watch, start), name="alerts")]
 
     async def _schedule(self, processor: Processor) -> None:
         recover, since = True, None
