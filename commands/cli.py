@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import typing
@@ -92,7 +93,8 @@ class Parser(argparse.ArgumentParser):
         parsed, extra = super().parse_known_args(args, namespace)
         for action in self._actions:
             # CPython's argparse turns `--opt=--` into [] for a one-value option
-            if action.nargs is None and action.option_strings and isinstance(getattr(parsed, action.dest, None), list):
+            one_value = isinstance(action, argparse._StoreAction) and action.nargs is None and action.option_strings
+            if one_value and isinstance(getattr(parsed, action.dest, None), list):
                 self.error(f"argument {'/'.join(action.option_strings)}: expected one value")
         return parsed, extra
 
@@ -140,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     """Run one command; return its exit code (0 ok, 1 failed, 2 bad input, 3 not built)."""
+    # Everything billing creates (event log, projections, api-token) is for its own OS user only.
+    os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     console = console or Console()

@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         source = _merge(environ if environ is not None else os.environ, dotenv)
         values: dict[str, Any] = {}
         problems: list[str] = []
+        # A secret pasted into the wrong variable must not be echoed by that variable's error.
+        hidden = {v.strip() for s in SPECS if s.secret and (v := source.get(s.env)) and v.strip()}
         for spec in SPECS:
             raw = source.get(spec.env)
             name, note = spec.env, ""
@@ -102,7 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             try:
                 values[spec.field] = _convert(raw.strip(), spec)
             except (msgspec.ValidationError, ValueError) as err:
-                problems.append(f"{name}={_clip(spec.show(raw))}{note}: {_reason(err, spec)}")
+                shown = "******** (a secret's value)" if raw.strip() in hidden else _clip(spec.show(raw))
+                problems.append(f"{name}={shown}{note}: {_reason(err, spec)}")
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
         return cls(**values)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from pipeline.asgi_server import free_port
+from tests.secret_watch import SECRETS, record
 
 ROOT = Path(__file__).resolve().parents[1]
 BILLING = str(Path(sys.executable).parent / "billing")
@@ -29,9 +30,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 def simulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     """`billing simulator` on a free loopback port; yields the environment it printed."""
     port = free_port()
+    # The ledger token is the canary JWT: every billing run against it must keep it secret.
+    extra = {"APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"], **(env or {})}
     proc = subprocess.Popen([BILLING, "simulator", "--port", str(port), "--with-preapproval", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(BILLING_DATA_DIR=str(data_dir), **(env or {})))
+                            env=clean_env(BILLING_DATA_DIR=str(data_dir), **extra))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -42,11 +45,14 @@ def simulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> 
         yield env
     finally:
         proc.terminate()
-        proc.communicate(timeout=10)  # also closes the pipes
+        _, err = proc.communicate(timeout=10)  # also closes the pipes
+        record("billing simulator (stderr)", err)
 
 
 def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BILLING, *args], env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([BILLING, *args], env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+    record(f"billing {' '.join(args)}", result.stdout, result.stderr)
+    return result
 
 
 def transfers_per_period(env: dict[str, str]) -> Counter[tuple[str, str]]:

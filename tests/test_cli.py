@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.secret_watch import record
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
     "setup", "info", "pay", "pay-all", "start", "restart", "monitor", "metrics", "users", "user",
@@ -21,7 +23,9 @@ def billing(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     base = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "SCAN_", "BILLING_", "LOG_"))}
     base.update(env or {})
     exe = Path(sys.executable).parent / "billing"
-    return subprocess.run([str(exe), *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([str(exe), *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=60)
+    record(f"billing {' '.join(args)}", result.stdout, result.stderr)
+    return result
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:
