@@ -1,0 +1,116 @@
+"""The network goes away mid-run: the simulator's listener stops and starts again while a real
+`billing start` is charging; the ledger (in memory, kept across the restart) ends with exactly
+one transfer per due period.
+
+The simulator runs in this process on its own event-loop thread so that only its HTTP
+listener restarts and its ledger survives (the `billing simulator` process keeps its state
+in memory, so killing it would lose the ledger the check needs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from commands.config import Settings
+from commands.console import Console
+from commands.context import Context
+from commands.simulator_command import build
+from pipeline.asgi_server import free_port
+from pipeline.simulator.app import Simulator
+from pipeline.simulator.serve import serve_async, settings_lines
+from tests.processes import BILLING, clean_env, write_catalogue
+from tests.secret_watch import SECRETS, record
+
+USERS = 60
+
+
+class Listener:
+    """The simulator's HTTP listener on a fixed port, on a thread of its own; stop and start it."""
+
+    def __init__(self, sim: Simulator, port: int) -> None:
+        self.sim, self.port = sim, port
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+
+    def _run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def start(self) -> None:
+        async def go() -> None:
+            ready, self.stopping = asyncio.Event(), asyncio.Event()
+            self.task = asyncio.create_task(serve_async(self.sim, "127.0.0.1", self.port, out=io.StringIO(),
+                                                        on_ready=lambda _: ready.set(), stop=self.stopping))
+            await asyncio.wait_for(ready.wait(), 10)
+
+        self._run(go())
+
+    def stop(self) -> None:
+        async def go() -> None:
+            assert self.task is not None
+            self.stopping.set()  # uvicorn's own shutdown: the socket is closed before it returns
+            await self.task
+
+        self._run(go())
+
+    def senders(self) -> Counter[str]:
+        async def go() -> Counter[str]:
+            return Counter(t.sender for t in self.sim.transfers())
+
+        result: Counter[str] = self._run(go())
+        return result
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def _wait(listener: Listener, count: int, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while (paid := len(listener.senders())) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return paid
+
+
+@pytest.mark.slow
+def test_the_listener_restarts_while_the_daemon_charges(tmp_path: Path) -> None:
+    data = write_catalogue(tmp_path / "data", users=USERS)
+    settings = Settings.from_env({"BILLING_DATA_DIR": str(data), "APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"]},
+                                 dotenv=None)
+    sim = build(Context(settings, Console()), latency_ms=100, preapproval=True)
+    port = free_port()
+    listener = Listener(sim, port)
+    listener.start()
+    sim_env = dict(line.split("=", 1) for line in settings_lines(sim, f"http://127.0.0.1:{port}"))
+    env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
+           "BILLING_API_PORT": str(free_port()), "CHECK_INTERVAL_SECS": "1", "PAYMENT_RETRY_INTERVAL": "1",
+           "MAX_IN_FLIGHT": "2", "LOG_LEVEL": "warn"}
+    daemon = subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(listener, 6, 30) >= 6, "the daemon did not start charging"
+        listener.stop()  # mid-run: submissions in flight lose their connection
+        time.sleep(2)
+        listener.start()
+        assert _wait(listener, USERS, 90) == USERS, "not every subscription was charged after the restart"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=30)
+        record("billing start (listener restart)", out, err)
+        counts = listener.senders()
+        listener.stop()
+        listener.close()
+    assert daemon.returncode == 0, err
+    assert len(counts) == USERS and set(counts.values()) == {1}, "a period was charged twice"
