@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +54,20 @@ def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
     result = subprocess.run([BILLING, *args], env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
     record(f"billing {' '.join(args)}", result.stdout, result.stderr)
     return result
+
+
+def start_daemon(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`billing start` in the background (stop it with SIGTERM, then ``communicate``)."""
+    return subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_transfers(env: dict[str, str], count: int, seconds: float = 30) -> int:
+    """Poll the simulated ledger until ``count`` periods are paid or ``seconds`` pass; the count paid."""
+    deadline = time.monotonic() + seconds
+    while (paid := len(transfers_per_period(env))) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return paid
 
 
 def transfers_per_period(env: dict[str, str]) -> Counter[tuple[str, str]]:

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.asgi_server import free_port
-from tests.processes import BILLING, billing, clean_env, simulator, transfers_per_period, write_catalogue
+from tests.processes import (
+    BILLING,
+    billing,
+    clean_env,
+    simulator,
+    start_daemon,
+    transfers_per_period,
+    wait_for_transfers,
+    write_catalogue,
+)
 
 KILL_ROUNDS = int(os.environ.get("BILLING_CRASH_ROUNDS", "8"))
 
@@ -47,12 +56,9 @@ def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
         env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
                "BILLING_API_PORT": str(free_port()),
                "CHECK_INTERVAL_SECS": "1", "LOG_LEVEL": "warn"}
-        daemon = subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        daemon = start_daemon(env)
         try:
-            deadline = time.monotonic() + 30
-            while len(transfers_per_period(sim_env)) < 3 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_for_transfers(sim_env, 3)
             assert len(transfers_per_period(sim_env)) == 3, "the daemon did not charge the three subscriptions"
             again = billing("pay", "-u", "u1", "-s", "prover", env=env)
             assert again.returncode == 0, again.stderr

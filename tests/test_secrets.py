@@ -11,8 +11,6 @@ import logging
 import signal
 import ssl
 import stat
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +21,7 @@ from pipeline.asgi_server import free_port
 from pipeline.clients import make_client
 from projections.telemetry import Destination, Telemetry, resource
 from tests.otlp_receiver import Receiver
-from tests.processes import BILLING, billing, clean_env, simulator, transfers_per_period, write_catalogue
+from tests.processes import billing, simulator, start_daemon, wait_for_transfers, write_catalogue
 from tests.secret_watch import SECRETS, record
 
 ALL_SECRETS = {**SECRETS, "OPENTELEMETRY_INGESTING_HOST": "http://127.0.0.1:9", "LOG_LEVEL": "trace",
@@ -99,12 +97,9 @@ def test_the_daemon_api_is_loopback_only_token_guarded_and_its_files_owner_only(
     with simulator(data) as sim_env:
         env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(state), "BILLING_API_PORT": str(port),
                "CHECK_INTERVAL_SECS": "1", "LOG_LEVEL": "debug"}
-        daemon = subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        daemon = start_daemon(env)
         try:
-            deadline = time.monotonic() + 30
-            while len(transfers_per_period(sim_env)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_for_transfers(sim_env, 2)
             assert _listening(port) == {"0100007F"}, "the local API must listen on 127.0.0.1 only"
             url = f"http://127.0.0.1:{port}/v1/health"
             assert httpx.get(url, timeout=5).status_code == 401
