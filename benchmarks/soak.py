@@ -30,6 +30,7 @@ from pathlib import Path
 from benchmarks.machine import record, table
 from pipeline.asgi_server import free_port
 from tests.processes import BILLING, billing, clean_env, simulator, transfers_per_period
+from tests.secret_watch import record as record_output
 
 FAULTS = ["timeout_after_commit=0.02", "drop_after_commit=0.02", "in_flight=0.02", "proxy_502_after_commit=0.01"]
 PERIOD = re.compile(r"\(period (\d+)\)")
@@ -49,28 +50,28 @@ def write_catalogue(folder: Path, count: int, interval: int, start: datetime) ->
 class Daemon:
     """`billing start` as a child process that can be killed and restarted."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.proc, self.starts, self.kills = env, None, 0, 0
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log, self.proc, self.starts, self.kills = env, log, None, 0, 0
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([BILLING, "start"], env=clean_env(**self.env), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+        # Its log goes to a file: a pipe nobody reads fills up and blocks the daemon.
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen([BILLING, "start"], env=clean_env(**self.env), stdout=out, stderr=out)
         self.starts += 1
 
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.communicate(timeout=30)
+        self.proc.wait(timeout=30)
         self.kills += 1
 
-    def stop(self) -> str:
+    def stop(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=60)
+        self.proc.wait(timeout=60)
         if self.proc.returncode != 0:
-            raise SystemExit(f"the daemon exited {self.proc.returncode}: {err[-2000:]}")
-        return err
+            raise SystemExit(f"the daemon exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
 
     def rss_mb(self) -> float | None:
         assert self.proc is not None
@@ -146,9 +147,12 @@ def soak(seconds: float, count: int, interval: int, seed: int) -> tuple[dict[str
             env = {**sim_env, "BILLING_DATA_DIR": f"{tmp}/data", "ROCKSDB_PATH": f"{tmp}/state",
                    "BILLING_API_PORT": str(free_port()), "CHECK_INTERVAL_SECS": "1", "MIN_INTERVAL_SEC": "1",
                    "PAYMENT_RETRY_INTERVAL": "1", "MAX_IN_FLIGHT": "64", "LOG_LEVEL": "warn", "LOG_FSYNC": "false"}
-            daemon = Daemon(env)
-            samples = run_phases(daemon, seconds, rng)
-            daemon.stop()
+            daemon = Daemon(env, Path(tmp) / "daemon.log")
+            try:
+                samples = run_phases(daemon, seconds, rng)
+                daemon.stop()
+            finally:
+                record_output("billing start (soak)", daemon.log.read_text())
             before = datetime.now(UTC)
             settle = billing("start", "--once", env=env, timeout=600)
             after = datetime.now(UTC)

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -36,6 +38,7 @@ def simulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> 
     proc = subprocess.Popen([BILLING, "simulator", "--port", str(port), "--with-preapproval", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=clean_env(BILLING_DATA_DIR=str(data_dir), **extra))
+    drains: list[_Drain] = []
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -43,11 +46,29 @@ def simulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> 
             proc.kill()
             raise AssertionError(f"the simulator did not start: {first}{proc.communicate()[1]}")
         env = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
+        # Keep reading what it prints: a full pipe would block the simulator (found by the soak run).
+        drains += [_Drain(proc.stdout), _Drain(proc.stderr)]
         yield env
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)  # also closes the pipes
-        record("billing simulator (stderr)", err)
+        proc.wait(timeout=10)
+        for drain in drains:
+            drain.join(timeout=10)
+        record("billing simulator", *("".join(d.lines) for d in drains))
+
+
+class _Drain(threading.Thread):
+    """Reads a child's pipe to the end, keeping the lines (for the secrets grep)."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.lines = stream, list[str]()
+        self.start()
+
+    def run(self) -> None:
+        if self.stream is not None:
+            self.lines += list(self.stream)
+            self.stream.close()
 
 
 def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
