@@ -24,9 +24,9 @@ class Console:
     """Where a command writes. Tests pass their own streams."""
 
     def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, width: int | None = None):
-        self._out = RichConsole(file=out or sys.stdout, width=width, highlight=False, soft_wrap=False)
+        self._out = RichConsole(file=out or sys.stdout, width=width, highlight=False, soft_wrap=False, emoji=False)
         self._err = RichConsole(
-            file=err or sys.stderr, width=width, highlight=False, soft_wrap=True, stderr=err is None
+            file=err or sys.stderr, width=width, highlight=False, soft_wrap=True, stderr=err is None, emoji=False
         )
 
     def line(self, text: str = "", *, style: str | None = None) -> None:

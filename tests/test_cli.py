@@ -91,3 +91,16 @@ def test_the_demo_runs_end_to_end_and_charges_each_period_once(tmp_path: Path) -
     assert "every period charged exactly once" in result.stdout
     assert "TransferPreapproval already exists" in result.stdout  # setup is idempotent
     assert "already paid or requested (not charged again) │ 5" in result.stdout
+
+
+def test_console_prints_text_as_given_never_as_emoji_or_markup() -> None:
+    from io import StringIO
+
+    from commands.console import Console
+
+    out, err = StringIO(), StringIO()
+    console = Console(out=out, err=err, width=200)
+    console.line("listen on 127.0.0.1:thumbs_down: [bold]x[/bold]")
+    console.error("port 127.0.0.1:-1 :smile: is not valid")
+    assert out.getvalue() == "listen on 127.0.0.1:thumbs_down: [bold]x[/bold]\n"
+    assert err.getvalue() == "error: port 127.0.0.1:-1 :smile: is not valid\n"
