@@ -24,7 +24,7 @@ from commands.context import Context
 from commands.dashboard_command import announce, in_daemon
 from commands.errors import CatalogueError, CommandError
 from commands.local_api import api_token, make_app
-from commands.metrics_commands import start_telemetry
+from commands.metrics_commands import retention_of, start_telemetry
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import missed_requests, tick_requests
 from commands.session import processor_for
@@ -101,7 +101,7 @@ class Daemon:
     async def _forever(self, processor: Processor, event_log: EmbeddedLog, stop: asyncio.Event) -> int:
         token = api_token(Path(self.ctx.settings.rocksdb_path), self.ctx.settings.api_token)
         api = make_app(event_log, token, event_log.append_batch, audit_row)
-        projection = open_projection(self.ctx.settings.projections_dir)
+        projection = open_projection(self.ctx.settings.projections_dir, retention_of(self.ctx))
         await catch_up(event_log, projection)
         app, sessions = in_daemon(self.ctx, api, event_log, projection, lambda: self.catalogue)
         announce(self.ctx, self.ctx.settings.api_port, sessions)

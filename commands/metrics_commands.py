@@ -17,7 +17,7 @@ from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy, StoreUnavailable
 from pipeline.rocks import Store
 from projections import telemetry
-from projections.replay import catch_up, follow, open_projection, rebuild
+from projections.replay import Retention, catch_up, follow, open_projection, rebuild
 from projections.windows import WINDOWS, WindowMetrics, WindowProjection
 
 
@@ -50,6 +50,10 @@ def add_commands(sub: Any) -> None:
     t.set_defaults(handler=run_test_otel)
 
 
+def retention_of(ctx: Context) -> Retention:
+    return Retention(ctx.settings.retention_days, ctx.clock)
+
+
 @asynccontextmanager
 async def current_projection(ctx: Context) -> AsyncIterator[WindowProjection]:
     """The projection brought up to date with the log; read-only while the daemon owns it."""
@@ -68,7 +72,7 @@ async def current_projection(ctx: Context) -> AsyncIterator[WindowProjection]:
         return
     except StoreUnavailable:
         log = None
-    projection = open_projection(settings.projections_dir)
+    projection = open_projection(settings.projections_dir, retention_of(ctx))
     try:
         if log is not None:
             await catch_up(log, projection)
@@ -121,7 +125,8 @@ def run_replay(ctx: Context, args: argparse.Namespace) -> int:
         try:
             with ctx.console.progress("replaying", total=None) as bar:
                 projection = await rebuild(log, ctx.settings.projections_dir, start=args.start,
-                                           progress=lambda done, total: bar.update(done, total))
+                                           progress=lambda done, total: bar.update(done, total),
+                                           retention=retention_of(ctx))
         except StoreBusy as err:
             raise CommandError("stop `billing start` first: the daemon owns the projections while it runs") from err
         finally:
@@ -162,7 +167,7 @@ def run_monitor(ctx: Context, args: argparse.Namespace) -> int:
             log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
         except StoreUnavailable as err:
             raise CommandError("nothing to monitor yet: the event log is empty") from err
-        projection = open_projection(ctx.settings.projections_dir)
+        projection = open_projection(ctx.settings.projections_dir, retention_of(ctx))
         exporter = start_telemetry(ctx, projection)
         if exporter is None:
             ctx.console.warn("OpenTelemetry is not configured (OPENTELEMETRY_* or OTEL_EXPORTER_OTLP_ENDPOINT): "

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+
+import msgspec
 
 from pipeline.log import EventLog
 from pipeline.rocks import Store
@@ -19,47 +22,65 @@ Progress = Callable[[int, int], None]
 BATCH = 5000
 
 
-def open_projection(path: Path) -> WindowProjection:
+class Retention(msgspec.Struct, frozen=True):
+    """How long window rows are kept (`RETENTION_DAYS`) and the clock that says what is old."""
+
+    days: int
+    clock: Callable[[], datetime]
+
+
+def _open(path: Path, retention: Retention | None) -> WindowProjection:
+    if retention is None:
+        return WindowProjection(Store.open(path))
+    return WindowProjection(Store.open(path), retention_days=retention.days, clock=retention.clock)
+
+
+def open_projection(path: Path, retention: Retention | None = None) -> WindowProjection:
     """The projection at ``path``, emptied first if an older format wrote it."""
-    projection = WindowProjection(Store.open(path))
+    projection = _open(path, retention)
     if not projection.current:
         projection.store.close()
         shutil.rmtree(path)
-        projection = WindowProjection(Store.open(path))
+        projection = _open(path, retention)
     return projection
 
 
 async def catch_up(log: EventLog, projection: WindowProjection, progress: Progress | None = None) -> int:
     """Fold every record the projection has not seen yet; return how many were folded."""
     last = await log.last_offset()
-    if last is None or last < projection.position:
-        return 0
     start = projection.position
-    async for batch in log.read_batches(projection.position, stop=last + 1, size=BATCH):
-        projection.apply(batch)
-        projection.commit()
-        if progress is not None:
-            progress(projection.position - start, last + 1 - start)
+    if last is not None and last >= start:
+        async for batch in log.read_batches(start, stop=last + 1, size=BATCH):
+            projection.apply(batch)
+            projection.commit()
+            if progress is not None:
+                progress(projection.position - start, last + 1 - start)
+    if projection.needs_commit:
+        projection.commit()  # a slice of retention's pruning, even when nothing was new
     return projection.position - start
 
 
-async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progress | None = None) -> WindowProjection:
+async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progress | None = None,
+                  retention: Retention | None = None) -> WindowProjection:
     """Delete the projection and fold the log again (from ``start``: older events are left out)."""
     if path.exists():
         shutil.rmtree(path)
-    projection = WindowProjection(Store.open(path))
+    projection = _open(path, retention)
     projection.position = start
     await catch_up(log, projection, progress)
     return projection
 
 
 async def follow(log: EventLog, projection: WindowProjection, *, seconds: float = 1.0) -> None:
-    """Fold records as they are appended; commit every BATCH records and at least every ``seconds``."""
+    """Fold records as they are appended; commit every BATCH records and at least every ``seconds``.
+
+    The same commits carry retention's pruning, a bounded slice each, also while no events come.
+    """
 
     async def commit_now_and_then() -> None:
         while True:
             await asyncio.sleep(seconds)
-            if projection.pending:
+            if projection.needs_commit:
                 projection.commit()
 
     committer = asyncio.create_task(commit_now_and_then())

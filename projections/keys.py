@@ -1,0 +1,77 @@
+"""The key layout of the window projection, in one place (the fold, queries and pruning share it).
+
+    c <level> <scope> \\0 <bucket:8>          counters (n, ok, failed, total) of one time bucket
+    h u <level> <scope> \\0 <bucket:8>      users (of the scope) last active in that bucket
+    l u <party> / l s <party> \\x1f <plan>     a member's last active minute
+    p <party> \\0 <plan>                       the plans a user has had outcomes on
+    g <plan>                                  every plan that has had an outcome
+    \\0 <name>                                position, horizon, format, pruning progress
+
+Scopes: ``all``, ``plan\\x1f<plan>``, ``pair\\x1f<party>\\x1f<plan>``. Buckets are event-time
+minutes divided by the level's size, big-endian, so a window is a few range scans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEVELS = (("m", 1), ("h", 60), ("d", 1440))  # resolution and its size in minutes
+SIZES = {level.encode(): size for level, size in LEVELS}
+PLANS_INDEX = b"g"
+
+
+def pair_scope(party: str, plan: str) -> str:
+    return f"pair\x1f{party}\x1f{plan}"
+
+
+def counter_prefix(level: str, scope: str) -> bytes:
+    return b"c" + level.encode() + scope.encode() + b"\x00"
+
+
+def hist_prefix(kind: bytes, level: str, scope: str) -> bytes:
+    return b"h" + kind + level.encode() + scope.encode() + b"\x00"
+
+
+def bucket_key(prefix: bytes, bucket: int) -> bytes:
+    return prefix + bucket.to_bytes(8, "big")
+
+
+def plans_prefix(party: str) -> bytes:
+    return b"p" + party.encode() + b"\x00"
+
+
+def level_and_bucket(key: bytes) -> tuple[int, int] | None:
+    """(level size in minutes, bucket) of a counter or histogram key; None for other rows."""
+    kind = key[:1]
+    if kind == b"c":
+        return SIZES[key[1:2]], int.from_bytes(key[-8:], "big")
+    if kind == b"h":
+        return SIZES[key[2:3]], int.from_bytes(key[-8:], "big")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PairKeys:
+    """Every key prefix one (user, plan) outcome touches, built once per pair."""
+
+    shared_counters: tuple[tuple[bytes, ...], ...]  # overall and plan; each minute, hour, day
+    pair_counters: tuple[bytes, ...]
+    pair_last: bytes
+    pair_hists: tuple[bytes, ...]
+    user_last: bytes
+    user_hists: tuple[bytes, ...]
+    index_rows: tuple[bytes, bytes]  # the plan in the plan index, and under the user
+
+    @classmethod
+    def of(cls, party: str, plan: str) -> PairKeys:
+        by_plan = f"plan\x1f{plan}"
+        return cls(
+            shared_counters=tuple(tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", by_plan)),
+            pair_counters=tuple(counter_prefix(lv, pair_scope(party, plan)) for lv, _ in LEVELS),
+            pair_last=b"ls" + f"{party}\x1f{plan}".encode(),
+            # a pair active in a window is one more user of that plan (pairs overall: the sum over plans)
+            pair_hists=tuple(hist_prefix(b"u", lv, by_plan) for lv, _ in LEVELS),
+            user_last=b"lu" + party.encode(),
+            user_hists=tuple(hist_prefix(b"u", lv, "all") for lv, _ in LEVELS),
+            index_rows=(PLANS_INDEX + plan.encode(), plans_prefix(party) + plan.encode()),
+        )
