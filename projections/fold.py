@@ -174,7 +174,7 @@ class WindowFold:
         if self.pruner is not None:
             cutoff = self.pruner.cutoff()
             self.horizon = max(self.horizon, cutoff)
-            deletes = self.pruner.step(cutoff, self._ints, self._dirty_rows)
+            deletes = self.pruner.step(cutoff, self._ints, [*self._dirty_rows, *self._dirty_ints])
         rows, ints = self._rows, self._ints
         puts = [(k, _enc((r[0], r[1], r[2], str(r[3])))) for k in self._dirty_rows - deletes if (r := rows[k])]
         puts += [(k, b"" if k[:1] in b"gp" else _enc(ints[k])) for k in self._dirty_ints - deletes]

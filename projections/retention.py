@@ -47,11 +47,17 @@ class Pruner:
     def due(self) -> bool:
         return self.cutoff() > self.swept
 
-    def step(self, cutoff: int, ints: Mapping[bytes, int], rows: Iterable[bytes]) -> set[bytes]:
-        """The rows to delete in this commit: old rows still in memory, and one slice of the store."""
+    def step(self, cutoff: int, ints: Mapping[bytes, int], dirty: Iterable[bytes]) -> set[bytes]:
+        """The rows to delete in this commit: old rows about to be written, and one slice of the store.
+
+        Args:
+            cutoff: the first minute kept.
+            ints: the fold's cached integer rows (a member's last minute is read there first).
+            dirty: the rows this commit writes.
+        """
         deletes: set[bytes] = set()
         if cutoff > self._memory_checked:  # the horizon moved: rows folded under the old one may be old
-            deletes.update(k for k in [*rows, *ints] if _old(k, ints.get(k), cutoff))
+            deletes.update(k for k in dirty if _old(k, ints.get(k), cutoff))
             self._memory_checked = cutoff
         if cutoff > self.swept:
             deletes |= self._slice(cutoff, ints)
