@@ -81,6 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opentelemetry_source_id: Annotated[str, env("OPENTELEMETRY_SOURCE_ID", "BetterStack source id")] | None = None
     opentelemetry_source_token: Annotated[str, env("OPENTELEMETRY_SOURCE_TOKEN", "BetterStack source token (bearer)", secret=True)] | None = None
     otel_export_interval_secs: Annotated[int, env("OTEL_EXPORT_INTERVAL_SECS", "Metric export period, seconds", ge=1, le=86400)] = 60
+    otel_per_user_series: Annotated[bool, env("OTEL_PER_USER_SERIES", "Also export per-user window gauges (scope=user)")] = False
+    otel_max_user_series: Annotated[int, env("OTEL_MAX_USER_SERIES", "Cap on users exported when OTEL_PER_USER_SERIES is on", ge=1, le=10000)] = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: str | os.PathLike[str] | None = ".env") -> Settings:

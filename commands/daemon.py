@@ -109,7 +109,8 @@ class Daemon:
         tasks = await self._alerts(event_log)
         tasks += [
             asyncio.create_task(processor.run(), name="processor"),
-            asyncio.create_task(follow(event_log, projection), name="projections"),
+            asyncio.create_task(follow(event_log, projection, observe=exporter.observe if exporter else None),
+                                name="projections"),
             asyncio.create_task(self._schedule(processor), name="scheduler"),
             asyncio.create_task(serve(app, "127.0.0.1", self.ctx.settings.api_port), name="api"),
         ]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from pipeline.events import Recorded
 from pipeline.log import EventLog
 from pipeline.rocks import Store
 from projections.windows import WindowProjection
@@ -71,10 +72,12 @@ async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progre
     return projection
 
 
-async def follow(log: EventLog, projection: WindowProjection, *, seconds: float = 1.0) -> None:
+async def follow(log: EventLog, projection: WindowProjection, *, seconds: float = 1.0,
+                 observe: Callable[[Recorded], None] | None = None) -> None:
     """Fold records as they are appended; commit every BATCH records and at least every ``seconds``.
 
     The same commits carry retention's pruning, a bounded slice each, also while no events come.
+    ``observe`` sees every newly folded record (the OTel counters and payment spans).
     """
 
     async def commit_now_and_then() -> None:
@@ -87,6 +90,8 @@ async def follow(log: EventLog, projection: WindowProjection, *, seconds: float 
     try:
         async for record in log.follow(projection.position):
             projection.apply([record])
+            if observe is not None:
+                observe(record)
             if projection.pending >= BATCH:
                 projection.commit()
     finally:

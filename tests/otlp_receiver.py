@@ -8,6 +8,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
 class Receiver:
@@ -17,6 +18,7 @@ class Receiver:
         self.status = status
         self.metrics: list[ExportMetricsServiceRequest] = []
         self.logs: list[ExportLogsServiceRequest] = []
+        self.traces: list[ExportTraceServiceRequest] = []
         self.auth: list[str | None] = []
         receiver = self
 
@@ -28,6 +30,8 @@ class Receiver:
                     receiver.metrics.append(ExportMetricsServiceRequest.FromString(body))
                 elif self.path.endswith("/v1/logs"):
                     receiver.logs.append(ExportLogsServiceRequest.FromString(body))
+                elif self.path.endswith("/v1/traces"):
+                    receiver.traces.append(ExportTraceServiceRequest.FromString(body))
                 self.send_response(receiver.status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -62,3 +66,23 @@ class Receiver:
     def resource_attributes(self) -> dict[str, str]:
         rm = self.metrics[-1].resource_metrics[0]
         return {a.key: a.value.string_value for a in rm.resource.attributes}
+
+    def log_records(self) -> list[Any]:
+        return [r for req in self.logs for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+
+    def spans(self) -> list[Any]:
+        return [s for req in self.traces for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+    def sums(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Latest value of every counter (sum) and histogram count, per (name, sorted attributes)."""
+        out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for request in self.metrics:
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        points = list(metric.sum.data_points) + list(metric.histogram.data_points)
+                        for p in points:
+                            attrs = tuple(sorted((a.key, a.value.string_value) for a in p.attributes))
+                            out[(metric.name, attrs)] = p.count if metric.HasField("histogram") else (
+                                p.as_double if p.HasField("as_double") else p.as_int)
+        return out

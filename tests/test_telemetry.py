@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+from commands.config import Settings
+from commands.console import Console
+from commands.context import Context
+from commands.metrics_commands import snapshot_of
+from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
+from pipeline.rocks import Store
 from projections.telemetry import (
     Destination,
     Sample,
     Telemetry,
     exported_metric_names,
     gauge_name,
+    payment_ids,
     resource,
     send_test,
 )
+from projections.windows import WindowProjection
 from tests.otlp_receiver import Receiver
+from tests.processes import write_catalogue
 
 TOKEN = "otlp-test-token-4711"
 
@@ -63,3 +76,60 @@ def test_metric_names_keep_the_original_contract() -> None:
     for window in ("10m", "1h", "6h", "12h", "24h", "7d", "30d"):
         assert f"canton.billing.window.{window}.success_rate" in names
     assert "canton.billing.payment.failed" in names
+
+
+def test_outcomes_become_counters_latency_and_payment_spans_and_logs_carry_their_trace() -> None:
+    t0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    request = PaymentRequested(payment_id="pay-1", at=t0, party="a::1", user_id="a", plan="prover",
+                               period=Period(index=3, start=t0, end=t0 + timedelta(minutes=5)), amount=Decimal(2),
+                               receiver="app::1", description="d")
+    confirmed = PaymentConfirmed(payment_id="pay-1", at=t0 + timedelta(seconds=4), party="a::1", plan="prover",
+                                 amount=Decimal(2), update_id="1220ab")
+    failed = PaymentFailed(payment_id="pay-2", at=t0, party="b::1", plan="prover", amount=Decimal(2), attempt=5,
+                           code="INSUFFICIENT_FUNDS", message="m", retryable=False, final=True)
+    with Receiver() as rx:
+        telemetry = Telemetry(resource("b", "c", None), Destination.from_settings(rx.url, TOKEN), lambda: [], 3600,
+                              redact=lambda text: text.replace("s3cret-token", "***"))
+        for offset, event in enumerate([request, confirmed, failed]):
+            telemetry.observe(Recorded(offset, event))
+        logging.getLogger("pipeline.processor").warning("scan lags; token s3cret-token",
+                                                        extra={"payment_id": "pay-1", "plan": "prover"})
+        telemetry.shutdown()
+        sums, spans, logs = rx.sums(), {s.name + s.attributes[0].value.string_value: s for s in rx.spans()}, \
+            rx.log_records()
+    assert sums[("canton.billing.payment.confirmed", (("subscription", "prover"),))] == 1
+    assert sums[("canton.billing.payment.failed", (("subscription", "prover"),))] == 1
+    assert sums[("canton.billing.payment.latency", (("subscription", "prover"),))] == 1  # the one with a request
+    span = spans["paymentpay-1"]
+    trace_id, span_id = payment_ids("pay-1")
+    assert span.trace_id == trace_id.to_bytes(16, "big") and span.span_id == span_id.to_bytes(8, "big")
+    assert span.end_time_unix_nano - span.start_time_unix_nano == 4 * 10**9
+    assert spans["paymentpay-2"].status.code == 2  # STATUS_CODE_ERROR
+    (record,) = [r for r in logs if "scan lags" in r.body.string_value]
+    assert record.trace_id == span.trace_id and record.span_id == span.span_id  # the log is in the payment's trace
+    assert record.body.string_value == "scan lags; token ***"
+
+
+def test_series_are_overall_and_per_plan_and_per_user_only_when_opted_in(tmp_path: Path) -> None:
+    data = write_catalogue(tmp_path / "data", users=3)
+    projection = WindowProjection(Store.open(tmp_path / "proj"))
+    now = datetime.now(UTC)
+    projection.apply([Recorded(i, PaymentConfirmed(payment_id=f"p{i}", at=now, party=f"u{i}::1220{i:060x}",
+                                                   plan="prover", amount=Decimal(2), update_id="u"))
+                      for i in range(3)])
+    projection.commit()
+    for env, users in (({}, 0), ({"OTEL_PER_USER_SERIES": "true", "OTEL_MAX_USER_SERIES": "2"}, 2)):
+        settings = Settings.from_env({"BILLING_DATA_DIR": str(data), **env}, dotenv=None)
+        samples = list(snapshot_of(projection, Context(settings, Console(out=io.StringIO()), lambda: now)))
+        by_name: dict[tuple[str, str], list[dict[str, str]]] = {}
+        for s in samples:
+            by_name.setdefault((s.window, s.metric), []).append(dict(s.attributes))
+        for attribute_sets in by_name.values():  # one name: every series told apart by its attributes
+            assert len({tuple(sorted(a.items())) for a in attribute_sets}) == len(attribute_sets)
+            assert all("scope" in a for a in attribute_sets)
+        user_series = {a["user"] for sets in by_name.values() for a in sets if a["scope"] == "user"}
+        assert len(user_series) == users
+        overall = next(s for s in samples if s.window == "24h" and s.metric == "payment_count"
+                       and s.attributes["scope"] == "overall")
+        assert overall.value == 3
+    projection.store.close()
