@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from commands.metrics_commands import retention_of, start_telemetry
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import missed_requests, tick_requests
 from commands.session import processor_for
-from commands.tail import audit_row
+from commands.tail import Periods, audit_row
 from pipeline.asgi_server import serve
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy
@@ -100,7 +101,7 @@ class Daemon:
 
     async def _forever(self, processor: Processor, event_log: EmbeddedLog, stop: asyncio.Event) -> int:
         token = api_token(Path(self.ctx.settings.rocksdb_path), self.ctx.settings.api_token)
-        api = make_app(event_log, token, event_log.append_batch, audit_row)
+        api = make_app(event_log, token, event_log.append_batch, functools.partial(audit_row, periods=Periods()))
         projection = open_projection(self.ctx.settings.projections_dir, retention_of(self.ctx))
         await catch_up(event_log, projection)
         app, sessions = in_daemon(self.ctx, api, event_log, projection, lambda: self.catalogue)

@@ -60,15 +60,18 @@ async def _print(
     start = args.start or 0
     records: AsyncIterator[Recorded] = log.follow(start) if args.follow else log.read(start)
     shown = 0
+    periods = Periods()
     try:
         async for record in records:
             if not keep(record):
+                if not isinstance(record.event, Unreadable):
+                    periods.of(record.event)  # a filtered-out request still names its outcome's period
                 continue
             shown += 1
             if args.json:
-                ctx.console.json(audit_row(record))
+                ctx.console.json(audit_row(record, periods))
             else:
-                ctx.console.line(event_line(record))
+                ctx.console.line(event_line(record, periods))
     finally:
         await log.close()
     if not shown and not args.json:
@@ -103,34 +106,58 @@ def _parse_time(text: str) -> datetime:
     return value
 
 
-def audit_row(record: Recorded) -> dict[str, Any]:
+class Periods:
+    """Remembers each request's period, so outcomes can show it too (bounded: oldest forgotten)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._by_payment: dict[str, int] = {}
+
+    def of(self, event: AnyEvent) -> int | None:
+        if isinstance(event, PaymentRequested):
+            if len(self._by_payment) >= self.LIMIT:
+                self._by_payment.pop(next(iter(self._by_payment)))
+            self._by_payment[event.payment_id] = event.period.index
+            return event.period.index
+        return self._by_payment.get(event.payment_id)
+
+
+def audit_row(record: Recorded, periods: Periods | None = None) -> dict[str, Any]:
     """One event as a flat dict (also the shape of the WebSocket audit stream)."""
     event = record.event
     if isinstance(event, Unreadable):
         return {"offset": record.offset, "type": "unreadable", "reason": event.reason}
-    return {"offset": record.offset, **to_builtins(event)}
+    period = periods.of(event) if periods is not None else None
+    extra = {"outcome": outcome(event)} | ({"period_index": period} if period is not None else {})
+    return {"offset": record.offset, **to_builtins(event), **extra}
 
 
-def event_line(record: Recorded) -> str:
-    """One line per event: offset, time, kind, payment, who, what, and the proof or reason."""
+def outcome(event: AnyEvent) -> str:
+    """requested, submitted, confirmed, failed (for good) or retrying."""
+    if isinstance(event, PaymentFailed):
+        return "failed" if event.final else "retrying"
+    return _kind(event)
+
+
+def event_line(record: Recorded, periods: Periods | None = None) -> str:
+    """One line per event: offset, time, kind, payment, who, period, amount, and the proof or reason."""
     event = record.event
     if isinstance(event, Unreadable):
         return f"{record.offset:>8}  unreadable record: {event.reason}"
     amount = getattr(event, "amount", None)
+    period = periods.of(event) if periods is not None else (
+        event.period.index if isinstance(event, PaymentRequested) else None)
     cells = [
-        f"{record.offset:>8}", event.at.strftime("%Y-%m-%d %H:%M:%S"), f"{_kind(event):<9}",
+        f"{record.offset:>8}", event.at.strftime("%Y-%m-%d %H:%M:%S"), f"{outcome(event):<9}",
         event.payment_id[:12], _short(getattr(event, "party", "")), getattr(event, "plan", ""),
-        _period(event), f"{amount} CC" if amount is not None else "", _detail(event),
+        f"#{period}" if period is not None else "", f"{amount} CC" if amount is not None else "", _detail(event),
     ]
     return "  ".join(c for c in cells if c)
 
 
 def _kind(event: AnyEvent) -> str:
     return type(event).__name__.removeprefix("Payment").lower()
-
-
-def _period(event: AnyEvent) -> str:
-    return f"#{event.period.index}" if isinstance(event, PaymentRequested) else ""
 
 
 def _detail(event: AnyEvent) -> str:
@@ -141,8 +168,8 @@ def _detail(event: AnyEvent) -> str:
     if isinstance(event, PaymentConfirmed):
         return f"update {event.update_id} ({event.verified_by})"
     assert isinstance(event, PaymentFailed)
-    outcome = "final" if event.final else f"retry at {event.next_attempt_at:%H:%M:%S}"
-    return f"{event.code}: {event.message} [{outcome}]"
+    when = "final" if event.final else f"retry at {event.next_attempt_at:%H:%M:%S}"
+    return f"{event.code}: {event.message} [{when}]"
 
 
 def _short(party: str) -> str:
