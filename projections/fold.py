@@ -24,14 +24,22 @@ FORMAT = b"windows/v2"
 POSITION = b"\x00pos"
 FORMAT_KEY = b"\x00format"
 HORIZON = b"\x00horizon"
-CACHE_LIMIT = 300_000  # cached rows; beyond it the cache starts afresh after a commit
+LATEST = b"\x00latest"
+ROWS_CACHED = 200_000  # counter rows kept after a commit; beyond it the cache starts afresh
+INTS_CACHED = 500_000  # members' last minutes and histogram cells, likewise
 counts = msgspec.msgpack.Decoder(tuple[int, int, int, str])
 as_int = msgspec.msgpack.Decoder(int)
 _enc = msgspec.msgpack.encode
 ZERO = Decimal(0)
 Row = list  # [payments, confirmed, failed, confirmed amount]
-_KNOWN = (False, False, False)
 _NEW = (True, True, True)
+
+
+def _after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
+    """Per level: is the bucket later than ``minute``'s (-1: no minute, every bucket is later)?"""
+    if minute < 0:
+        return _NEW
+    return buckets[0] > minute, buckets[1] > minute // 60, buckets[2] > minute // 1440
 
 
 def _u64(raw: bytes | None) -> int:
@@ -46,6 +54,7 @@ class WindowFold:
         self.store = store
         self.position = _u64(store.get(POSITION))
         self.horizon = _u64(store.get(HORIZON))  # outcomes before this minute are not folded (retention)
+        self.latest = _u64(store.get(LATEST)) - 1  # the latest minute folded (-1: none); no row lies after it
         self.unreadable = 0
         self.pending = 0  # records folded since the last commit
         self._rows: dict[bytes, Row] = {}
@@ -87,18 +96,21 @@ class WindowFold:
         keys = self._pairs.get((party, plan)) or self._pair_keys(party, plan)
         buckets = (minute, minute // 60, minute // 1440)
         suffixes = (minute.to_bytes(8, "big"), buckets[1].to_bytes(8, "big"), buckets[2].to_bytes(8, "big"))
+        # a row for a bucket after the latest one folded, or after the pair's last active one,
+        # cannot exist yet: no need to read it
+        latest = self.latest
+        fresh = _after(buckets, latest)
+        if minute > latest:
+            self.latest = minute
         pair_last = self._last(keys.pair_last)
         for prefixes in keys.shared_counters:
-            self._count(prefixes, suffixes, amount, _KNOWN)
-        # a pair's row for a bucket after its last active one cannot exist yet: no need to read it
-        fresh = _NEW if pair_last < 0 else (minute > pair_last, buckets[1] > pair_last // 60,
-                                            buckets[2] > pair_last // 1440)
-        self._count(keys.pair_counters, suffixes, amount, fresh)
-        if self._seen(keys.pair_last, pair_last, keys.pair_hists, buckets, suffixes) and pair_last < 0:
+            self._count(prefixes, suffixes, amount, fresh)
+        self._count(keys.pair_counters, suffixes, amount, _after(buckets, pair_last))  # pair_last <= latest
+        if self._seen(keys.pair_last, pair_last, keys.pair_hists, buckets, suffixes, fresh) and pair_last < 0:
             for row in keys.index_rows:  # the pair's first outcome: index the plan (overall, under the user)
                 self._ints[row] = 1
                 self._dirty_ints.add(row)
-        self._seen(keys.user_last, self._last(keys.user_last), keys.user_hists, buckets, suffixes)
+        self._seen(keys.user_last, self._last(keys.user_last), keys.user_hists, buckets, suffixes, fresh)
 
     def _count(self, prefixes: tuple[bytes, ...], suffixes: tuple[bytes, ...], amount: Decimal | None,
                fresh: tuple[bool, ...]) -> None:
@@ -118,7 +130,7 @@ class WindowFold:
                 row[3] += amount
 
     def _seen(self, last_key: bytes, last: int, prefixes: tuple[bytes, ...], buckets: tuple[int, ...],
-              suffixes: tuple[bytes, ...]) -> bool:
+              suffixes: tuple[bytes, ...], fresh: tuple[bool, ...]) -> bool:
         """Move a member's last active minute forward, and its histogram cells with it."""
         if last >= buckets[0]:
             return False
@@ -134,7 +146,9 @@ class WindowFold:
                 dirty.add(key)
             key = prefix + suffixes[level]
             value = ints.get(key)
-            ints[key] = (self._int(key) if value is None else value) + 1
+            if value is None:
+                value = 0 if fresh[level] else self._int(key)
+            ints[key] = value + 1
             dirty.add(key)
         ints[last_key] = buckets[0]
         dirty.add(last_key)
@@ -179,7 +193,7 @@ class WindowFold:
         puts = [(k, _enc((r[0], r[1], r[2], str(r[3])))) for k in self._dirty_rows - deletes if (r := rows[k])]
         puts += [(k, b"" if k[:1] in b"gp" else _enc(ints[k])) for k in self._dirty_ints - deletes]
         puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
-                 (FORMAT_KEY, FORMAT)]
+                 (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
         if self.pruner is not None:
             puts += self.pruner.progress()
         self.store.write(puts, deletes)
@@ -189,8 +203,9 @@ class WindowFold:
         for key in deletes:
             rows.pop(key, None)
             ints.pop(key, None)
-        if len(rows) + len(ints) > CACHE_LIMIT:
+        if len(rows) > ROWS_CACHED:
             rows.clear()  # bound memory; the store has everything
+        if len(ints) > INTS_CACHED:
             ints.clear()
 
     @property

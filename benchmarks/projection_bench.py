@@ -1,0 +1,216 @@
+"""Window projection: replay rate beside the raw log read, query time at two scales, daemon RSS.
+
+    .venv/bin/python -m benchmarks.projection_bench [--events 1000000] [--users 10000] [--no-daemon]
+
+Each payment is three log records (requested, submitted, and confirmed or, 1 in 50, a
+final failure), spread evenly over the 30 days before NOW across ``--users`` users on two
+plans. The 10,000-event run uses the same 30 days, so the query comparison is same span,
+100× the events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx  # only to ask the daemon whether it is up
+
+from benchmarks.machine import record, table
+from pipeline.asgi_server import free_port
+from pipeline.embedded_log import EmbeddedLog
+from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
+from projections.replay import rebuild
+from projections.windows import WINDOWS, WindowProjection
+
+NOW = datetime(2026, 11, 24, 12, 0, 30, tzinfo=UTC)
+SPAN = timedelta(days=30)
+BATCH = 50_000
+
+
+def party(user: int) -> str:
+    return f"user{user}::1220{user:064x}"
+
+
+def payments(n_events: int, users: int) -> Iterator[list[AnyEvent]]:
+    """The benchmark's event stream, in batches, three records per payment."""
+    count = n_events // 3
+    step = (SPAN - timedelta(minutes=2)) / count  # all inside the 30d window that ends at NOW
+    batch: list[AnyEvent] = []
+    for k in range(count):
+        at, user = NOW - timedelta(minutes=1) - step * (count - 1 - k), k % users
+        plan, price = ("verifier", Decimal(1)) if k % 4 == 3 else ("prover", Decimal(2))
+        pid = f"{k:032x}"
+        batch.append(PaymentRequested(payment_id=pid, at=at, party=party(user), user_id=f"user{user}", plan=plan,
+                                      period=Period(index=k, start=at, end=at + timedelta(minutes=5)),
+                                      amount=price, receiver="app::1220" + "ab" * 32, description="bench"))
+        batch.append(PaymentSubmitted(payment_id=pid, at=at, command_id=f"c{pid}", submission_id=f"s{pid}",
+                                      attempt=1, ledger_offset_before=k))
+        if k % 50 == 49:
+            batch.append(PaymentFailed(payment_id=pid, at=at, party=party(user), plan=plan, amount=price, attempt=5,
+                                       code="INSUFFICIENT_FUNDS", message="bench", retryable=False, final=True))
+        else:
+            batch.append(PaymentConfirmed(payment_id=pid, at=at + timedelta(seconds=2), party=party(user), plan=plan,
+                                          amount=price, update_id=f"1220{k:060x}", completion_offset=k, round=1))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def write_log(path: Path, n_events: int, users: int) -> int:
+    log = EmbeddedLog.open(path, sync=False)
+    for batch in payments(n_events, users):
+        await log.append_batch(batch)
+    last = await log.last_offset()
+    await log.close()
+    return 0 if last is None else last + 1
+
+
+async def read_rate(path: Path) -> tuple[int, float]:
+    log = EmbeddedLog.open(path)
+    start = time.perf_counter()
+    count = 0
+    async for batch in log.read_batches(0, size=5000):
+        count += len(batch)
+    seconds = time.perf_counter() - start
+    await log.close()
+    return count, seconds
+
+
+async def replay(log_path: Path, projection_path: Path) -> tuple[WindowProjection, float]:
+    log = EmbeddedLog.open(log_path)
+    start = time.perf_counter()
+    projection = await rebuild(log, projection_path)
+    seconds = time.perf_counter() - start
+    await log.close()
+    return projection, seconds
+
+
+def query_ms(projection: WindowProjection, **scope: str) -> float:
+    """Median time of one query of all seven windows (after a warm-up)."""
+    projection.all_windows(NOW, **scope)
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        projection.all_windows(NOW, **scope)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+async def scale(work: Path, n: int, users: int) -> dict[str, float]:
+    count = await write_log(work / "log", n, users)
+    read_count, read_s = await read_rate(work / "log")
+    assert read_count == count
+    projection, replay_s = await replay(work / "log", work / "projections")
+    month = projection.metrics("30d", NOW)
+    assert month.payment_count == count // 3, (month.payment_count, count)
+    out = {"events": count, "read": count / read_s, "replay": count / replay_s, "replay_s": replay_s,
+           "query": query_ms(projection), "plan": query_ms(projection, plan="prover"),
+           "user": query_ms(projection, user=party(7)), "users": month.active_users}
+    projection.store.close()
+    return out
+
+
+def daemon_rss(state: Path, users: int) -> float:
+    """VmRSS (MB) of a real `billing start` on ``state`` once it is serving (simulator on loopback)."""
+    data = state.parent / "data"
+    data.mkdir(exist_ok=True)
+    people = [{"id": f"user{i}", "party": party(i), "name": f"User {i}", "email": f"user{i}@example.com",
+               "subscriptions": [{"name": "prover", "expires_at": "2020-01-01"}]} for i in range(users)]
+    plans = [{"id": n, "name": n, "price": p, "currency": "CC", "interval_sec": "300"}
+             for n, p in (("prover", 2), ("verifier", 1))]
+    (data / "users.json").write_text(json.dumps({"users": people}))  # expired: the daemon charges nobody
+    (data / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
+    exe = str(Path(sys.executable).parent / "billing")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "SCAN_", "BILLING_", "OTEL_"))}
+    env |= {"BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(state), "LOG_LEVEL": "warn",
+            "BILLING_API_PORT": str(free_port()), "BILLING_API_TOKEN": "bench-token"}
+    sim = subprocess.Popen([exe, "simulator", "--port", str(free_port()), "--with-preapproval"], env=env,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert sim.stdout is not None and sim.stdout.readline().startswith("simulator ready")
+        env |= dict(sim.stdout.readline().strip().split("=", 1) for _ in range(4))
+        return _rss_of_daemon(exe, env)
+    finally:
+        sim.terminate()
+        sim.communicate(timeout=10)
+
+
+def _rss_of_daemon(exe: str, env: dict[str, str]) -> float:
+    daemon = subprocess.Popen([exe, "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and daemon.poll() is None:
+            try:
+                httpx.get(f"http://127.0.0.1:{env['BILLING_API_PORT']}/v1/health",
+                          headers={"Authorization": "Bearer bench-token"}, timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        time.sleep(5)  # a few ticks of scheduler, follower and committer
+        status = Path(f"/proc/{daemon.pid}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+        if daemon.returncode:
+            print(err, file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--no-daemon", action="store_true", help="skip the daemon RSS measurement")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="projection-bench-"))
+    try:
+        small = asyncio.run(scale(work / "small", 10_000, args.users))
+        big = asyncio.run(scale(work / "big", args.events, args.users))
+        rss = None if args.no_daemon else daemon_rss(work / "big", args.users)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    body = report(small, big, rss, args.users)
+    if args.events == 1_000_000 and args.users == 10_000:
+        record("Window projection (benchmarks/projection_bench.py)", body)
+    else:
+        print(body)  # a trial run: RESULTS.md keeps the full-scale figures
+
+
+def report(small: dict[str, float], big: dict[str, float], rss: float | None, users: int) -> str:
+    rate = lambda r: f"{r:,.0f} ev/s"  # noqa: E731
+    ms = lambda t: f"{t:.2f} ms"  # noqa: E731
+    rows = [
+        (f"raw log read + decode, {big['events']:,.0f} events (baseline)", rate(big["read"]), "–"),
+        (f"replay (read + decode + fold + commit), {big['events']:,.0f} events", rate(big["replay"]),
+         "≥ 250,000 ev/s"),
+        ("query, all 7 windows, overall, 10,000 events", ms(small["query"]), "–"),
+        (f"query, all 7 windows, overall, {big['events']:,.0f} events", ms(big["query"]),
+         f"≤ 5 ms and ≤ 1.5× ({big['query'] / small['query']:.2f}×)"),
+        (f"query, all 7 windows, one plan, {big['events']:,.0f} events", ms(big["plan"]), "–"),
+        (f"query, all 7 windows, one user, {big['events']:,.0f} events", ms(big["user"]), "–"),
+        ("daemon RSS (VmRSS) serving that log and projection", f"{rss:.0f} MB" if rss else "not measured",
+         "≤ 150 MB"),
+    ]
+    body = table(rows, ("measure", "result", "target"))
+    return body + (f"\n\n{users:,} users on two plans, payments spread over 30 days; three records per payment "
+                   f"(requested, submitted, outcome). Replay of {big['events']:,.0f} events took "
+                   f"{big['replay_s']:.1f} s; {len(WINDOWS)} windows per query; medians of 30 queries.")
+
+
+if __name__ == "__main__":
+    main()
