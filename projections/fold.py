@@ -25,13 +25,12 @@ POSITION = b"\x00pos"
 FORMAT_KEY = b"\x00format"
 HORIZON = b"\x00horizon"
 LATEST = b"\x00latest"
-ROWS_CACHED = 200_000  # counter rows kept after a commit; beyond it the cache starts afresh
-INTS_CACHED = 500_000  # members' last minutes and histogram cells, likewise
-counts = msgspec.msgpack.Decoder(tuple[int, int, int, str])
+INTS_CACHED = 500_000  # members' last minutes and histogram cells kept after a commit; beyond it, none
+counts = msgspec.msgpack.Decoder(tuple[int, int, int, int])
 as_int = msgspec.msgpack.Decoder(int)
 _enc = msgspec.msgpack.encode
-ZERO = Decimal(0)
-Row = list  # [payments, confirmed, failed, confirmed amount]
+UNIT = Decimal("1E-10")  # amounts are summed as integers of 10^-10 CC (Canton Numeric 10): exact and fast
+Row = list  # [payments, confirmed, failed, confirmed amount in UNITs]
 _NEW = (True, True, True)
 
 
@@ -62,6 +61,8 @@ class WindowFold:
         self._dirty_rows: set[bytes] = set()
         self._dirty_ints: set[bytes] = set()
         self._pairs: dict[tuple[str, str], PairKeys] = {}
+        self._cells: dict[tuple[tuple[str, str], int], Row] = {}  # (party, plan), minute: outcomes not flushed
+        self._pair_max: dict[tuple[str, str], int] = {}  # (party, plan): latest minute not flushed
         self.pruner: retention.Pruner | None = None
         if retention_days and clock:
             fresh = self.position == 0 and store.get(FORMAT_KEY) is None
@@ -75,66 +76,90 @@ class WindowFold:
         return (fmt is None and self.position == 0) or fmt == FORMAT
 
     def apply(self, records: Iterable[Recorded]) -> None:
+        """Fold records: outcomes are summed per user+plan and minute in memory until `commit`."""
+        cells, pair_max, horizon = self._cells, self._pair_max, self.horizon
         for record in records:
             if record.offset < self.position:
                 continue  # already folded: at-least-once delivery changes nothing
             self.position = record.offset + 1
             self.pending += 1
             event = record.event
-            if type(event) is PaymentConfirmed:
-                self._outcome(event.party, event.plan, event.at, event.amount)
-            elif type(event) is PaymentFailed and event.final:
-                self._outcome(event.party, event.plan, event.at, None)
-            elif isinstance(event, Unreadable):
-                self.unreadable += 1
+            kind = type(event)
+            if kind is not PaymentConfirmed and (kind is not PaymentFailed or not event.final):  # type: ignore[union-attr]
+                self.unreadable += kind is Unreadable
+                continue
+            minute = int(event.at.timestamp()) // 60  # type: ignore[union-attr]
+            if minute < horizon:
+                continue  # older than the retention window
+            pair = (event.party, event.plan)  # type: ignore[union-attr]
+            cell = cells.get((pair, minute))
+            if cell is None:
+                cell = cells[(pair, minute)] = [0, 0, 0, 0]
+            cell[0] += 1
+            if kind is PaymentConfirmed:
+                cell[1] += 1
+                cell[3] += int(event.amount.scaleb(10))  # type: ignore[union-attr]
+            else:
+                cell[2] += 1
+            if pair_max.get(pair, -1) < minute:
+                pair_max[pair] = minute
 
-    def _outcome(self, party: str, plan: str, at: datetime, amount: Decimal | None) -> None:
-        """Count one outcome (``amount`` None: a final failure) in every scope and level."""
-        minute = int(at.timestamp()) // 60
-        if minute < self.horizon:
-            return  # older than the retention window
-        keys = self._pairs.get((party, plan)) or self._pair_keys(party, plan)
-        buckets = (minute, minute // 60, minute // 1440)
-        suffixes = (minute.to_bytes(8, "big"), buckets[1].to_bytes(8, "big"), buckets[2].to_bytes(8, "big"))
-        # a row for a bucket after the latest one folded, or after the pair's last active one,
-        # cannot exist yet: no need to read it
+    def _flush(self) -> None:
+        """Add the summed outcomes to every scope and level, and move members' last minutes."""
         latest = self.latest
-        fresh = _after(buckets, latest)
-        if minute > latest:
-            self.latest = minute
-        pair_last = self._last(keys.pair_last)
-        for prefixes in keys.shared_counters:
-            self._count(prefixes, suffixes, amount, fresh)
-        self._count(keys.pair_counters, suffixes, amount, _after(buckets, pair_last))  # pair_last <= latest
-        if self._seen(keys.pair_last, pair_last, keys.pair_hists, buckets, suffixes, fresh) and pair_last < 0:
-            for row in keys.index_rows:  # the pair's first outcome: index the plan (overall, under the user)
-                self._ints[row] = 1
-                self._dirty_ints.add(row)
-        self._seen(keys.user_last, self._last(keys.user_last), keys.user_hists, buckets, suffixes, fresh)
+        keys_of = {pair: self._pairs.get(pair) or self._pair_keys(*pair) for pair in self._pair_max}
+        pair_lasts = {pair: self._last(keys.pair_last) for pair, keys in keys_of.items()}
+        shared: dict[tuple[tuple[bytes, ...], int], Row] = {}
+        for (pair, minute), cell in self._cells.items():
+            keys, buckets = keys_of[pair], (minute, minute // 60, minute // 1440)
+            # a row after the pair's last active bucket cannot exist yet: no need to read it
+            self._add(keys.pair_counters, buckets, cell, _after(buckets, pair_lasts[pair]))
+            for prefixes in keys.shared_counters:
+                total = shared.get((prefixes, minute))
+                if total is None:
+                    shared[(prefixes, minute)] = cell.copy()
+                else:
+                    total[0], total[1], total[2], total[3] = (total[0] + cell[0], total[1] + cell[1],
+                                                              total[2] + cell[2], total[3] + cell[3])
+        for (prefixes, minute), cell in shared.items():
+            buckets = (minute, minute // 60, minute // 1440)
+            self._add(prefixes, buckets, cell, _after(buckets, latest))  # nothing lies after the latest minute
+        users: dict[str, tuple[int, PairKeys]] = {}
+        for pair, minute in self._pair_max.items():
+            keys, last = keys_of[pair], pair_lasts[pair]
+            if self._seen(keys.pair_last, last, keys.pair_hists, minute, latest) and last < 0:
+                for row in keys.index_rows:  # the pair's first outcome: index the plan (overall, under the user)
+                    self._ints[row] = 1
+                    self._dirty_ints.add(row)
+            if users.get(pair[0], (-1,))[0] < minute:
+                users[pair[0]] = (minute, keys)
+        for minute, keys in users.values():
+            self._seen(keys.user_last, self._last(keys.user_last), keys.user_hists, minute, latest)
+        self.latest = max(latest, *self._pair_max.values())
+        self._cells.clear()
+        self._pair_max.clear()
 
-    def _count(self, prefixes: tuple[bytes, ...], suffixes: tuple[bytes, ...], amount: Decimal | None,
-               fresh: tuple[bool, ...]) -> None:
-        """Add to one row per level; ``fresh[level]``: the row is known not to exist yet."""
+    def _add(self, prefixes: tuple[bytes, ...], buckets: tuple[int, ...], cell: Row, fresh: tuple[bool, ...]) -> None:
+        """Add ``cell`` to the row of each level; ``fresh[level]``: that row is known not to exist yet."""
         rows, dirty = self._rows, self._dirty_rows
         for level, prefix in enumerate(prefixes):
-            key = prefix + suffixes[level]
+            key = prefix + buckets[level].to_bytes(8, "big")
             row = rows.get(key)
             if row is None:
-                row = rows[key] = [0, 0, 0, ZERO] if fresh[level] else self._load_row(key)
+                row = rows[key] = [0, 0, 0, 0] if fresh[level] else self._load_row(key)
             dirty.add(key)
-            row[0] += 1
-            if amount is None:
-                row[2] += 1
-            else:
-                row[1] += 1
-                row[3] += amount
+            row[0] += cell[0]
+            row[1] += cell[1]
+            row[2] += cell[2]
+            row[3] += cell[3]
 
-    def _seen(self, last_key: bytes, last: int, prefixes: tuple[bytes, ...], buckets: tuple[int, ...],
-              suffixes: tuple[bytes, ...], fresh: tuple[bool, ...]) -> bool:
+    def _seen(self, last_key: bytes, last: int, prefixes: tuple[bytes, ...], minute: int, latest: int) -> bool:
         """Move a member's last active minute forward, and its histogram cells with it."""
-        if last >= buckets[0]:
+        if last >= minute:
             return False
         ints, dirty = self._ints, self._dirty_ints
+        buckets = (minute, minute // 60, minute // 1440)
+        fresh = _after(buckets, latest)
         olds = (last, last // 60, last // 1440)
         for level, prefix in enumerate(prefixes):
             if last >= 0:
@@ -144,13 +169,13 @@ class WindowFold:
                 value = ints.get(key)
                 ints[key] = (self._int(key) if value is None else value) - 1
                 dirty.add(key)
-            key = prefix + suffixes[level]
+            key = prefix + buckets[level].to_bytes(8, "big")
             value = ints.get(key)
             if value is None:
                 value = 0 if fresh[level] else self._int(key)
             ints[key] = value + 1
             dirty.add(key)
-        ints[last_key] = buckets[0]
+        ints[last_key] = minute
         dirty.add(last_key)
         return True
 
@@ -178,19 +203,20 @@ class WindowFold:
     def _load_row(self, key: bytes) -> Row:
         raw = self.store.get(key)
         if raw is None:
-            return [0, 0, 0, ZERO]
-        n, ok, failed, total = counts.decode(raw)
-        return [n, ok, failed, Decimal(total)]
+            return [0, 0, 0, 0]
+        return list(counts.decode(raw))
 
     def commit(self) -> None:
         """Write every change, a bounded slice of pruning, and the position, in one atomic batch."""
+        if self._pair_max:
+            self._flush()
         deletes: set[bytes] = set()
         if self.pruner is not None:
             cutoff = self.pruner.cutoff()
             self.horizon = max(self.horizon, cutoff)
             deletes = self.pruner.step(cutoff, self._ints, [*self._dirty_rows, *self._dirty_ints])
         rows, ints = self._rows, self._ints
-        puts = [(k, _enc((r[0], r[1], r[2], str(r[3])))) for k in self._dirty_rows - deletes if (r := rows[k])]
+        puts = [(k, _enc(rows[k])) for k in self._dirty_rows - deletes]
         puts += [(k, b"" if k[:1] in b"gp" else _enc(ints[k])) for k in self._dirty_ints - deletes]
         puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
                  (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
@@ -203,8 +229,7 @@ class WindowFold:
         for key in deletes:
             rows.pop(key, None)
             ints.pop(key, None)
-        if len(rows) > ROWS_CACHED:
-            rows.clear()  # bound memory; the store has everything
+        rows.clear()  # most rows are written once (a user's minute); the few hot ones cost a read per commit
         if len(ints) > INTS_CACHED:
             ints.clear()
 

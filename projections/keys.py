@@ -2,17 +2,18 @@
 
     c <level> <scope> \\0 <bucket:8>          counters (n, ok, failed, total) of one time bucket
     h u <level> <scope> \\0 <bucket:8>      users (of the scope) last active in that bucket
-    l u <party> / l s <party> \\x1f <plan>     a member's last active minute
+    l u <party id> / l s <pair id>            a member's last active minute (ids: see `digest`)
     p <party> \\0 <plan>                       the plans a user has had outcomes on
     g <plan>                                  every plan that has had an outcome
     \\0 <name>                                position, horizon, format, pruning progress
 
-Scopes: ``all``, ``plan\\x1f<plan>``, ``pair\\x1f<party>\\x1f<plan>``. Buckets are event-time
+Scopes: ``all``, ``plan\\x1f<plan>``, ``P<pair id>``. Buckets are event-time
 minutes divided by the level's size, big-endian, so a window is a few range scans.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 LEVELS = (("m", 1), ("h", 60), ("d", 1440))  # resolution and its size in minutes
@@ -20,16 +21,28 @@ SIZES = {level.encode(): size for level, size in LEVELS}
 PLANS_INDEX = b"g"
 
 
+def digest(text: str) -> bytes:
+    """A short fixed-size id for a party or a user+plan pair: keys a third as long, puts twice as fast.
+
+    96 bits: the chance that two of a million pairs share one is about 10^-17.
+    """
+    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+
+
 def pair_scope(party: str, plan: str) -> str:
-    return f"pair\x1f{party}\x1f{plan}"
+    return "P" + digest(f"{party}\x1f{plan}").hex()
 
 
 def counter_prefix(level: str, scope: str) -> bytes:
-    return b"c" + level.encode() + scope.encode() + b"\x00"
+    return b"c" + level.encode() + _scope_bytes(scope) + b"\x00"
 
 
 def hist_prefix(kind: bytes, level: str, scope: str) -> bytes:
-    return b"h" + kind + level.encode() + scope.encode() + b"\x00"
+    return b"h" + kind + level.encode() + _scope_bytes(scope) + b"\x00"
+
+
+def _scope_bytes(scope: str) -> bytes:
+    return b"P" + bytes.fromhex(scope[1:]) if scope[:1] == "P" else scope.encode()
 
 
 def bucket_key(prefix: bytes, bucket: int) -> bytes:
@@ -68,10 +81,10 @@ class PairKeys:
         return cls(
             shared_counters=tuple(tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", by_plan)),
             pair_counters=tuple(counter_prefix(lv, pair_scope(party, plan)) for lv, _ in LEVELS),
-            pair_last=b"ls" + f"{party}\x1f{plan}".encode(),
+            pair_last=b"ls" + digest(f"{party}\x1f{plan}"),
             # a pair active in a window is one more user of that plan (pairs overall: the sum over plans)
             pair_hists=tuple(hist_prefix(b"u", lv, by_plan) for lv, _ in LEVELS),
-            user_last=b"lu" + party.encode(),
+            user_last=b"lu" + digest(party),
             user_hists=tuple(hist_prefix(b"u", lv, "all") for lv, _ in LEVELS),
             index_rows=(PLANS_INDEX + plan.encode(), plans_prefix(party) + plan.encode()),
         )

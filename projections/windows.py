@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import msgspec
 
-from projections.fold import ZERO, WindowFold, as_int, counts
+from projections.fold import UNIT, WindowFold, as_int, counts
 from projections.keys import LEVELS, PLANS_INDEX, bucket_key, counter_prefix, hist_prefix, pair_scope, plans_prefix
 
 WINDOWS = {"10m": 10, "1h": 60, "6h": 360, "12h": 720, "24h": 1440, "7d": 10080, "30d": 43200}  # minutes
@@ -60,7 +60,7 @@ class WindowProjection(WindowFold):
                                                       for p in self.plans())
         rate = (Decimal(ok) * 100 / count).quantize(Decimal("0.01")) if count else None
         return WindowMetrics(window=window, payment_count=count, success_count=ok, failure_count=failed,
-                             total_amount=total or ZERO, success_rate=rate, active_users=users,
+                             total_amount=amount(total), success_rate=rate, active_users=users,
                              active_subscriptions=subs)
 
     def all_windows(self, now: datetime, *, user: str | None = None, plan: str | None = None) -> list[WindowMetrics]:
@@ -71,12 +71,11 @@ class WindowProjection(WindowFold):
         prefix = plans_prefix(party)
         return [key[len(prefix):].decode() for key, _ in self.store.scan(prefix, prefix[:-1] + b"\x01")]
 
-    def _counters(self, scope: str, first: int, last: int) -> tuple[int, int, int, Decimal]:
-        count = ok = failed = 0
-        total = ZERO
+    def _counters(self, scope: str, first: int, last: int) -> tuple[int, int, int, int]:
+        count = ok = failed = total = 0
         for raw in self._buckets(counter_prefix, scope, first, last):
             c, s, f, t = counts.decode(raw)
-            count, ok, failed, total = count + c, ok + s, failed + f, total + Decimal(t)
+            count, ok, failed, total = count + c, ok + s, failed + f, total + t
         return count, ok, failed, total
 
     def plans(self) -> list[str]:
@@ -92,6 +91,12 @@ class WindowProjection(WindowFold):
             prefix = prefix_of(level, scope)
             for _, value in self.store.scan(bucket_key(prefix, lo), bucket_key(prefix, hi + 1)):
                 yield value
+
+
+def amount(units: int) -> Decimal:
+    """A sum of UNITs as CC, without trailing zeros or exponent (``2``, ``34.0000000017``)."""
+    whole, rest = divmod(units, 10**10)
+    return Decimal(whole) if not rest else Decimal(format((Decimal(units) * UNIT).normalize(), "f"))
 
 
 def cover(first: int, last: int) -> list[tuple[str, int, int]]:

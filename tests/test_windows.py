@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentSubmitted, Recorded
 from pipeline.rocks import Store
+from projections.fold import as_int
 from projections.replay import catch_up, rebuild
 from projections.windows import WINDOWS, WindowProjection, cover
 
@@ -70,6 +71,12 @@ def fold(path: Path, events: list, cut: int | None = None) -> WindowProjection: 
     return projection
 
 
+def state(p: WindowProjection) -> list[tuple[bytes, bytes]]:
+    """Every row, byte for byte, but for empty histogram cells (where a member passed through
+    between two commits: their number depends on where the commits fell)."""
+    return [(k, v) for k, v in p.store.scan() if not (k[:1] == b"h" and as_int.decode(v) == 0)]
+
+
 def snapshot(p: WindowProjection) -> list:  # type: ignore[type-arg]
     """Every window in every scope: overall, each plan, each user, each user+plan."""
     scopes = [(None, None), *((None, plan) for plan in PLANS), *((user, None) for user in USERS),
@@ -117,7 +124,7 @@ def test_crashes_restarts_and_redelivery_give_the_live_fold_byte_for_byte(  # ty
     live = fold(tmp_path_factory.mktemp("a"), events)
     crashed = fold_with_crashes(tmp_path_factory.mktemp("b"), events, plan, back)
     assert crashed.position == live.position == len(events)
-    assert list(crashed.store.scan()) == list(live.store.scan())  # byte-identical state
+    assert state(crashed) == state(live)  # byte-identical state
     assert snapshot(crashed) == snapshot(live)
     live.store.close()
     crashed.store.close()
