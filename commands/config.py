@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Storage and data
     rocksdb_path: Annotated[str, env("ROCKSDB_PATH", "State directory: event log and projections")] = "./billing_db"
     billing_data_dir: Annotated[str, env("BILLING_DATA_DIR", "Folder with users.json and subscriptions.json")] = "data"
-    retention_days: Annotated[int, env("RETENTION_DAYS", "Days of metric buckets to keep", ge=1, le=36500)] = 365
+    retention_days: Annotated[int, env("RETENTION_DAYS", "Days of window-metric rows to keep (the event log itself is never pruned)", ge=1, le=36500)] = 365
     log_fsync: Annotated[bool, env("LOG_FSYNC", "fsync each event-log commit (power-loss safety)")] = True
     event_log: Annotated[str, env("EVENT_LOG", "Event log backend: embedded, or kafka://host:port")] = "embedded"
     # Processing

@@ -11,15 +11,19 @@ from projections.telemetry import exported_metric_names
 DASHBOARD = json.loads((Path(__file__).resolve().parents[1] / "dashboard" / "billing.json").read_text())
 
 
-def test_every_queried_metric_is_exported() -> None:
+def test_every_queried_metric_is_exported_and_every_exported_one_is_shown() -> None:
     exported = set(exported_metric_names())
     queried = {m for c in DASHBOARD["charts"] for m in re.findall(r"name = '([^']+)'", c["query"])}
     assert queried and queried <= exported, queried - exported
+    assert exported - queried == {"canton.billing.test.metric"}, exported - queried  # only test-otel's probe
 
 
 def test_totals_come_from_the_overall_series_only() -> None:
     for chart in DASHBOARD["charts"]:
-        assert "metricTag('scope')" in chart["query"], chart["name"]  # never an average of totals and parts
+        if "canton.billing.window." in chart["query"]:  # gauges: never an average of totals and parts
+            assert "metricTag('scope')" in chart["query"], chart["name"]
+        else:  # counters and the histogram: one series per plan
+            assert "metricTag('subscription')" in chart["query"] and "GROUP BY time, series" in chart["query"]
 
 
 def test_no_tiles_overlap_on_the_12_column_grid() -> None:
