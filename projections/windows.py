@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import msgspec
 
 from projections.fold import UNIT, WindowFold, as_int, counts
 from projections.keys import LEVELS, PLANS_INDEX, bucket_key, counter_prefix, hist_prefix, pair_scope, plans_prefix
 
+T = TypeVar("T")
 WINDOWS = {"10m": 10, "1h": 60, "6h": 360, "12h": 720, "24h": 1440, "7d": 10080, "30d": 43200}  # minutes
 
 
@@ -39,6 +41,8 @@ class WindowMetrics(msgspec.Struct, frozen=True, kw_only=True):
 
 class WindowProjection(WindowFold):
     """The fold plus its queries. Queries read committed state only."""
+
+    _memo: dict[tuple[bytes, int, int], Any] | None = None
 
     # -- queries (committed state only) --------------------------------------------------
 
@@ -64,7 +68,12 @@ class WindowProjection(WindowFold):
                              active_subscriptions=subs)
 
     def all_windows(self, now: datetime, *, user: str | None = None, plan: str | None = None) -> list[WindowMetrics]:
-        return [self.metrics(w, now, user=user, plan=plan) for w in WINDOWS]
+        """All seven windows. They end at the same minute, so the ranges they share are read once."""
+        self._memo = {}
+        try:
+            return [self.metrics(w, now, user=user, plan=plan) for w in WINDOWS]
+        finally:
+            self._memo = None
 
     def plans_of(self, party: str) -> list[str]:
         """The plans ``party`` has ever had an outcome on (the index behind per-user queries)."""
@@ -73,8 +82,7 @@ class WindowProjection(WindowFold):
 
     def _counters(self, scope: str, first: int, last: int) -> tuple[int, int, int, int]:
         count = ok = failed = total = 0
-        for raw in self._buckets(counter_prefix, scope, first, last):
-            c, s, f, t = counts.decode(raw)
+        for c, s, f, t in self._ranges(counter_prefix, scope, first, last, _sum_counts):
             count, ok, failed, total = count + c, ok + s, failed + f, total + t
         return count, ok, failed, total
 
@@ -84,13 +92,33 @@ class WindowProjection(WindowFold):
 
     def _members(self, scope: str, first: int, last: int) -> int:
         prefix = lambda level, s: hist_prefix(b"u", level, s)  # noqa: E731
-        return sum(as_int.decode(raw) for raw in self._buckets(prefix, scope, first, last))
+        return sum(self._ranges(prefix, scope, first, last, _sum_ints))
 
-    def _buckets(self, prefix_of: Callable[[str, str], bytes], scope: str, first: int, last: int) -> Iterator[bytes]:
+    def _ranges(self, prefix_of: Callable[[str, str], bytes], scope: str, first: int, last: int,
+                total: Callable[[Iterator[bytes]], T]) -> Iterator[T]:
+        """The ``total`` of each bucket range covering the window (memoised within `all_windows`)."""
         for level, lo, hi in cover(max(first, self.horizon), last):
             prefix = prefix_of(level, scope)
-            for _, value in self.store.scan(bucket_key(prefix, lo), bucket_key(prefix, hi + 1)):
-                yield value
+            key = (prefix, lo, hi)
+            if self._memo is not None and key in self._memo:
+                yield self._memo[key]
+                continue
+            value = total(v for _, v in self.store.scan(bucket_key(prefix, lo), bucket_key(prefix, hi + 1)))
+            if self._memo is not None:
+                self._memo[key] = value
+            yield value
+
+
+def _sum_counts(values: Iterator[bytes]) -> tuple[int, int, int, int]:
+    count = ok = failed = total = 0
+    for raw in values:
+        c, s, f, t = counts.decode(raw)
+        count, ok, failed, total = count + c, ok + s, failed + f, total + t
+    return count, ok, failed, total
+
+
+def _sum_ints(values: Iterator[bytes]) -> int:
+    return sum(as_int.decode(raw) for raw in values)
 
 
 def amount(units: int) -> Decimal:
