@@ -51,17 +51,12 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
+    def _metric_list(self) -> list[Any]:
+        return [m for req in self.metrics for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+
     def gauge_points(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Latest value per (metric name, sorted attributes)."""
-        points: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for request in self.metrics:
-            for rm in request.resource_metrics:
-                for sm in rm.scope_metrics:
-                    for metric in sm.metrics:
-                        for p in metric.gauge.data_points:
-                            attrs = tuple(sorted((a.key, a.value.string_value) for a in p.attributes))
-                            points[(metric.name, attrs)] = p.as_double if p.HasField("as_double") else p.as_int
-        return points
+        return {(m.name, _attributes(p)): _number(p) for m in self._metric_list() for p in m.gauge.data_points}
 
     def resource_attributes(self) -> dict[str, str]:
         rm = self.metrics[-1].resource_metrics[0]
@@ -75,14 +70,14 @@ class Receiver:
 
     def sums(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Latest value of every counter (sum) and histogram count, per (name, sorted attributes)."""
-        out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for request in self.metrics:
-            for rm in request.resource_metrics:
-                for sm in rm.scope_metrics:
-                    for metric in sm.metrics:
-                        points = list(metric.sum.data_points) + list(metric.histogram.data_points)
-                        for p in points:
-                            attrs = tuple(sorted((a.key, a.value.string_value) for a in p.attributes))
-                            out[(metric.name, attrs)] = p.count if metric.HasField("histogram") else (
-                                p.as_double if p.HasField("as_double") else p.as_int)
+        out = {(m.name, _attributes(p)): _number(p) for m in self._metric_list() for p in m.sum.data_points}
+        out |= {(m.name, _attributes(p)): p.count for m in self._metric_list() for p in m.histogram.data_points}
         return out
+
+
+def _attributes(point: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((a.key, a.value.string_value) for a in point.attributes))
+
+
+def _number(point: Any) -> float:
+    return point.as_double if point.HasField("as_double") else point.as_int
