@@ -18,9 +18,9 @@ import msgspec
 from pipeline.events import PaymentConfirmed, PaymentFailed, Recorded, Unreadable
 from pipeline.rocks import Store
 from projections import retention
-from projections.keys import PairKeys
+from projections.keys import PAIR_SIZES, SHARED_SIZES, PairKeys
 
-FORMAT = b"windows/v2"
+FORMAT = b"windows/v3"
 POSITION = b"\x00pos"
 FORMAT_KEY = b"\x00format"
 HORIZON = b"\x00horizon"
@@ -31,14 +31,18 @@ as_int = msgspec.msgpack.Decoder(int)
 _enc = msgspec.msgpack.encode
 UNIT = Decimal("1E-10")  # amounts are summed as integers of 10^-10 CC (Canton Numeric 10): exact and fast
 Row = list  # [payments, confirmed, failed, confirmed amount in UNITs]
-_NEW = (True, True, True)
+_NEW = (True, True, True, True)
 
 
-def _after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
+def _after(buckets: tuple[int, ...], minute: int, sizes: tuple[int, ...]) -> tuple[bool, ...]:
     """Per level: is the bucket later than ``minute``'s (-1: no minute, every bucket is later)?"""
     if minute < 0:
         return _NEW
-    return buckets[0] > minute, buckets[1] > minute // 60, buckets[2] > minute // 1440
+    return tuple(bucket > minute // size for bucket, size in zip(buckets, sizes, strict=True))
+
+
+def _buckets(minute: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(minute // size for size in sizes)
 
 
 def _u64(raw: bytes | None) -> int:
@@ -111,9 +115,9 @@ class WindowFold:
         pair_lasts = {pair: self._last(keys.pair_last) for pair, keys in keys_of.items()}
         shared: dict[tuple[tuple[bytes, ...], int], Row] = {}
         for (pair, minute), cell in self._cells.items():
-            keys, buckets = keys_of[pair], (minute, minute // 60, minute // 1440)
+            keys, buckets = keys_of[pair], _buckets(minute, PAIR_SIZES)
             # a row after the pair's last active bucket cannot exist yet: no need to read it
-            self._add(keys.pair_counters, buckets, cell, _after(buckets, pair_lasts[pair]))
+            self._add(keys.pair_counters, buckets, cell, _after(buckets, pair_lasts[pair], PAIR_SIZES))
             for prefixes in keys.shared_counters:
                 total = shared.get((prefixes, minute))
                 if total is None:
@@ -122,8 +126,8 @@ class WindowFold:
                     total[0], total[1], total[2], total[3] = (total[0] + cell[0], total[1] + cell[1],
                                                               total[2] + cell[2], total[3] + cell[3])
         for (prefixes, minute), cell in shared.items():
-            buckets = (minute, minute // 60, minute // 1440)
-            self._add(prefixes, buckets, cell, _after(buckets, latest))  # nothing lies after the latest minute
+            buckets = _buckets(minute, SHARED_SIZES)
+            self._add(prefixes, buckets, cell, _after(buckets, latest, SHARED_SIZES))  # nothing lies after latest
         users: dict[str, tuple[int, PairKeys]] = {}
         for pair, minute in self._pair_max.items():
             keys, last = keys_of[pair], pair_lasts[pair]
@@ -158,13 +162,13 @@ class WindowFold:
         if last >= minute:
             return False
         ints, dirty = self._ints, self._dirty_ints
-        buckets = (minute, minute // 60, minute // 1440)
-        fresh = _after(buckets, latest)
-        olds = (last, last // 60, last // 1440)
+        buckets = _buckets(minute, SHARED_SIZES)  # histograms are kept for overall and plan scopes only
+        fresh = _after(buckets, latest, SHARED_SIZES)
+        olds = _buckets(last, SHARED_SIZES)
         for level, prefix in enumerate(prefixes):
             if last >= 0:
                 if olds[level] == buckets[level]:
-                    break  # same hour: same day too
+                    break  # same bucket at this level: at the coarser ones too
                 key = prefix + olds[level].to_bytes(8, "big")
                 value = ints.get(key)
                 ints[key] = (self._int(key) if value is None else value) - 1

@@ -16,8 +16,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-LEVELS = (("m", 1), ("h", 60), ("d", 1440))  # resolution and its size in minutes
+# Resolutions and their sizes in minutes. Overall and plan scopes (cheap: few rows, summed in
+# memory) also have 10-minute buckets, so the ragged ends of a window cost ≤ 9 + 5 rows, not 59;
+# a user+plan pair, written once per outcome, has three levels.
+LEVELS = (("m", 1), ("t", 10), ("h", 60), ("d", 1440))
+PAIR_LEVELS = (("m", 1), ("h", 60), ("d", 1440))
 SIZES = {level.encode(): size for level, size in LEVELS}
+SHARED_SIZES = tuple(size for _, size in LEVELS)
+PAIR_SIZES = tuple(size for _, size in PAIR_LEVELS)
 PLANS_INDEX = b"g"
 
 
@@ -80,7 +86,7 @@ class PairKeys:
         by_plan = f"plan\x1f{plan}"
         return cls(
             shared_counters=tuple(tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", by_plan)),
-            pair_counters=tuple(counter_prefix(lv, pair_scope(party, plan)) for lv, _ in LEVELS),
+            pair_counters=tuple(counter_prefix(lv, pair_scope(party, plan)) for lv, _ in PAIR_LEVELS),
             pair_last=b"ls" + digest(f"{party}\x1f{plan}"),
             # a pair active in a window is one more user of that plan (pairs overall: the sum over plans)
             pair_hists=tuple(hist_prefix(b"u", lv, by_plan) for lv, _ in LEVELS),

@@ -1,8 +1,8 @@
 """Window metrics (10m … 30d): the queries over the fold, of bounded cost.
 
 Every outcome (a `PaymentConfirmed`, or a *final* `PaymentFailed`; retries do not count)
-is counted in three scopes — overall, plan, user+plan — at three resolutions: minute,
-hour and day buckets, keyed by event time, so late events land where they belong (see
+is counted in three scopes — overall, plan, user+plan — in minute, (10-minute,) hour and
+day buckets, keyed by event time, so late events land where they belong (see
 `projections.fold`). A user's figures are the sum of their user+plan scopes (a user has a
 handful of plans). A window is the last N whole minutes, covered by at most ~200 buckets,
 so a query costs the same at ten events or ten million.
@@ -22,7 +22,16 @@ from typing import Any, TypeVar
 import msgspec
 
 from projections.fold import UNIT, WindowFold, as_int, counts
-from projections.keys import LEVELS, PLANS_INDEX, bucket_key, counter_prefix, hist_prefix, pair_scope, plans_prefix
+from projections.keys import (
+    LEVELS,
+    PAIR_LEVELS,
+    PLANS_INDEX,
+    bucket_key,
+    counter_prefix,
+    hist_prefix,
+    pair_scope,
+    plans_prefix,
+)
 
 T = TypeVar("T")
 WINDOWS = {"10m": 10, "1h": 60, "6h": 360, "12h": 720, "24h": 1440, "7d": 10080, "30d": 43200}  # minutes
@@ -51,7 +60,7 @@ class WindowProjection(WindowFold):
         first = last - WINDOWS[window] + 1
         if user is not None:
             plans = [plan] if plan is not None else self.plans_of(user)
-            parts = [self._counters(pair_scope(user, p), first, last) for p in plans]
+            parts = [self._counters(pair_scope(user, p), first, last, PAIR_LEVELS) for p in plans]
             count, ok, failed, total = (sum(part[i] for part in parts) for i in range(4))
             users = int(count > 0)
             subs = sum(1 for part in parts if part[0])
@@ -80,9 +89,10 @@ class WindowProjection(WindowFold):
         prefix = plans_prefix(party)
         return [key[len(prefix):].decode() for key, _ in self.store.scan(prefix, prefix[:-1] + b"\x01")]
 
-    def _counters(self, scope: str, first: int, last: int) -> tuple[int, int, int, int]:
+    def _counters(self, scope: str, first: int, last: int,
+                  levels: tuple[tuple[str, int], ...] = LEVELS) -> tuple[int, int, int, int]:
         count = ok = failed = total = 0
-        for c, s, f, t in self._ranges(counter_prefix, scope, first, last, _sum_counts):
+        for c, s, f, t in self._ranges(counter_prefix, scope, first, last, _sum_counts, levels):
             count, ok, failed, total = count + c, ok + s, failed + f, total + t
         return count, ok, failed, total
 
@@ -92,12 +102,12 @@ class WindowProjection(WindowFold):
 
     def _members(self, scope: str, first: int, last: int) -> int:
         prefix = lambda level, s: hist_prefix(b"u", level, s)  # noqa: E731
-        return sum(self._ranges(prefix, scope, first, last, _sum_ints))
+        return sum(self._ranges(prefix, scope, first, last, _sum_ints, LEVELS))
 
     def _ranges(self, prefix_of: Callable[[str, str], bytes], scope: str, first: int, last: int,
-                total: Callable[[Iterator[bytes]], T]) -> Iterator[T]:
+                total: Callable[[Iterator[bytes]], T], levels: tuple[tuple[str, int], ...]) -> Iterator[T]:
         """The ``total`` of each bucket range covering the window (memoised within `all_windows`)."""
-        for level, lo, hi in cover(max(first, self.horizon), last):
+        for level, lo, hi in cover(max(first, self.horizon), last, levels):
             prefix = prefix_of(level, scope)
             key = (prefix, lo, hi)
             if self._memo is not None and key in self._memo:
@@ -127,28 +137,15 @@ def amount(units: int) -> Decimal:
     return Decimal(whole) if not rest else Decimal(format((Decimal(units) * UNIT).normalize(), "f"))
 
 
-def cover(first: int, last: int) -> list[tuple[str, int, int]]:
-    """Buckets (level, first, last inclusive) that exactly cover minutes ``first..last``."""
+def cover(first: int, last: int, levels: tuple[tuple[str, int], ...] = LEVELS) -> list[tuple[str, int, int]]:
+    """Buckets (level, first, last inclusive) that exactly cover minutes ``first..last``, fewest first:
+    the whole buckets of the coarsest level inside, then the two ragged ends at the finer ones."""
     if first > last:
         return []
-    out: list[tuple[str, int, int]] = []
-    h_lo, h_hi = -(-first // 60), (last + 1) // 60  # whole hours inside: [h_lo, h_hi)
-    if h_lo >= h_hi:
-        return [("m", first, last)]
-    if first < h_lo * 60:
-        out.append(("m", first, h_lo * 60 - 1))
-    d_lo, d_hi = -(-h_lo // 24), h_hi // 24  # whole days inside the hours: [d_lo, d_hi)
-    if d_lo < d_hi:
-        if h_lo < d_lo * 24:
-            out.append(("h", h_lo, d_lo * 24 - 1))
-        out.append(("d", d_lo, d_hi - 1))
-        if d_hi * 24 < h_hi:
-            out.append(("h", d_hi * 24, h_hi - 1))
-    else:
-        out.append(("h", h_lo, h_hi - 1))
-    if h_hi * 60 <= last:
-        out.append(("m", h_hi * 60, last))
-    return out
-
-
-assert [size for _, size in LEVELS] == [1, 60, 1440]  # cover() is written for these three
+    level, size = levels[-1]
+    if size == 1:
+        return [(level, first, last)]
+    lo, hi = -(-first // size), (last + 1) // size  # whole buckets inside: [lo, hi)
+    if lo >= hi:
+        return cover(first, last, levels[:-1])
+    return [*cover(first, lo * size - 1, levels[:-1]), (level, lo, hi - 1), *cover(hi * size, last, levels[:-1])]

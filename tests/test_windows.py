@@ -15,6 +15,7 @@ from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentSubmitted, Recorded
 from pipeline.rocks import Store
 from projections.fold import as_int
+from projections.keys import LEVELS, PAIR_LEVELS
 from projections.replay import catch_up, rebuild
 from projections.windows import WINDOWS, WindowProjection, cover
 
@@ -131,17 +132,17 @@ def test_crashes_restarts_and_redelivery_give_the_live_fold_byte_for_byte(  # ty
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=0, max_value=10**7), st.integers(min_value=0, max_value=100_000))
-def test_cover_is_exact_and_small(first: int, length: int) -> None:
+@given(st.integers(min_value=0, max_value=10**7), st.integers(min_value=0, max_value=100_000),
+       st.sampled_from([(LEVELS, 9 + 5 + 23 + 70 + 23 + 5 + 9), (PAIR_LEVELS, 59 + 23 + 70 + 23 + 59)]))
+def test_cover_is_exact_and_small(first: int, length: int, levels_and_bound: tuple) -> None:  # type: ignore[type-arg]
+    levels, bound = levels_and_bound
     last = first + length
-    minutes = []
-    for level, lo, hi in cover(first, last):
-        size = {"m": 1, "h": 60, "d": 1440}[level]
-        minutes += [(lo * size, (hi + 1) * size - 1)]
-    minutes.sort()
+    sizes = dict(levels)
+    ranges = cover(first, last, levels)
+    minutes = sorted((lo * sizes[level], (hi + 1) * sizes[level] - 1) for level, lo, hi in ranges)
     assert minutes[0][0] == first and minutes[-1][1] == last
     assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(minutes))
-    assert sum(hi - lo + 1 for _, lo, hi in cover(first, last)) <= 59 + 23 + 70 + 23 + 59
+    assert sum(hi - lo + 1 for _, lo, hi in ranges) <= bound
 
 
 def test_replay_after_deleting_the_store_reproduces_the_metrics(tmp_path: Path) -> None:
