@@ -1,10 +1,11 @@
 """The fold behind the window metrics: outcomes into time-bucket rows, committed atomically.
 
-Rows live in a write-back cache across commits; `commit` writes the ones changed since the
-last commit, a bounded slice of retention's pruning, and the log position they reflect,
-in one RocksDB batch. A crash loses only what was not committed, and the log has it.
-A user+plan row for a bucket later than that pair's last active minute cannot exist yet,
-so a forward-moving stream folds without reading the store.
+`apply` only sums outcomes per user+plan and minute in memory; `commit` spreads the sums
+over every scope and level, moves members' last-active minutes, and writes the changed
+rows, a bounded slice of retention's pruning and the log position they reflect in one
+RocksDB batch. A crash loses only what was not committed, and the log has it. A row for
+a bucket later than the latest minute folded (or than a pair's last active minute) cannot
+exist yet, so a forward-moving stream folds without reading the store.
 """
 
 from __future__ import annotations
