@@ -35,19 +35,32 @@ Row = list  # [payments, confirmed, failed, confirmed amount in UNITs]
 _NEW = (True, True, True, True)
 
 
-def _after(buckets: tuple[int, ...], minute: int, sizes: tuple[int, ...]) -> tuple[bool, ...]:
+def _u64(raw: bytes | None) -> int:
+    return int.from_bytes(raw, "big") if raw else 0
+
+
+def _shared_buckets(minute: int) -> tuple[int, ...]:
+    return minute, minute // 10, minute // 60, minute // 1440  # SHARED_SIZES, spelt out: this is the hot path
+
+
+def _pair_buckets(minute: int) -> tuple[int, ...]:
+    return minute, minute // 60, minute // 1440  # PAIR_SIZES
+
+
+def _shared_after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
     """Per level: is the bucket later than ``minute``'s (-1: no minute, every bucket is later)?"""
     if minute < 0:
         return _NEW
-    return tuple(bucket > minute // size for bucket, size in zip(buckets, sizes, strict=True))
+    return buckets[0] > minute, buckets[1] > minute // 10, buckets[2] > minute // 60, buckets[3] > minute // 1440
 
 
-def _buckets(minute: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(minute // size for size in sizes)
+def _pair_after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
+    if minute < 0:
+        return _NEW
+    return buckets[0] > minute, buckets[1] > minute // 60, buckets[2] > minute // 1440
 
 
-def _u64(raw: bytes | None) -> int:
-    return int.from_bytes(raw, "big") if raw else 0
+assert SHARED_SIZES == (1, 10, 60, 1440) and PAIR_SIZES == (1, 60, 1440)  # the four functions above
 
 
 class WindowFold:
@@ -116,9 +129,9 @@ class WindowFold:
         pair_lasts = {pair: self._last(keys.pair_last) for pair, keys in keys_of.items()}
         shared: dict[tuple[tuple[bytes, ...], int], Row] = {}
         for (pair, minute), cell in self._cells.items():
-            keys, buckets = keys_of[pair], _buckets(minute, PAIR_SIZES)
+            keys, buckets = keys_of[pair], _pair_buckets(minute)
             # a row after the pair's last active bucket cannot exist yet: no need to read it
-            self._add(keys.pair_counters, buckets, cell, _after(buckets, pair_lasts[pair], PAIR_SIZES))
+            self._add(keys.pair_counters, buckets, cell, _pair_after(buckets, pair_lasts[pair]))
             for prefixes in keys.shared_counters:
                 total = shared.get((prefixes, minute))
                 if total is None:
@@ -127,8 +140,8 @@ class WindowFold:
                     total[0], total[1], total[2], total[3] = (total[0] + cell[0], total[1] + cell[1],
                                                               total[2] + cell[2], total[3] + cell[3])
         for (prefixes, minute), cell in shared.items():
-            buckets = _buckets(minute, SHARED_SIZES)
-            self._add(prefixes, buckets, cell, _after(buckets, latest, SHARED_SIZES))  # nothing lies after latest
+            buckets = _shared_buckets(minute)
+            self._add(prefixes, buckets, cell, _shared_after(buckets, latest))  # nothing lies after latest
         users: dict[str, tuple[int, PairKeys]] = {}
         for pair, minute in self._pair_max.items():
             keys, last = keys_of[pair], pair_lasts[pair]
@@ -163,9 +176,9 @@ class WindowFold:
         if last >= minute:
             return False
         ints, dirty = self._ints, self._dirty_ints
-        buckets = _buckets(minute, SHARED_SIZES)  # histograms are kept for overall and plan scopes only
-        fresh = _after(buckets, latest, SHARED_SIZES)
-        olds = _buckets(last, SHARED_SIZES)
+        buckets = _shared_buckets(minute)  # histograms are kept for overall and plan scopes only
+        fresh = _shared_after(buckets, latest)
+        olds = _shared_buckets(last)
         for level, prefix in enumerate(prefixes):
             if last >= 0:
                 if olds[level] == buckets[level]:
