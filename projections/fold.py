@@ -127,7 +127,15 @@ class WindowFold:
         latest = self.latest
         keys_of = {pair: self._pairs.get(pair) or self._pair_keys(*pair) for pair in self._pair_max}
         pair_lasts = {pair: self._last(keys.pair_last) for pair, keys in keys_of.items()}
-        shared: dict[tuple[tuple[bytes, ...], int], Row] = {}
+        self._flush_counters(keys_of, pair_lasts, latest)
+        self._flush_members(keys_of, pair_lasts, latest)
+        self.latest = max(latest, *self._pair_max.values())
+        self._cells.clear()
+        self._pair_max.clear()
+
+    def _flush_counters(self, keys_of: dict[tuple[str, str], PairKeys], pair_lasts: dict[tuple[str, str], int],
+                        latest: int) -> None:
+        shared: dict[tuple[tuple[bytes, ...], int], Row] = {}  # overall and plan rows, summed first
         for (pair, minute), cell in self._cells.items():
             keys, buckets = keys_of[pair], _pair_buckets(minute)
             # a row after the pair's last active bucket cannot exist yet: no need to read it
@@ -142,6 +150,9 @@ class WindowFold:
         for (prefixes, minute), cell in shared.items():
             buckets = _shared_buckets(minute)
             self._add(prefixes, buckets, cell, _shared_after(buckets, latest))  # nothing lies after latest
+
+    def _flush_members(self, keys_of: dict[tuple[str, str], PairKeys], pair_lasts: dict[tuple[str, str], int],
+                       latest: int) -> None:
         users: dict[str, tuple[int, PairKeys]] = {}
         for pair, minute in self._pair_max.items():
             keys, last = keys_of[pair], pair_lasts[pair]
@@ -153,9 +164,6 @@ class WindowFold:
                 users[pair[0]] = (minute, keys)
         for minute, keys in users.values():
             self._seen(keys.user_last, self._last(keys.user_last), keys.user_hists, minute, latest)
-        self.latest = max(latest, *self._pair_max.values())
-        self._cells.clear()
-        self._pair_max.clear()
 
     def _add(self, prefixes: tuple[bytes, ...], buckets: tuple[int, ...], cell: Row, fresh: tuple[bool, ...]) -> None:
         """Add ``cell`` to the row of each level; ``fresh[level]``: that row is known not to exist yet."""
