@@ -112,11 +112,12 @@ def resource(app_name: str, chain: str, source_id: str | None) -> Resource:
 class Telemetry:
     """The metric, trace and log pipeline of one process. Call `shutdown()` on exit: it flushes.
 
-    ``redact`` is applied to every log body and string attribute before it leaves the process.
+    ``redact`` is applied to every log body and string attribute before it leaves the process;
+    without one, the redaction of the process's stderr log handler (see `commands.logs`) is used.
     """
 
     def __init__(self, res: Resource, dest: Destination, snapshot: Snapshot, interval_secs: float,
-                 redact: Callable[[str], str] = str) -> None:
+                 redact: Callable[[str], str] | None = None) -> None:
         headers = dict(dest.headers)
         exporter = OTLPMetricExporter(endpoint=dest.metrics_endpoint, headers=headers, timeout=10)
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_secs * 1000)
@@ -124,7 +125,8 @@ class Telemetry:
         self.logs = LoggerProvider(resource=res)
         log_exporter = OTLPLogExporter(endpoint=dest.logs_endpoint, headers=headers, timeout=10)
         self.logs.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
-        self.handler = PaymentLogHandler(redact, level=logging.WARNING, logger_provider=self.logs)
+        self.handler = PaymentLogHandler(redact or _stderr_redaction(), level=logging.WARNING,
+                                         logger_provider=self.logs)
         self.ids = PaymentIds()
         self.traces = TracerProvider(resource=res, id_generator=self.ids, shutdown_on_exit=False)
         span_exporter = OTLPSpanExporter(endpoint=dest.traces_endpoint, headers=headers, timeout=10)
@@ -222,6 +224,15 @@ class PaymentIds(RandomIdGenerator):
 
     def generate_span_id(self) -> int:
         return self.next[1] if self.next else super().generate_span_id()
+
+
+def _stderr_redaction() -> Callable[[str], str]:
+    """The redaction the CLI's log handler applies (its formatter's ``redactor``), else none."""
+    for handler in logging.getLogger().handlers:
+        redactor = getattr(handler.formatter, "redactor", None)
+        if callable(getattr(redactor, "redact", None)):
+            return redactor.redact  # type: ignore[no-any-return,union-attr]
+    return str
 
 
 class PaymentLogHandler(LoggingHandler):

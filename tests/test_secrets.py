@@ -14,7 +14,6 @@ import stat
 from pathlib import Path
 
 import httpx
-import pytest
 
 from commands.logs import configure
 from pipeline.asgi_server import free_port
@@ -58,8 +57,6 @@ def test_config_info_and_a_refused_oauth_secret_at_trace_level(tmp_path: Path) -
         _no_canary(shown.stdout, shown.stderr, info.stdout, info.stderr, refused.stdout, refused.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="projections/telemetry.py: the OTel LoggingHandler exports log text "
-                   "without the stderr handler's redaction (reported; remove this mark once fixed)")
 def test_otel_logs_and_attributes_carry_no_secret() -> None:
     token = SECRETS["OPENTELEMETRY_SOURCE_TOKEN"]
     jwt = SECRETS["APP_PROVIDER_JWT"]
