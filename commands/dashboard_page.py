@@ -25,6 +25,11 @@ METRICS: tuple[tuple[str, str, str, int | None], ...] = (
     ("active_users", "Active users", "", None),
     ("active_subscriptions", "Active subscriptions", "", None),
 )
+#: Distinct counts are kept as each member's last active minute, exact for windows that end
+#: now; a window ending an hour ago would miss members active in both hours, so no hourly line.
+DISTINCT = frozenset({"active_users", "active_subscriptions"})
+DISTINCT_NOTE = ("Distinct counts are exact for windows ending now; "
+                 "an hour-by-hour line would undercount members active in several hours, so none is drawn.")
 
 
 def page(snap: Snapshot, *, app_name: str, chain: str, nonce: str) -> str:
@@ -87,12 +92,15 @@ def cards(snap: Snapshot) -> str:
     out = []
     for name, title, unit, top in METRICS:
         across = bar_chart(f"{title} per window", windows, [getattr(m, name) for m in snap.windows], top=top)
-        over = line_chart(f"{title} per hour, last 24 h", hours, [getattr(p.metrics, name) for p in snap.hourly],
-                          top=top)
+        if name in DISTINCT:
+            over = f'<p class="caption">{DISTINCT_NOTE}</p>'
+        else:
+            over = line_chart(f"{title} per hour, last 24 h", hours, [getattr(p.metrics, name) for p in snap.hourly],
+                              top=top) + '<div class="caption">per hour, last 24 h</div>'
         heading = f"{title} ({unit})" if unit else title
         out.append(f'<div class="card" data-chart="{name}"><h3>{heading}</h3><div class="pair">'
                    f'<div>{across}<div class="caption">per window</div></div>'
-                   f'<div>{over}<div class="caption">per hour, last 24 h</div></div></div></div>')
+                   f'<div>{over}</div></div></div>')
     return "".join(out)
 
 
