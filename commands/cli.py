@@ -28,6 +28,7 @@ from commands.console import Console
 from commands.context import Context
 from commands.errors import CommandError
 from commands.logs import configure as configure_logging
+from pipeline.asgi_server import install_fast_loop
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -170,4 +171,5 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 def run() -> None:
     """Console-script entry point."""
+    install_fast_loop()
     sys.exit(main())

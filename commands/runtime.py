@@ -41,6 +41,9 @@ def canton_factory(ctx: Context) -> Callable[[], AbstractAsyncContextManager[Can
     """Opens the clients and the adapter for one command or daemon run."""
     s = ctx.settings
     endpoints = Endpoints(ledger_url=s.app_provider_api_url or "", scan_url=s.scan_api_url or "",
-                          timeout=s.http_timeout_secs, user_id=s.ledger_user_id)
+                          timeout=s.http_timeout_secs, user_id=s.ledger_user_id,
+                          # every payment in flight may hold a connection for its submission,
+                          # and still needs one for its reads: never make reads queue behind them
+                          max_connections=s.max_in_flight + 32)
     return lambda: open_canton(endpoints, token_source(ctx), receiver=s.party_app or "",
                                dedup_seconds=s.deduplication_secs, clock=ctx.clock, transport=ctx.transport)

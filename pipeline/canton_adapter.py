@@ -210,8 +210,8 @@ async def open_canton(
         make_client(endpoints.ledger_url, endpoints.timeout, transport, max_connections=size) as lc,
         make_client(endpoints.scan_url, endpoints.timeout, transport, max_connections=size) as sc,
     ):
-        ledger = LedgerApi(Http(lc, "the Ledger API", auth(lc)), user_id=endpoints.user_id)
-        scan = ScanApi(Http(sc, "Scan"))
+        ledger = LedgerApi(Http(lc, "the Ledger API", auth(lc), slots=size), user_id=endpoints.user_id)
+        scan = ScanApi(Http(sc, "Scan", slots=size))
         yield CantonAdapter(
             ledger, scan, receiver=receiver, clock=clock, dedup_seconds=dedup_seconds
         )

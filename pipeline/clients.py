@@ -11,6 +11,8 @@ decides, knowing the commandId), and turns every failure into a classified
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,12 +22,71 @@ import msgspec
 
 from pipeline.auth import ClientCredentials, FetchToken, TokenGrant, TokenSource
 from pipeline.canton_errors import CantonError, ErrorClass, from_response, transport_failure
+from pipeline.http_pool import (
+    ConnectFailed,
+    ConnectionPool,
+    ConnectTimedOut,
+    PoolError,
+    ReadTimedOut,
+)
 
 Sleep = Callable[[float], Awaitable[None]]
 # The request never left this machine: safe to send again, nothing can have committed.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 JSON = {"content-type": "application/json", "accept": "application/json"}
 USER_AGENT = "canton-billing/0.1"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """httpx over `ConnectionPool` (O(1) per request; httpcore's pool is O(connections)).
+
+    Plain HTTP/1.1 and TLS; no proxies (`make_client` keeps httpx's own transport then).
+    """
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self._pools: dict[tuple[str, str, int], ConnectionPool] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    def _pool(self, url: httpx.URL) -> ConnectionPool:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        key = (url.scheme, url.host, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            if url.scheme == "https" and self._tls is None:
+                self._tls = ssl.create_default_context()
+            tls = self._tls if url.scheme == "https" else None
+            pool = ConnectionPool(url.host, port, tls=tls, max_connections=self.max_connections)
+            self._pools[key] = pool
+        return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        head = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
+        head += [name + b": " + value for name, value in request.headers.raw]
+        raw = b"\r\n".join(head) + b"\r\n\r\n" + await request.aread()
+        try:
+            status, headers, body = await self._pool(request.url).request(
+                raw, connect_timeout=timeout.get("connect"), read_timeout=timeout.get("read")
+            )
+        except ConnectTimedOut as err:
+            raise httpx.ConnectTimeout(str(err), request=request) from err
+        except ConnectFailed as err:
+            raise httpx.ConnectError(str(err), request=request) from err
+        except ReadTimedOut as err:
+            raise httpx.ReadTimeout(str(err), request=request) from err
+        except PoolError as err:
+            raise httpx.RemoteProtocolError(str(err), request=request) from err
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+
+def _proxied() -> bool:
+    return any(os.environ.get(v) or os.environ.get(v.upper()) for v in PROXY_VARIABLES)
 
 
 def make_client(
@@ -42,12 +103,16 @@ def make_client(
     ``base_url`` may end with a slash or not; ``transport`` replaces the network (tests
     and the demo pass the in-process simulator).
     """
+    if transport is None and not _proxied():
+        transport = LeanTransport(max_connections)
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
+        # Keep every connection alive: closing idle ones under load means reconnecting (and a
+        # getaddrinfo in a thread) for the next request.
         limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections // 4 + 1
+            max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         headers={"user-agent": USER_AGENT, **(headers or {})},
     )
@@ -88,10 +153,14 @@ class Http:
         *,
         retry: ReadRetry | None = None,
         sleep: Sleep = asyncio.sleep,
+        slots: int = 100,
     ) -> None:
         self.client, self.name, self.auth = client, name, auth
         self.retry = retry or ReadRetry()
         self._sleep = sleep
+        # Requests wait here rather than in httpcore's pool, whose bookkeeping is linear in the
+        # number of waiting requests on every state change: keep ``slots`` = the pool size.
+        self._slots = asyncio.Semaphore(slots)
 
     async def read(
         self,
@@ -146,9 +215,10 @@ class Http:
         if self.auth is not None:
             headers["authorization"] = f"Bearer {await self.auth.token()}"
         try:
-            return await self.client.request(
-                method, path, content=content, params=params, headers=headers
-            )
+            async with self._slots:
+                return await self.client.request(
+                    method, path, content=content, params=params, headers=headers
+                )
         except NOT_SENT as err:
             raise transport_failure(False, self.name, path, _describe(err)) from err
         except httpx.UnsupportedProtocol as err:

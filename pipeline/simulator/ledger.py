@@ -9,6 +9,7 @@ submitter sent (canton-apis.md §7.1).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,6 +57,9 @@ class SimLedger:
         self.genesis = clock() - FIRST_ROUND * tick - tick / 2
         self.offset = 0
         self.contracts: dict[str, Contract] = {}
+        # Indexes, so a query costs what it returns, not the ledger's size (10,000s of payments).
+        self._by_party: dict[str, list[Contract]] = defaultdict(list)
+        self._by_template: dict[str, list[Contract]] = defaultdict(list)
         self.transactions: list[Transaction] = []
         self._by_update: dict[str, Transaction] = {}
         self._by_offset: dict[int, Transaction] = {}
@@ -103,8 +107,8 @@ class SimLedger:
                 "issuanceConfig": {},
                 "trafficPrice": None,
             }
-            self.contracts[cid] = Contract(
-                cid, "OpenMiningRound", payload, [self.dso_party], [], info.created_at, 0
+            self._add(
+                Contract(cid, "OpenMiningRound", payload, [self.dso_party], [], info.created_at, 0)
             )
         return self.contracts[cid]
 
@@ -170,8 +174,14 @@ class SimLedger:
         """A contract the running command creates; pending until `commit` gives it an offset."""
         cid = "00" + digest(template, self.offset, len(self.contracts), payload)
         contract = Contract(cid, template, payload, signatories, observers, self.clock(), -1)
-        self.contracts[cid] = contract
+        self._add(contract)
         return contract
+
+    def _add(self, contract: Contract) -> None:
+        self.contracts[contract.contract_id] = contract
+        self._by_template[contract.template].append(contract)
+        for party in contract.stakeholders:
+            self._by_party[party].append(contract)
 
     def new_amulet(self, owner: str, amount: Decimal, round_number: int) -> Contract:
         """An Amulet to be created by the command being executed (offset set at commit)."""
@@ -184,9 +194,16 @@ class SimLedger:
     ) -> list[Contract]:
         """Active contracts at ``at_offset`` (default: now) of a template, seen by ``party``."""
         offset = self.offset if at_offset is None else at_offset
+        pool: Iterable[Contract]
+        if party is not None:
+            pool = self._by_party.get(party, ())
+        elif template is not None and template in self._by_template:
+            pool = self._by_template[template]
+        else:
+            pool = self.contracts.values()
         return [
             c
-            for c in self.contracts.values()
+            for c in pool
             if c.template != "OpenMiningRound"
             and c.created_offset >= 0
             and c.active_at(offset)

@@ -8,6 +8,8 @@ with the status of its category.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -196,10 +198,12 @@ def _completions(sim: Simulator, request: Request, user: str, body: Body) -> Res
         raise Rejection("INVALID_ARGUMENT", "parties must not be empty", 8)
     wanted_user = body.get("userId") or user
     limit = min(int(request.query_params.get("limit") or MAX_LIST), MAX_LIST)
+    # Completions are appended in offset order: start at the first one after ``begin``.
+    start = bisect.bisect_right(ledger.completions, begin, key=lambda c: c.offset)
     found = [
         c
-        for c in ledger.completions
-        if c.offset > begin and c.user_id == wanted_user and parties & set(c.act_as)
+        for c in itertools.islice(ledger.completions, start, None)
+        if c.user_id == wanted_user and parties & set(c.act_as)
     ][:limit]
     items = [wire.completion(c, ledger.synchronizer_id) for c in found]
     last = found[-1].offset if found else begin

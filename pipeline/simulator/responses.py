@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
+import msgspec
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -59,13 +59,20 @@ FAULT_ERRORS: dict[Fault, tuple[str, str, int, dict[str, str]]] = {
 }
 
 
+class FastJSON(JSONResponse):
+    """JSONResponse rendered by msgspec (several times faster than the stdlib for big pages)."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
 def ok(doc: Any) -> JSONResponse:
-    return JSONResponse(doc)
+    return FastJSON(doc)
 
 
 def canton_error(rejection: Rejection) -> JSONResponse:
     """A `JsCantonError` with the HTTP status of its category."""
-    return JSONResponse(rejection.body(f"sim-{next(_correlation)}"), rejection.status)
+    return FastJSON(rejection.body(f"sim-{next(_correlation)}"), rejection.status)
 
 
 def fault_error(fault: Fault) -> JSONResponse:
@@ -84,7 +91,7 @@ def bad_body(detail: str) -> PlainTextResponse:
 
 def scan_error(status: int, message: str) -> JSONResponse:
     """Scan's `ErrorResponse`."""
-    return JSONResponse({"error": message}, status)
+    return FastJSON({"error": message}, status)
 
 
 def proxy_page(status: int) -> Response:
@@ -122,4 +129,7 @@ def parse_json(raw: bytes) -> Any:
     """The request body, or ValueError with a short reason."""
     if not raw:
         raise ValueError("empty body")
-    return json.loads(raw)
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as err:
+        raise ValueError(str(err)) from err
