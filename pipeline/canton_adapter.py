@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from pipeline.amulet_reads import AmuletReads
 from pipeline.auth import TokenSource
 from pipeline.canton_errors import CantonError, ErrorClass
 from pipeline.canton_port import (
@@ -55,6 +56,7 @@ class CantonAdapter:
         self.clock, self.dedup_seconds = clock, dedup_seconds
         self.context = ScanContextCache(scan, receiver=receiver, clock=clock)
         self.ledger_end = ledger_end or LedgerEnd(ledger)
+        self.amulet_reads = AmuletReads(ledger)
 
     def invalidate_context(self) -> None:
         self.context.invalidate()
@@ -81,7 +83,7 @@ class CantonAdapter:
             if isinstance(ctx, Rejected):
                 return ctx
             offset = await self.ledger_end.read(sender)
-            holdings = await self.ledger.amulets(sender, at_offset=offset)
+            holdings = await self.amulet_reads.amulets(sender, at_offset=offset)
         except CantonError as err:
             return rejected(err, reading=True)
         chosen = select_inputs(

@@ -8,6 +8,7 @@ made with the commandId in hand. Lists are paged and every paging loop is bounde
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 import msgspec
@@ -70,17 +71,18 @@ class CompletionsPage(msgspec.Struct, frozen=True, kw_only=True):
     items: int
 
 
-def template_filter(party: str, template_id: str, *, include_blob: bool = False) -> EventFormat:
-    """An `EventFormat` selecting one template's contracts visible to ``party``."""
+def template_filter(
+    party: str | Sequence[str], template_id: str, *, include_blob: bool = False
+) -> EventFormat:
+    """An `EventFormat` selecting one template's contracts visible to ``party`` (or parties)."""
     flt = IdentifierFilter(
         template_filter=TemplateFilter(
             value=TemplateFilter1(template_id=template_id, include_created_event_blob=include_blob)
         )
     )
-    return EventFormat(
-        filters_by_party={party: Filters(cumulative=[CumulativeFilter(identifier_filter=flt)])},
-        verbose=False,
-    )
+    filters = Filters(cumulative=[CumulativeFilter(identifier_filter=flt)])
+    parties = [party] if isinstance(party, str) else party
+    return EventFormat(filters_by_party=dict.fromkeys(parties, filters), verbose=False)
 
 
 def transaction_format(party: str, *, effects: bool = False) -> UpdateFormat:
@@ -92,22 +94,26 @@ def transaction_format(party: str, *, effects: bool = False) -> UpdateFormat:
     )
 
 
-def holding_of(event: CreatedEvent, owner: str) -> Holding | None:
-    """The Holding an ACS entry stands for, when it is an Amulet of ``owner``."""
+def read_holding(event: CreatedEvent) -> tuple[str, Holding] | None:
+    """(owner, Holding) when the ACS entry is an Amulet."""
     if not event.template_id.endswith(":Splice.Amulet:Amulet"):
         return None
     try:
         amulet = read_payload(event.create_argument, Amulet)
     except msgspec.ValidationError:
         return None
-    if amulet.owner != owner:
-        return None
-    return Holding(
+    return amulet.owner, Holding(
         contract_id=event.contract_id,
         initial_amount=amulet.amount.initialAmount,
         created_round=amulet.amount.createdAt.number,
         rate_per_round=amulet.amount.ratePerRound.rate,
     )
+
+
+def holding_of(event: CreatedEvent, owner: str) -> Holding | None:
+    """The Holding an ACS entry stands for, when it is an Amulet of ``owner``."""
+    found = read_holding(event)
+    return found[1] if found is not None and found[0] == owner else None
 
 
 class LedgerApi:
@@ -130,9 +136,17 @@ class LedgerApi:
         return int(doc.offset)
 
     async def active_contracts(
-        self, party: str, template_id: str, *, at_offset: int, include_blob: bool = False
+        self,
+        party: str | Sequence[str],
+        template_id: str,
+        *,
+        at_offset: int,
+        include_blob: bool = False,
     ) -> list[CreatedEvent]:
-        """`POST /v2/state/active-contracts` for one template, page by page (continuation token)."""
+        """`POST /v2/state/active-contracts` for one template, page by page (continuation token).
+
+        ``party`` may be several parties: one request then reads all their contracts.
+        """
         events: list[CreatedEvent] = []
         token: str | None = None
         for _ in range(self.max_pages):
@@ -164,9 +178,20 @@ class LedgerApi:
 
     async def amulets(self, party: str, *, at_offset: int | None = None) -> list[Holding]:
         """The Amulets ``party`` owns at ``at_offset`` (default: the ledger end)."""
+        return (await self.amulets_of([party], at_offset=at_offset))[party]
+
+    async def amulets_of(
+        self, parties: Sequence[str], *, at_offset: int | None = None
+    ) -> dict[str, list[Holding]]:
+        """The Amulets of each of ``parties`` at ``at_offset``, read in one (paged) request."""
         offset = await self.ledger_end() if at_offset is None else at_offset
-        events = await self.active_contracts(party, AMULET, at_offset=offset)
-        return [h for h in (holding_of(e, party) for e in events) if h is not None]
+        events = await self.active_contracts(parties, AMULET, at_offset=offset)
+        owned: dict[str, list[Holding]] = {p: [] for p in parties}
+        for event in events:
+            found = read_holding(event)
+            if found is not None and found[0] in owned:
+                owned[found[0]].append(found[1])
+        return owned
 
     async def submit_and_wait(self, commands: JsCommands) -> SubmitAndWaitResponse:
         """`POST /v2/commands/submit-and-wait`, once. Raises a classified `CantonError`."""
