@@ -63,9 +63,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
+        body = await request.aread()
         head = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
-        head += [name + b": " + value for name, value in request.headers.raw]
-        raw = b"\r\n".join(head) + b"\r\n\r\n" + await request.aread()
+        # The whole body is at hand: frame it by length, never chunked.
+        head += [n + b": " + v for n, v in request.headers.raw if n.lower() != b"transfer-encoding"]
+        if body and "content-length" not in request.headers:
+            head.append(b"content-length: %d" % len(body))
+        raw = b"\r\n".join(head) + b"\r\n\r\n" + body
         try:
             status, headers, body = await self._pool(request.url).request(
                 raw, connect_timeout=timeout.get("connect"), read_timeout=timeout.get("read")
