@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 from openapi_core import OpenAPI
 
 from pipeline.embedded_log import EmbeddedLog
@@ -51,6 +52,9 @@ def test_requests_and_responses_match_the_specs(tmp_path: Path, specs: dict[str,
         sent = exchange[0]
         seen.add(sent.url.path)
     paths = set(seen)
+    acs = [msgspec.json.decode(e[0].content) for e in recording.exchanges
+           if e[0].url.path == "/v2/state/active-contracts"]
+    assert any(len(body["eventFormat"]["filtersByParty"]) > 1 for body in acs), "no batched holdings read"
     for needed in ("/v2/state/ledger-end", "/v2/state/active-contracts", "/v2/commands/submit-and-wait",
                    "/v2/commands/completions", "/v2/updates/update-by-offset", "/api/scan/v0/dso",
                    "/api/scan/v0/open-and-issuing-mining-rounds", "/api/scan/v0/transfer-preapprovals",
