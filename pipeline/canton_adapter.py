@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,7 @@ from pipeline.scan_context import PaymentContext, ScanContextCache, preapproval_
 from pipeline.transfer_builders import InsufficientFunds, select_inputs, send_commands
 
 Clock = Callable[[], datetime]
+RECHECK_EXPIRED = timedelta(seconds=5)  # an expired preapproval may have been renewed meanwhile
 
 
 class CantonAdapter:
@@ -66,10 +67,11 @@ class CantonAdapter:
         ctx = await self.context.get()
         if preapproval_usable(ctx, self.clock()):
             return ctx
-        self.context.invalidate()
-        ctx = await self.context.get()
-        if preapproval_usable(ctx, self.clock()):
-            return ctx
+        if self.clock() - ctx.fetched_at > RECHECK_EXPIRED:  # not for every payment of a batch
+            self.context.invalidate()
+            ctx = await self.context.get()
+            if preapproval_usable(ctx, self.clock()):
+                return ctx
         return Rejected(
             kind="final",
             code="PREAPPROVAL_EXPIRED",

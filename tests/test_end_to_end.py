@@ -100,3 +100,14 @@ async def test_mixed_faults_at_30_percent(log: EmbeddedLog) -> None:
         state = proc.book.get(r.payment_id)
         assert state is not None and state.final
         assert (state.status == "confirmed") == (command_id(r.payment_id) in by_command)
+
+
+async def test_an_expired_preapproval_is_a_final_failure_before_any_submission(log: EmbeddedLog) -> None:
+    sim = simulator(preapproval=False)
+    sim.add_preapproval(APP, expires_at=datetime.now(UTC) - timedelta(days=1))
+    await charge(log, sim, [request(PARTIES[0], 0), request(PARTIES[1], 0)])
+    assert sim.transfers() == [] and sim.requests["submit"] == 0
+    failed = [x.event async for x in log.read() if isinstance(x.event, PaymentFailed)]
+    assert len(failed) == 2
+    assert all(f.final and f.code == "PREAPPROVAL_EXPIRED" and "billing setup" in f.message for f in failed)
+    assert sim.requests["scan-preapproval"] <= 2  # not fetched again for every payment
