@@ -14,6 +14,7 @@ from commands.errors import CommandError
 from pipeline.asgi_server import serve
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.faults import CLI_FAULTS
+from pipeline.simulator.responses import quiet_dropped_connections
 from pipeline.simulator.serve import settings_lines
 
 DEMO_APP_PARTY = "billing_app::1220" + "0a" * 30
@@ -57,6 +58,7 @@ def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         ctx.console.warn(f"listening on {args.host}: the simulator has no real security, keep it on loopback")
     sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval)
+    quiet_dropped_connections()
     return asyncio.run(_serve(ctx, sim, args.host, args.port))
 
 

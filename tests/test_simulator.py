@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,8 +19,9 @@ from pipeline.clients import Http, make_client
 from pipeline.ledger_api import LedgerApi
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
-from pipeline.simulator.faults import Fault, FaultPlan
+from pipeline.simulator.faults import ConnectionDropped, Fault, FaultPlan
 from pipeline.simulator.model import open_rounds
+from pipeline.simulator.responses import quiet_dropped_connections
 from pipeline.simulator.serve import serve_async
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
@@ -307,3 +309,18 @@ async def _use_over_tcp(sim: Simulator, settings: dict[str, Any]) -> None:
                 {"commands": [], "commandId": "c", "actAs": [ALICE]},
             )
     assert (caught.value.kind, caught.value.code) == (ErrorClass.IN_DOUBT, "CONNECTION_LOST")
+
+
+def test_intended_hang_ups_stay_out_of_the_server_log() -> None:
+    """A `drop` fault is not a server error: no traceback per dropped connection."""
+    quiet_dropped_connections()
+    quiet_dropped_connections()  # idempotent: one filter
+    server_log = logging.getLogger("uvicorn.error")
+    assert len(server_log.filters) == 1
+
+    def record(err: BaseException) -> logging.LogRecord:
+        return server_log.makeRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application",
+                                     (), (type(err), err, None))
+
+    assert not server_log.filter(record(ConnectionDropped("on purpose")))
+    assert server_log.filter(record(RuntimeError("a real bug")))

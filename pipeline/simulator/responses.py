@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import msgspec
@@ -133,3 +134,20 @@ def parse_json(raw: bytes) -> Any:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as err:
         raise ValueError(str(err)) from err
+
+
+class _NotDroppedConnections(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
+
+
+def quiet_dropped_connections() -> None:
+    """Keep the server's log free of the hang-ups the simulator makes on purpose.
+
+    uvicorn logs every exception an app raises with its traceback; a `drop` fault at a
+    few percent would otherwise write megabytes (and block a parent that does not read
+    the pipe).
+    """
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NotDroppedConnections) for f in server_log.filters):
+        server_log.addFilter(_NotDroppedConnections())

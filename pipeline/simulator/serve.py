@@ -16,6 +16,7 @@ from typing import TextIO
 import uvicorn
 
 from pipeline.simulator.app import Simulator
+from pipeline.simulator.responses import quiet_dropped_connections
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -45,6 +46,7 @@ async def serve_async(
     ``on_ready`` receives the base URL once connections are accepted.
     """
     out = out or sys.stdout
+    quiet_dropped_connections()
     config = uvicorn.Config(
         sim, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
     )
