@@ -49,14 +49,19 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._pools: dict[tuple[str, str, int], ConnectionPool] = {}
         self._tls: ssl.SSLContext | None = None
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS settings of https origins: the system's CAs, certificate and host name checked."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
     def _pool(self, url: httpx.URL) -> ConnectionPool:
         port = url.port or (443 if url.scheme == "https" else 80)
         key = (url.scheme, url.host, port)
         pool = self._pools.get(key)
         if pool is None:
-            if url.scheme == "https" and self._tls is None:
-                self._tls = ssl.create_default_context()
-            tls = self._tls if url.scheme == "https" else None
+            tls = self.ssl_context if url.scheme == "https" else None
             pool = ConnectionPool(url.host, port, tls=tls, max_connections=self.max_connections)
             self._pools[key] = pool
         return pool
