@@ -1,5 +1,5 @@
 """HTTP for the Ledger API, Scan, the OAuth2 token endpoint and the daemon's local API: the one
-module that imports httpx.
+module that imports httpx (and aiohttp, the connection pool under it).
 
 One pooled `httpx.AsyncClient` per service (connect and read timeouts, keep-alive).
 `Http` sends JSON (msgspec), adds the bearer token, refreshes it once after a 401,
@@ -13,22 +13,17 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 import msgspec
+from httpx_aiohttp import AiohttpTransport
 
 from pipeline.auth import ClientCredentials, FetchToken, TokenGrant, TokenSource
 from pipeline.canton_errors import CantonError, ErrorClass, from_response, transport_failure
-from pipeline.http_pool import (
-    ConnectFailed,
-    ConnectionPool,
-    ConnectTimedOut,
-    PoolError,
-    ReadTimedOut,
-)
 
 Sleep = Callable[[float], Awaitable[None]]
 # The request never left this machine: safe to send again, nothing can have committed.
@@ -38,60 +33,64 @@ USER_AGENT = "canton-billing/0.1"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
-class LeanTransport(httpx.AsyncBaseTransport):
-    """httpx over `ConnectionPool` (O(1) per request; httpcore's pool is O(connections)).
+class PooledTransport(AiohttpTransport):
+    """httpx over aiohttp's connection pool (httpx-aiohttp, by httpx's maintainer).
 
-    Plain HTTP/1.1 and TLS; no proxies (`make_client` keeps httpx's own transport then).
+    httpcore's pool walks every connection on each request and release: with the hundreds
+    of connections pay-all keeps open, that was most of billing's CPU (RESULTS.md).
+    aiohttp's pool takes and returns a connection in constant time. Its failures are
+    mapped here by what they mean for a submission, not by the library's generic table
+    (which calls a dropped connection a connect timeout): never connected means nothing
+    was sent; anything after that is *in doubt*.
     """
 
     def __init__(self, max_connections: int) -> None:
-        self.max_connections = max_connections
-        self._pools: dict[tuple[str, str, int], ConnectionPool] = {}
-        self._tls: ssl.SSLContext | None = None
-
-    @property
-    def ssl_context(self) -> ssl.SSLContext:
-        """The TLS settings of https origins: the system's CAs, certificate and host name checked."""
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
-        return self._tls
-
-    def _pool(self, url: httpx.URL) -> ConnectionPool:
-        port = url.port or (443 if url.scheme == "https" else 80)
-        key = (url.scheme, url.host, port)
-        pool = self._pools.get(key)
-        if pool is None:
-            tls = self.ssl_context if url.scheme == "https" else None
-            pool = ConnectionPool(url.host, port, tls=tls, max_connections=self.max_connections)
-            self._pools[key] = pool
-        return pool
+        self.tls = ssl.create_default_context()  # the system's CAs; certificate and host name checked
+        super().__init__(verify=self.tls, client=lambda: aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, ssl=self.tls), trust_env=False))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeout = request.extensions.get("timeout", {})
-        body = await request.aread()
-        head = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
-        # The whole body is at hand: frame it by length, never chunked.
-        head += [n + b": " + v for n, v in request.headers.raw if n.lower() != b"transfer-encoding"]
-        if body and "content-length" not in request.headers:
-            head.append(b"content-length: %d" % len(body))
-        raw = b"\r\n".join(head) + b"\r\n\r\n" + body
         try:
-            status, headers, body = await self._pool(request.url).request(
-                raw, connect_timeout=timeout.get("connect"), read_timeout=timeout.get("read")
-            )
-        except ConnectTimedOut as err:
-            raise httpx.ConnectTimeout(str(err), request=request) from err
-        except ConnectFailed as err:
-            raise httpx.ConnectError(str(err), request=request) from err
-        except ReadTimedOut as err:
-            raise httpx.ReadTimeout(str(err), request=request) from err
-        except PoolError as err:
-            raise httpx.RemoteProtocolError(str(err), request=request) from err
-        return httpx.Response(status, headers=headers, content=body, request=request)
+            response = await super().handle_async_request(request)
+        except FAILURES as err:
+            raise _meaning(err, request) from err
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(response.status_code, headers=response.headers, request=request,
+                              stream=_MappedStream(response.stream, request), extensions=response.extensions)
+
+
+class _MappedStream(httpx.AsyncByteStream):
+    """The answer's body, with a failure while reading it mapped like the head's."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
+        self.inner, self.request = inner, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.inner:
+                yield chunk
+        except FAILURES as err:
+            raise _meaning(err, self.request) from err
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
+        await self.inner.aclose()
+
+
+#: What the transport can raise: httpx's mapping of aiohttp's errors, or an aiohttp error that
+#: the library's table does not name (a garbled answer, for one).
+FAILURES = (httpx.TransportError, aiohttp.ClientError)
+
+
+def _meaning(err: Exception, request: httpx.Request) -> httpx.TransportError:
+    cause = err.__cause__ if isinstance(err, httpx.TransportError) and err.__cause__ else err
+    text = str(cause) or type(cause).__name__
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(text, request=request)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(text, request=request)
+    if isinstance(cause, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(text, request=request)
+    return httpx.RemoteProtocolError(text, request=request)
 
 
 def _proxied() -> bool:
@@ -113,7 +112,7 @@ def make_client(
     and the demo pass the in-process simulator).
     """
     if transport is None and not _proxied():
-        transport = LeanTransport(max_connections)
+        transport = PooledTransport(max_connections)
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
         transport=transport,

@@ -25,7 +25,7 @@ def test_third_party_frameworks_stay_in_their_module() -> None:
         "rocksdict": {"pipeline/rocks.py"},
         "rich": {"commands/console.py"},
         "httpx": {"pipeline/clients.py"},
-        "httptools": {"pipeline/http_pool.py"},
+        "aiohttp": {"pipeline/clients.py"},
         "uvloop": {"pipeline/asgi_server.py"},
         "starlette": {*simulator, "commands/local_api.py", "commands/dashboard_routes.py"},
     }

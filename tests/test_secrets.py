@@ -17,7 +17,7 @@ import httpx
 
 from commands.logs import configure
 from pipeline.asgi_server import free_port
-from pipeline.clients import LeanTransport, make_client
+from pipeline.clients import PooledTransport, make_client
 from projections.telemetry import Destination, Telemetry, resource
 from tests.otlp_receiver import Receiver
 from tests.processes import billing, simulator, start_daemon, wait_for_transfers, write_catalogue
@@ -74,8 +74,8 @@ def test_tls_verification_is_on_by_default_for_https() -> None:
     client = make_client("https://scan.example.com/api/scan", 5)
     transport = client._transport
     context = (
-        transport.ssl_context
-        if isinstance(transport, LeanTransport)  # ours, unless a proxy is configured
+        transport.tls
+        if isinstance(transport, PooledTransport)  # ours, unless a proxy is configured
         else transport._pool._ssl_context  # type: ignore[attr-defined]  # httpx exposes no getter
     )
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

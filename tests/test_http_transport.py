@@ -1,4 +1,4 @@
-"""The HTTP/1.1 connection pool under httpx (pipeline/http_pool.py via `LeanTransport`), against
+"""The connection pool under httpx (aiohttp's, through `PooledTransport`), against
 real loopback servers: keep-alive reuse, framing, and every way an exchange can fail."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.asgi_server import free_port
 from pipeline.canton_errors import CantonError, ErrorClass
-from pipeline.clients import Http, LeanTransport, ReadRetry, make_client
+from pipeline.clients import Http, PooledTransport, ReadRetry, make_client
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"a\": 1.5}\n"
@@ -66,7 +66,7 @@ def http(url: str, timeout: float = 2.0) -> Http:
 async def test_sequential_requests_share_one_connection() -> None:
     async with server(keep_alive) as served:
         client = http(served.url)
-        assert isinstance(client.client._transport, LeanTransport)
+        assert isinstance(client.client._transport, PooledTransport)
         for _ in range(20):
             assert await client.call("POST", "/x", {"n": 1}) == {"a": 1.5}
         await client.client.aclose()
@@ -143,5 +143,5 @@ async def test_an_unreachable_server_is_retryable_nothing_was_sent() -> None:
 async def test_proxies_keep_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     client = make_client("https://participant.example", 5)
-    assert not isinstance(client._transport, LeanTransport)
+    assert not isinstance(client._transport, PooledTransport)
     await client.aclose()
