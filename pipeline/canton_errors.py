@@ -48,6 +48,7 @@ INTERPRETATION_CODES = frozenset(
 # errorCategory values Canton itself marks retryable (§6.1): transient, contention, deadline, seek.
 RETRYABLE_CATEGORIES = frozenset({1, 2, 3, 12})
 MAX_CAUSE = 400
+MAX_MESSAGE = 1000  # characters of a CantonError's message
 
 
 class ErrorClass(StrEnum):
@@ -57,6 +58,13 @@ class ErrorClass(StrEnum):
     RETRYABLE = "retryable"
     IN_DOUBT = "in_doubt"
     FINAL = "final"
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line and at most ``limit`` characters: servers and decoders may quote
+    whole bodies, and an error goes to a terminal, a log line and the event log."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class CantonError(PipelineError):
@@ -85,6 +93,7 @@ class CantonError(PipelineError):
         cause: str = "",
         retryable: bool | None = None,
     ) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.kind = ErrorClass(kind)
         self.message, self.status, self.code, self.category = message, status, code, category

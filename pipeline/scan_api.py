@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from pipeline.canton_errors import CantonError
+from pipeline.canton_errors import CantonError, ErrorClass
 from pipeline.clients import Http
 from pipeline.scan_types import (
     Contract,
@@ -103,15 +103,23 @@ class ScanApi:
         doc: UpdateHistoryResponseV2 = await self.http.read(
             "POST", "/v2/updates", body, into=UpdateHistoryResponseV2
         )
-        transactions = [
-            msgspec.convert(item, UpdateHistoryTransactionV2)
-            for item in doc.transactions
-            if "events_by_id" in item
-        ]
-        last = doc.transactions[-1] if doc.transactions else None
+        try:
+            transactions = [
+                msgspec.convert(item, UpdateHistoryTransactionV2)
+                for item in doc.transactions
+                if "events_by_id" in item
+            ]
+            last = doc.transactions[-1] if doc.transactions else None
+            next_after = _cursor(last) if last else after
+        except (msgspec.ValidationError, KeyError, TypeError, ValueError) as err:
+            raise CantonError(
+                ErrorClass.RETRYABLE,
+                f"Scan sent an update history page that does not read: {type(err).__name__}: {err}",
+                code="INVALID_RESPONSE",
+            ) from err
         return UpdatesPage(
             transactions=transactions,
-            next_after=_cursor(last) if last else after,
+            next_after=next_after,
             complete=len(doc.transactions) < page_size,
         )
 
@@ -161,25 +169,43 @@ def find_transfer(
         e
         for e in update.created()
         if e.create_arguments.get("owner") == receiver
-        and _decimal((e.create_arguments.get("amount") or {}).get("initialAmount")) == amount
+        and _decimal(_field(e.create_arguments, "amount", "initialAmount")) == amount
     ]
     if not paid:
         return f"update {update.update_id} creates no amulet of {amount} for {receiver}"
-    created_round = ((paid[0].create_arguments.get("amount") or {}).get("createdAt") or {}).get(
-        "number"
-    )
     return TransferSeen(
         update_id=update.update_id,
         sender=sender,
         receiver=receiver,
         amount=sent,
-        round=int(created_round) if created_round is not None else None,
+        round=_round_number(_field(paid[0].create_arguments, "amount", "createdAt", "number")),
         record_time=update.record_time,
     )
 
 
-def _decimal(value: object) -> Decimal | None:
+def _field(doc: object, *path: str) -> object:
+    """``doc[path[0]][path[1]]…``, or None where any step is missing or not an object."""
+    for name in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(name)
+    return doc
+
+
+def _round_number(value: object) -> int | None:
+    """A round number as Daml's JSON encodes it (an int or a decimal string); None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
     try:
-        return Decimal(str(value))
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _decimal(value: object) -> Decimal | None:
+    """An amount as Scan writes it, or None where it is not a finite number."""
+    try:
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    return number if number.is_finite() else None

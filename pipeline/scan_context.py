@@ -26,6 +26,9 @@ Clock = Callable[[], datetime]
 ROUND_MARGIN = timedelta(
     seconds=5
 )  # ledger time may lag our clock; a just-opened round can still fail
+#: A context is never trusted for longer than a day, whatever time-to-live Scan claims
+#: (and a huge one would overflow the datetime arithmetic).
+MAX_TTL_US = 86_400_000_000
 
 
 class ChosenRound(msgspec.Struct, frozen=True, kw_only=True):
@@ -188,7 +191,7 @@ class ScanContextCache:
                 "between synchronizers (no domain_id); try again shortly",
                 code="NO_SYNCHRONIZER",
             )
-        ttl = timedelta(microseconds=max(answer.time_to_live_in_microseconds, 0))
+        ttl = timedelta(microseconds=min(max(answer.time_to_live_in_microseconds, 0), MAX_TTL_US))
         valid_until = context_expiry(now, ttl, rounds, self.round_margin)
         return PaymentContext(
             receiver=self.receiver,
