@@ -91,8 +91,20 @@ async def test_mixed_faults_at_30_percent(log: EmbeddedLog) -> None:
                   "drop", "drop_after_commit", "scan_lag"):
         sim.set_fault_rate(fault, 0.3 / 8)
     reqs = [request(p, i, amount="1") for p in PARTIES for i in range(10)]
-    proc = await charge(log, sim, reqs)
-    by_command = {}
+    assert_once_or_explained(await charge(log, sim, reqs), sim, reqs)
+
+
+@pytest.mark.parametrize("fault", CLI_FAULTS)
+async def test_each_fault_alone_at_30_percent(log: EmbeddedLog, fault: str) -> None:
+    sim = simulator()
+    sim.set_fault_rate(fault, 0.3)
+    reqs = [request(p, i, amount="1") for p in PARTIES for i in range(4)]
+    assert_once_or_explained(await charge(log, sim, reqs), sim, reqs)
+
+
+def assert_once_or_explained(proc: Processor, sim, reqs: list[PaymentRequested]) -> None:  # type: ignore[no-untyped-def]
+    """Every request ends final: confirmed with exactly one transfer, or failed with a reason and none."""
+    by_command: dict[str, int] = {}
     for t in sim.transfers():
         by_command[t.command_id] = by_command.get(t.command_id, 0) + 1
     assert all(n == 1 for n in by_command.values()), by_command
@@ -100,6 +112,7 @@ async def test_mixed_faults_at_30_percent(log: EmbeddedLog) -> None:
         state = proc.book.get(r.payment_id)
         assert state is not None and state.final
         assert (state.status == "confirmed") == (command_id(r.payment_id) in by_command)
+        assert state.status == "confirmed" or state.last_error, state
 
 
 async def test_an_expired_preapproval_is_a_final_failure_before_any_submission(log: EmbeddedLog) -> None:
