@@ -10,9 +10,12 @@ exist yet, so a forward-moving stream folds without reading the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter, lt
+from typing import TypeVar
 
 import msgspec
 
@@ -33,6 +36,9 @@ _enc = msgspec.msgpack.encode
 UNIT = Decimal("1E-10")  # amounts are summed as integers of 10^-10 CC (Canton Numeric 10): exact and fast
 Row = list  # [payments, confirmed, failed, confirmed amount in UNITs]
 _NEW = (True, True, True, True)
+T = TypeVar("T")
+_offset_of = attrgetter("offset")
+_event_of = attrgetter("event")
 
 
 def _u64(raw: bytes | None) -> int:
@@ -43,10 +49,6 @@ def _shared_buckets(minute: int) -> tuple[int, ...]:
     return minute, minute // 10, minute // 60, minute // 1440  # SHARED_SIZES, spelt out: this is the hot path
 
 
-def _pair_buckets(minute: int) -> tuple[int, ...]:
-    return minute, minute // 60, minute // 1440  # PAIR_SIZES
-
-
 def _shared_after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
     """Per level: is the bucket later than ``minute``'s (-1: no minute, every bucket is later)?"""
     if minute < 0:
@@ -54,13 +56,27 @@ def _shared_after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
     return buckets[0] > minute, buckets[1] > minute // 10, buckets[2] > minute // 60, buckets[3] > minute // 1440
 
 
-def _pair_after(buckets: tuple[int, ...], minute: int) -> tuple[bool, ...]:
-    if minute < 0:
-        return _NEW
-    return buckets[0] > minute, buckets[1] > minute // 60, buckets[2] > minute // 1440
+def _is_outcome(event: object) -> bool:
+    kind = type(event)
+    return kind is PaymentConfirmed or (kind is PaymentFailed and event.final)  # type: ignore[attr-defined]
 
 
-assert SHARED_SIZES == (1, 10, 60, 1440) and PAIR_SIZES == (1, 60, 1440)  # the four functions above
+def _rising(records: list[Recorded], position: int) -> bool:
+    """Every record new and in offset order: the whole list is folded as one (checked in C)."""
+    offsets = list(map(_offset_of, records))
+    return offsets[0] >= position and all(map(lt, offsets, offsets[1:]))
+
+
+def _sum_into(sums: dict[T, Row], key: T, cell: Row) -> None:
+    total = sums.get(key)
+    sums[key] = cell if total is None else _plus(total, cell)  # rows are never changed in place: they share cells
+
+
+def _plus(row: Row, cell: Row) -> Row:
+    return [row[0] + cell[0], row[1] + cell[1], row[2] + cell[2], row[3] + cell[3]]
+
+
+assert SHARED_SIZES == (1, 10, 60, 1440) and PAIR_SIZES == (1, 60, 1440)  # spelt out above and in the flush
 
 
 class WindowFold:
@@ -76,7 +92,6 @@ class WindowFold:
         self.pending = 0  # records folded since the last commit
         self._rows: dict[bytes, Row] = {}
         self._ints: dict[bytes, int] = {}  # histogram cells, last-active minutes, plan index rows
-        self._dirty_rows: set[bytes] = set()
         self._dirty_ints: set[bytes] = set()
         self._pairs: dict[tuple[str, str], PairKeys] = {}
         self._cells: dict[tuple[tuple[str, str], int], Row] = {}  # (party, plan), minute: outcomes not flushed
@@ -95,28 +110,34 @@ class WindowFold:
 
     def apply(self, records: Iterable[Recorded]) -> None:
         """Fold records: outcomes are summed per user+plan and minute in memory until `commit`."""
+        records = records if isinstance(records, list) else list(records)
+        if not records:
+            return
+        if not _rising(records, self.position):
+            for record in records:  # redelivered records, or foreign keys: one by one
+                if record.offset >= self.position:
+                    self.apply([record])
+            return
+        events = list(map(_event_of, records))
+        self.position = records[-1].offset + 1
+        self.pending += len(records)
+        self.unreadable += list(map(type, events)).count(Unreadable)
+        self._sum([event for event in events if _is_outcome(event)])
+
+    def _sum(self, outcomes: list[PaymentConfirmed | PaymentFailed]) -> None:
         cells, pair_max, horizon = self._cells, self._pair_max, self.horizon
-        for record in records:
-            if record.offset < self.position:
-                continue  # already folded: at-least-once delivery changes nothing
-            self.position = record.offset + 1
-            self.pending += 1
-            event = record.event
-            kind = type(event)
-            if kind is not PaymentConfirmed and (kind is not PaymentFailed or not event.final):  # type: ignore[union-attr]
-                self.unreadable += kind is Unreadable
-                continue
-            minute = int(event.at.timestamp()) // 60  # type: ignore[union-attr]
+        for event in outcomes:
+            minute = int(event.at.timestamp()) // 60
             if minute < horizon:
                 continue  # older than the retention window
-            pair = (event.party, event.plan)  # type: ignore[union-attr]
+            pair = (event.party, event.plan)
             cell = cells.get((pair, minute))
             if cell is None:
                 cell = cells[(pair, minute)] = [0, 0, 0, 0]
             cell[0] += 1
-            if kind is PaymentConfirmed:
+            if type(event) is PaymentConfirmed:
                 cell[1] += 1
-                cell[3] += int(event.amount.scaleb(10))  # type: ignore[union-attr]
+                cell[3] += int(event.amount.scaleb(10))
             else:
                 cell[2] += 1
             if pair_max.get(pair, -1) < minute:
@@ -135,21 +156,38 @@ class WindowFold:
 
     def _flush_counters(self, keys_of: dict[tuple[str, str], PairKeys], pair_lasts: dict[tuple[str, str], int],
                         latest: int) -> None:
-        shared: dict[tuple[tuple[bytes, ...], int], Row] = {}  # overall and plan rows, summed first
+        # A row after the pair's last active bucket cannot exist yet: no need to read it.
+        # (-1, no minute, floors to -1 at every level: every bucket is later.)
+        bump, rows = self._bump, self._rows
         for (pair, minute), cell in self._cells.items():
-            keys, buckets = keys_of[pair], _pair_buckets(minute)
-            # a row after the pair's last active bucket cannot exist yet: no need to read it
-            self._add(keys.pair_counters, buckets, cell, _pair_after(buckets, pair_lasts[pair]))
-            for prefixes in keys.shared_counters:
-                total = shared.get((prefixes, minute))
-                if total is None:
-                    shared[(prefixes, minute)] = cell.copy()
-                else:
-                    total[0], total[1], total[2], total[3] = (total[0] + cell[0], total[1] + cell[1],
-                                                              total[2] + cell[2], total[3] + cell[3])
-        for (prefixes, minute), cell in shared.items():
-            buckets = _shared_buckets(minute)
-            self._add(prefixes, buckets, cell, _shared_after(buckets, latest))  # nothing lies after latest
+            last, (m, h, d) = pair_lasts[pair], keys_of[pair].pair_counters
+            hour, day = minute // 60, minute // 1440
+            key = m + minute.to_bytes(8, "big")  # one cell per pair and minute: its only outcomes in this flush
+            rows[key] = cell if minute > last else _plus(self._load_row(key), cell)
+            bump(h + hour.to_bytes(8, "big"), cell, hour > last // 60)
+            bump(d + day.to_bytes(8, "big"), cell, day > last // 1440)
+        scopes: dict[str | None, tuple[bytes, ...]] = {None: ()}  # a plan's rows, and (None) the overall ones
+        for (_, plan), keys in keys_of.items():
+            scopes[None], scopes[plan] = keys.shared_counters
+        for index, level in enumerate(self._shared_levels()):
+            after = latest // SHARED_SIZES[index]  # nothing lies after the latest minute folded
+            for (scope, bucket), cell in level.items():
+                bump(scopes[scope][index] + bucket.to_bytes(8, "big"), cell, bucket > after)
+
+    def _shared_levels(self) -> Iterator[dict[tuple[str | None, int], Row]]:
+        """The sums per plan (and overall: None) and bucket, level by level, each rolled up from the one below."""
+        level: dict[tuple[str | None, int], Row] = {}
+        for ((_, plan), minute), cell in self._cells.items():
+            _sum_into(level, (plan, minute), cell)
+        for (_, minute), cell in list(level.items()):  # overall: the sum over plans
+            _sum_into(level, (None, minute), cell)
+        yield level
+        for below, size in itertools.pairwise(SHARED_SIZES):
+            rolled: dict[tuple[str | None, int], Row] = {}
+            for (scope, bucket), cell in level.items():
+                _sum_into(rolled, (scope, bucket * below // size), cell)
+            level = rolled
+            yield level
 
     def _flush_members(self, keys_of: dict[tuple[str, str], PairKeys], pair_lasts: dict[tuple[str, str], int],
                        latest: int) -> None:
@@ -165,19 +203,13 @@ class WindowFold:
         for minute, keys in users.values():
             self._seen(keys.user_last, self._last(keys.user_last), keys.user_hists, minute, latest)
 
-    def _add(self, prefixes: tuple[bytes, ...], buckets: tuple[int, ...], cell: Row, fresh: tuple[bool, ...]) -> None:
-        """Add ``cell`` to the row of each level; ``fresh[level]``: that row is known not to exist yet."""
-        rows, dirty = self._rows, self._dirty_rows
-        for level, prefix in enumerate(prefixes):
-            key = prefix + buckets[level].to_bytes(8, "big")
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = [0, 0, 0, 0] if fresh[level] else self._load_row(key)
-            dirty.add(key)
-            row[0] += cell[0]
-            row[1] += cell[1]
-            row[2] += cell[2]
-            row[3] += cell[3]
+    def _bump(self, key: bytes, cell: Row, fresh: bool) -> None:
+        """Add ``cell`` to the row at ``key``; ``fresh``: that row is known not to exist in the store."""
+        row = self._rows.get(key)
+        if row is None:
+            self._rows[key] = cell if fresh else _plus(self._load_row(key), cell)
+        else:
+            self._rows[key] = _plus(row, cell)  # a new list: rows and cells share lists, none is changed in place
 
     def _seen(self, last_key: bytes, last: int, prefixes: tuple[bytes, ...], minute: int, latest: int) -> bool:
         """Move a member's last active minute forward, and its histogram cells with it."""
@@ -240,16 +272,15 @@ class WindowFold:
         if self.pruner is not None:
             cutoff = self.pruner.cutoff()
             self.horizon = max(self.horizon, cutoff)
-            deletes = self.pruner.step(cutoff, self._ints, [*self._dirty_rows, *self._dirty_ints])
+            deletes = self.pruner.step(cutoff, self._ints, [*self._rows, *self._dirty_ints])
         rows, ints = self._rows, self._ints
-        puts = [(k, _enc(rows[k])) for k in self._dirty_rows - deletes]
+        puts = [(k, _enc(v)) for k, v in rows.items() if k not in deletes]
         puts += [(k, b"" if k[:1] in b"gp" else _enc(ints[k])) for k in self._dirty_ints - deletes]
         puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
                  (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
         if self.pruner is not None:
             puts += self.pruner.progress()
         self.store.write(puts, deletes)
-        self._dirty_rows.clear()
         self._dirty_ints.clear()
         self.pending = 0
         for key in deletes:

@@ -13,6 +13,7 @@ minutes divided by the level's size, big-endian, so a window is a few range scan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -83,14 +84,26 @@ class PairKeys:
 
     @classmethod
     def of(cls, party: str, plan: str) -> PairKeys:
-        by_plan = f"plan\x1f{plan}"
+        pair = digest(f"{party}\x1f{plan}")
         return cls(
-            shared_counters=tuple(tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", by_plan)),
-            pair_counters=tuple(counter_prefix(lv, pair_scope(party, plan)) for lv, _ in PAIR_LEVELS),
-            pair_last=b"ls" + digest(f"{party}\x1f{plan}"),
+            shared_counters=_shared_counters(plan),
+            pair_counters=tuple(b"c" + lv.encode() + b"P" + pair + b"\x00" for lv, _ in PAIR_LEVELS),
+            pair_last=b"ls" + pair,
             # a pair active in a window is one more user of that plan (pairs overall: the sum over plans)
-            pair_hists=tuple(hist_prefix(b"u", lv, by_plan) for lv, _ in LEVELS),
+            pair_hists=_plan_hists(plan),
             user_last=b"lu" + digest(party),
-            user_hists=tuple(hist_prefix(b"u", lv, "all") for lv, _ in LEVELS),
+            user_hists=_plan_hists(None),
             index_rows=(PLANS_INDEX + plan.encode(), plans_prefix(party) + plan.encode()),
         )
+
+
+@functools.cache
+def _shared_counters(plan: str) -> tuple[tuple[bytes, ...], ...]:
+    """The overall and the plan's counter prefixes at every level (built once per plan)."""
+    return tuple(tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", f"plan\x1f{plan}"))
+
+
+@functools.cache
+def _plan_hists(plan: str | None) -> tuple[bytes, ...]:
+    """The histogram prefixes of a plan's scope (None: overall) at every level."""
+    return tuple(hist_prefix(b"u", lv, "all" if plan is None else f"plan\x1f{plan}") for lv, _ in LEVELS)

@@ -20,7 +20,9 @@ from pipeline.rocks import Store
 from projections.windows import WindowProjection
 
 Progress = Callable[[int, int], None]
-BATCH = 5000
+BATCH = 5000  # records per commit while following
+READ = 1000  # records per read while catching up (bigger lists cost more than they save)
+CHUNK = 250_000  # records per commit while catching up: rows shared by many outcomes are written once
 
 
 class Retention(msgspec.Struct, frozen=True):
@@ -54,11 +56,12 @@ async def catch_up(log: EventLog, projection: WindowProjection, progress: Progre
     last = await log.last_offset()
     start = projection.position
     if last is not None and last >= start:
-        async for batch in log.read_batches(start, stop=last + 1, size=BATCH):
+        async for batch in log.read_batches(start, stop=last + 1, size=READ):
             projection.apply(batch)
-            projection.commit()
-            if progress is not None:
-                progress(projection.position - start, last + 1 - start)
+            if projection.pending >= CHUNK:
+                projection.commit()
+                if progress is not None:
+                    progress(projection.position - start, last + 1 - start)
     if projection.needs_commit:
         projection.commit()  # a slice of retention's pruning, even when nothing was new
     return projection.position - start
