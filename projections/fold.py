@@ -158,14 +158,16 @@ class WindowFold:
                         latest: int) -> None:
         # A row after the pair's last active bucket cannot exist yet: no need to read it.
         # (-1, no minute, floors to -1 at every level: every bucket is later.)
-        bump, rows = self._bump, self._rows
+        bump, rows, get = self._bump, self._rows, self._rows.get
         for (pair, minute), cell in self._cells.items():
             last, (m, h, d) = pair_lasts[pair], keys_of[pair].pair_counters
             hour, day = minute // 60, minute // 1440
             key = m + minute.to_bytes(8, "big")  # one cell per pair and minute: its only outcomes in this flush
             rows[key] = cell if minute > last else _plus(self._load_row(key), cell)
-            bump(h + hour.to_bytes(8, "big"), cell, hour > last // 60)
-            bump(d + day.to_bytes(8, "big"), cell, day > last // 1440)
+            for key, fresh in ((h + hour.to_bytes(8, "big"), hour > last // 60),
+                               (d + day.to_bytes(8, "big"), day > last // 1440)):
+                row = get(key)  # `_bump`, inlined: two rows per outcome
+                rows[key] = (cell if fresh else _plus(self._load_row(key), cell)) if row is None else _plus(row, cell)
         scopes: dict[str | None, tuple[bytes, ...]] = {None: ()}  # a plan's rows, and (None) the overall ones
         for (_, plan), keys in keys_of.items():
             scopes[None], scopes[plan] = keys.shared_counters
@@ -274,17 +276,19 @@ class WindowFold:
             self.horizon = max(self.horizon, cutoff)
             deletes = self.pruner.step(cutoff, self._ints, [*self._rows, *self._dirty_ints])
         rows, ints = self._rows, self._ints
-        puts = [(k, _enc(v)) for k, v in rows.items() if k not in deletes]
+        for key in deletes:
+            rows.pop(key, None)
+        puts = list(zip(rows, map(_enc, rows.values()), strict=True))  # no Python loop over a chunk's rows
         puts += [(k, b"" if k[:1] in b"gp" else _enc(ints[k])) for k in self._dirty_ints - deletes]
         puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
                  (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
         if self.pruner is not None:
             puts += self.pruner.progress()
+        puts.sort()  # in key order RocksDB inserts a large batch faster (15-30 % measured at 400,000 rows)
         self.store.write(puts, deletes)
         self._dirty_ints.clear()
         self.pending = 0
         for key in deletes:
-            rows.pop(key, None)
             ints.pop(key, None)
         rows.clear()  # most rows are written once (a user's minute); the few hot ones cost a read per commit
         if len(ints) > INTS_CACHED:

@@ -52,7 +52,12 @@ def open_projection(path: Path, retention: Retention | None = None) -> WindowPro
 
 
 async def catch_up(log: EventLog, projection: WindowProjection, progress: Progress | None = None) -> int:
-    """Fold every record the projection has not seen yet; return how many were folded."""
+    """Fold every record the projection has not seen yet; return how many were folded.
+
+    One commit per CHUNK records: a row many outcomes share is written once per chunk, not
+    once per read. Each commit carries its log position, so a crash in the middle of a
+    replay (or of the rebuild at start) resumes from the last chunk written.
+    """
     last = await log.last_offset()
     start = projection.position
     if last is not None and last >= start:
@@ -60,8 +65,8 @@ async def catch_up(log: EventLog, projection: WindowProjection, progress: Progre
             projection.apply(batch)
             if projection.pending >= CHUNK:
                 projection.commit()
-                if progress is not None:
-                    progress(projection.position - start, last + 1 - start)
+            if progress is not None:
+                progress(projection.position - start, last + 1 - start)
     if projection.needs_commit:
         projection.commit()  # a slice of retention's pruning, even when nothing was new
     return projection.position - start
