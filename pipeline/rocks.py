@@ -15,6 +15,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice, starmap
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,7 @@ import rocksdict
 from pipeline.errors import StoreBusy, StoreUnavailable
 
 Mode = Literal["write", "follow"]
+_value_of = itemgetter(1)
 
 #: Read-ahead for long forward scans (log replays): fewer, larger reads of the SST files.
 SCAN_READAHEAD = 2 << 20
@@ -100,6 +102,14 @@ class Store:
             if end is not None and key >= end:
                 return
             yield key, value
+
+    def values(self, start: bytes, end: bytes, most: int) -> list[bytes]:
+        """The values of the keys in ``[start, end)``, of which there are at most ``most``, read in C
+        (a range of time buckets: one key per bucket). A short read past ``end`` is cut off."""
+        pairs = list(islice(self._db.items(from_key=start), max(most, 0)))
+        if pairs and pairs[-1][0] >= end:
+            del pairs[bisect_left(pairs, (end,)) :]
+        return list(map(_value_of, pairs))
 
     def scan_chunks(
         self, start: bytes = b"", end: bytes | None = None, size: int = 1000

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from projections.fold import UNIT, WindowFold, as_int, counts
+from projections.fold import UNIT, WindowFold
 from projections.keys import (
     LEVELS,
     PAIR_LEVELS,
@@ -34,6 +34,8 @@ from projections.keys import (
 )
 
 T = TypeVar("T")
+_many_counts = msgspec.msgpack.Decoder(list[tuple[int, int, int, int]])
+_many_ints = msgspec.msgpack.Decoder(list[int])
 WINDOWS = {"10m": 10, "1h": 60, "6h": 360, "12h": 720, "24h": 1440, "7d": 10080, "30d": 43200}  # minutes
 
 
@@ -105,7 +107,7 @@ class WindowProjection(WindowFold):
         return sum(self._ranges(prefix, scope, first, last, _sum_ints, LEVELS))
 
     def _ranges(self, prefix_of: Callable[[str, str], bytes], scope: str, first: int, last: int,
-                total: Callable[[Iterator[bytes]], T], levels: tuple[tuple[str, int], ...]) -> Iterator[T]:
+                total: Callable[[list[bytes]], T], levels: tuple[tuple[str, int], ...]) -> Iterator[T]:
         """The ``total`` of each bucket range covering the window (memoised within `all_windows`)."""
         for level, lo, hi in cover(max(first, self.horizon), last, levels):
             prefix = prefix_of(level, scope)
@@ -113,22 +115,30 @@ class WindowProjection(WindowFold):
             if self._memo is not None and key in self._memo:
                 yield self._memo[key]
                 continue
-            value = total(v for _, v in self.store.scan(bucket_key(prefix, lo), bucket_key(prefix, hi + 1)))
+            value = total(self.store.values(bucket_key(prefix, lo), bucket_key(prefix, hi + 1), hi - lo + 1))
             if self._memo is not None:
                 self._memo[key] = value
             yield value
 
 
-def _sum_counts(values: Iterator[bytes]) -> tuple[int, int, int, int]:
-    count = ok = failed = total = 0
-    for raw in values:
-        c, s, f, t = counts.decode(raw)
-        count, ok, failed, total = count + c, ok + s, failed + f, total + t
+def _sum_counts(values: list[bytes]) -> tuple[int, int, int, int]:
+    rows = _many_counts.decode(_array(values))  # one decode for the whole range, not one per row
+    if not rows:
+        return 0, 0, 0, 0
+    count, ok, failed, total = map(sum, zip(*rows, strict=True))
     return count, ok, failed, total
 
 
-def _sum_ints(values: Iterator[bytes]) -> int:
-    return sum(as_int.decode(raw) for raw in values)
+def _sum_ints(values: list[bytes]) -> int:
+    return sum(_many_ints.decode(_array(values)))
+
+
+def _array(values: list[bytes]) -> bytes:
+    """The msgpack array of ``values``, each one msgpack object already (rows as stored)."""
+    n = len(values)
+    if n < 16:
+        return bytes((0x90 | n,)) + b"".join(values)
+    return (b"\xdc" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdd" + n.to_bytes(4, "big")) + b"".join(values)
 
 
 def amount(units: int) -> Decimal:
