@@ -22,7 +22,9 @@ from projections.windows import WindowProjection
 Progress = Callable[[int, int], None]
 BATCH = 5000  # records per commit while following
 READ = 1000  # records per read while catching up (bigger lists cost more than they save)
-CHUNK = 250_000  # records per commit while catching up: rows shared by many outcomes are written once
+# Records per commit while catching up. Larger chunks write shared rows less often but hold more
+# in memory: replaying 1M records peaked at 153 MB with 5,000, 203 MB with 100,000, 253 MB with 250,000.
+CHUNK = 100_000
 
 
 class Retention(msgspec.Struct, frozen=True):
