@@ -104,11 +104,14 @@ class Store:
             yield key, value
 
     def values(self, start: bytes, end: bytes, most: int) -> list[bytes]:
-        """The values of the keys in ``[start, end)``, of which there are at most ``most``, read in C
-        (a range of time buckets: one key per bucket). A short read past ``end`` is cut off."""
-        pairs = list(islice(self._db.items(from_key=start), max(most, 0)))
-        if pairs and pairs[-1][0] >= end:
-            del pairs[bisect_left(pairs, (end,)) :]
+        """The values of the keys in ``[start, end)``, of which there are at most ``most`` (a range of
+        time buckets: one key per bucket). Read in C, 16 at a time: a sparse range reads few past ``end``."""
+        items, pairs = self._db.items(from_key=start), []
+        while len(pairs) < most and (chunk := list(islice(items, min(most - len(pairs), 16)))):
+            pairs += chunk
+            if chunk[-1][0] >= end:
+                del pairs[bisect_left(pairs, (end,)) :]
+                break
         return list(map(_value_of, pairs))
 
     def scan_chunks(
