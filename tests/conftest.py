@@ -82,3 +82,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"LEAK: {line}", red=True)
         if not found:
             terminalreporter.write_line(f"{secret_watch.recorded_bytes()} bytes of output checked: no secret leaked")
+
+
+from tests.kafka_broker import kafka_url  # noqa: E402, F401  (the session broker for Kafka tests)

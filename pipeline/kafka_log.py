@@ -1,0 +1,293 @@
+"""The Kafka event log: one topic, partitioned by subscription, through aiokafka (the only module importing it).
+
+Positions. The `EventLog` contract counts one position per record, contiguous from 0 in
+append order. A Kafka topic has one such sequence *per partition*, so a `KafkaLog` is the
+log of ONE partition and its positions are that partition's offsets. They are contiguous
+from 0 because we never use transactions (no control records take offsets) and never
+compact the event topic. On a 1-partition topic a `KafkaLog` is the whole log (this is how
+the shared contract suite runs on Kafka); on N partitions every worker runs one processor
+and one projection per partition it owns, each over that partition's `KafkaLog`, and each
+stores its own position. `Recorded.partition` says which partition a record came from.
+
+Keys. Commands publish `PaymentRequested` through `KafkaTopic.publish`, keyed by
+`subscription_key(party, plan)` with Kafka's default (murmur2) partitioner, so every event of
+one subscription lands in one partition, in order. Outcomes are appended by the processor
+of that partition to the same partition explicitly (`PaymentSubmitted` has no party).
+
+End of the log. Tansu (our test broker) answers ListOffsets with the last *batch's* base
+offset + 1, too low; real Kafka answers exactly. We use it only as a lower bound and then
+read forward until the broker has nothing more for us ("read to idle": a fetch that stays
+empty for ``idle_ms``); on real Kafka that is one empty fetch. Our own appends move the
+lower bound too. Atomicity: `append_batch` sends one Kafka record batch per partition
+(written whole or not at all) as long as the events fit in ``max_batch_bytes``; a
+larger batch is split and each part is atomic on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.errors import LogClosed, LogError
+from pipeline.events import AnyEvent, PaymentRequested, Recorded, decode, encode
+
+#: How long a fetch must stay empty before we call a partition's end reached.
+IDLE_MS: Final = 150
+MAX_BATCH_BYTES: Final = 1_000_000
+
+
+def subscription_key(party: str, plan: str) -> bytes:
+    """The record key of a subscription: ``party|plan`` (UTF-8). External producers use it too."""
+    return f"{party}|{plan}".encode()
+
+
+def key_of(event: AnyEvent) -> bytes | None:
+    return subscription_key(event.party, event.plan) if isinstance(event, PaymentRequested) else None
+
+
+def bootstrap_of(url: str) -> str:
+    """``kafka://host:port[,host:port]`` (or a bare ``host:port``) -> aiokafka's bootstrap string."""
+    servers = url.removeprefix("kafka://").strip("/")
+    if not servers or any(":" not in s for s in servers.split(",")):
+        raise LogError(f"EVENT_LOG={url!r} is not kafka://host:port; set it like kafka://127.0.0.1:9092")
+    return servers
+
+
+class KafkaTopic:
+    """The event topic: its producer, its partitions' logs, keyed publishing, whole-topic reads."""
+
+    def __init__(self, bootstrap: str, topic: str, *, idle_ms: int = IDLE_MS, linger_ms: int = 5) -> None:
+        self.bootstrap = bootstrap
+        self.name = topic
+        self.idle_ms = idle_ms
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=linger_ms,
+            max_batch_size=MAX_BATCH_BYTES, max_request_size=MAX_BATCH_BYTES + 100_000,
+        )
+        self.partitions = 0
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, topic: str, *, partitions: int = 1, replication: int = 1,
+                   **options: Any) -> KafkaTopic:
+        """Connect, create the topic with ``partitions`` if it does not exist, and learn its size."""
+        self = cls(bootstrap_of(url), topic, **options)
+        try:
+            await ensure_topic(self.bootstrap, topic, partitions, replication)
+            await self._producer.start()
+            known = await self._producer.partitions_for(topic)
+        except KafkaError as err:
+            await self._producer.stop()
+            raise LogError(f"cannot use Kafka at {self.bootstrap}: {err!r}; is the broker running?") from err
+        self.partitions = len(known)
+        return self
+
+    def log(self, partition: int = 0) -> KafkaLog:
+        """The `EventLog` of one partition (sharing this topic's producer)."""
+        if not 0 <= partition < self.partitions:
+            raise LogError(f"topic {self.name} has no partition {partition} (it has {self.partitions})")
+        return KafkaLog(self, partition)
+
+    async def publish(self, events: Sequence[AnyEvent]) -> list[tuple[int, int]]:
+        """Append requests keyed by subscription; return each one's (partition, offset)."""
+        self.check_open()
+        values = [(key_of(e), encode(e)) for e in events]  # encode all first: a bad event sends nothing
+        futures = [await self._producer.send(self.name, value, key=key) for key, value in values]
+        return [(md.partition, md.offset) for md in await asyncio.gather(*futures)]
+
+    async def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
+                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Write a record as it is (used for the dead-letter topic and by tests)."""
+        self.check_open()
+        await (await self._producer.send(topic, value, key=key, headers=list(headers)))
+
+    async def send(self, partition: int, values: list[bytes]) -> list[int]:
+        """Append encoded records to one partition, one record batch per ``MAX_BATCH_BYTES``."""
+        self.check_open()
+        if len(values) == 1:
+            md = await (await self._producer.send(self.name, values[0], partition=partition))
+            return [md.offset]
+        futures, counts = [], []
+        batch, count = self._producer.create_batch(), 0
+        for value in values:
+            if batch.append(key=None, value=value, timestamp=None) is None:  # full: send it, start the next
+                futures.append(await self._producer.send_batch(batch, self.name, partition=partition))
+                counts.append(count)
+                batch, count = self._producer.create_batch(), 0
+                if batch.append(key=None, value=value, timestamp=None) is None:
+                    raise LogError(f"one event is larger than {MAX_BATCH_BYTES} bytes")
+            count += 1
+        futures.append(await self._producer.send_batch(batch, self.name, partition=partition))
+        counts.append(count)
+        offsets: list[int] = []
+        for md, n in zip(await asyncio.gather(*futures), counts, strict=True):
+            offsets.extend(range(md.offset, md.offset + n))
+        return offsets
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+    def consumer(self, **options: Any) -> AIOKafkaConsumer:
+        """A group-less consumer we position by hand (reads never commit offsets)."""
+        return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="none", fetch_max_wait_ms=20, **options)
+
+    async def lower_end(self, partitions: Sequence[int]) -> dict[int, int]:
+        """ListOffsets(latest): exact on Kafka, a lower bound on Tansu (see the module docstring)."""
+        consumer = self.consumer()
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.name, p) for p in partitions]
+            return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
+        finally:
+            await consumer.stop()
+
+    async def read_all(self, starts: dict[int, int], *, follow: bool = False) -> AsyncIterator[list[Recorded]]:
+        """Records of several partitions from ``starts`` (partition -> offset): to idle, or forever."""
+        consumer = self.consumer()
+        await consumer.start()
+        try:
+            tps = {p: TopicPartition(self.name, p) for p in starts}
+            consumer.assign(list(tps.values()))
+            for p, offset in starts.items():
+                consumer.seek(tps[p], offset)
+            floor = await self.lower_end(list(starts)) if not follow else {}
+            async for batch in _fetch(consumer, floor, self.idle_ms, follow=follow):
+                yield batch
+        finally:
+            await consumer.stop()
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise LogClosed("the event log is closed")
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._producer.stop()  # sends what is pending first
+
+
+async def _fetch(consumer: AIOKafkaConsumer, floor: dict[int, int], idle_ms: int, *,
+                 follow: bool) -> AsyncIterator[list[Recorded]]:
+    """Fetch until a fetch stays empty while every partition is at or past ``floor`` (or forever)."""
+    while True:
+        got = await consumer.getmany(timeout_ms=idle_ms if not follow else 1000, max_records=5000)
+        records = [Recorded(r.offset, decode(r.value), tp.partition) for tp, rs in got.items() for r in rs]
+        if records:
+            yield records
+            continue
+        if follow:
+            continue
+        positions = {tp.partition: await consumer.position(tp) for tp in consumer.assignment()}
+        if all(positions[p] >= end for p, end in floor.items()):
+            return
+
+
+async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication: int = 1) -> None:
+    """Create ``topic`` unless it exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if topic in await admin.list_topics():
+            return
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
+            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication)])
+    finally:
+        await admin.close()
+
+
+class KafkaLog:
+    """`EventLog` on one partition of the event topic (positions are its offsets)."""
+
+    def __init__(self, topic: KafkaTopic, partition: int, *, owns_topic: bool = False) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._owns_topic = owns_topic
+        self._next = 0  # one past our newest append: a lower bound of the end
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, topic: str, *, partition: int = 0, partitions: int = 1, **options: Any) -> KafkaLog:
+        """A log of its own on ``topic`` (created with ``partitions`` if missing); closing it disconnects."""
+        shared = await KafkaTopic.open(url, topic, partitions=partitions, **options)
+        log = shared.log(partition)
+        log._owns_topic = True
+        return log
+
+    async def append(self, event: AnyEvent) -> int:
+        (offset,) = await self.append_batch([event])
+        return offset
+
+    async def append_batch(self, events: Sequence[AnyEvent]) -> list[int]:
+        self._check_open()
+        if not events:
+            return []
+        offsets = await self.topic.send(self.partition, [encode(e) for e in events])
+        self._next = max(self._next, offsets[-1] + 1)
+        return offsets
+
+    async def read_batches(
+        self, start: int = 0, *, stop: int | None = None, size: int = 1000
+    ) -> AsyncIterator[list[Recorded]]:
+        self._check_open()
+        if stop is not None and stop <= start:
+            return
+        async for got in self._records(max(start, 0)):
+            if stop is not None:
+                got = [r for r in got if r.offset < stop]
+            for i in range(0, len(got), size):
+                yield got[i:i + size]
+            if stop is not None and (not got or got[-1].offset >= stop - 1):
+                return
+
+    async def _records(self, start: int) -> AsyncIterator[list[Recorded]]:
+        last = await self.last_offset()
+        if last is None or start > last:
+            return  # nothing there (and Kafka refuses a fetch past the end)
+        async for batch in self.topic.read_all({self.partition: start}):
+            yield batch
+
+    async def read(self, start: int = 0, *, stop: int | None = None) -> AsyncIterator[Recorded]:
+        async for batch in self.read_batches(start, stop=stop):
+            for record in batch:
+                yield record
+
+    async def follow(self, start: int = 0) -> AsyncIterator[Recorded]:
+        position = max(start, 0)
+        while True:  # wait until ``position`` exists: Kafka refuses a fetch past the end
+            last = await self.last_offset()
+            if last is not None and last + 1 >= position:
+                break
+            await asyncio.sleep(self.topic.idle_ms / 1000)
+        async for batch in self.topic.read_all({self.partition: position}, follow=True):
+            for record in batch:
+                yield record
+
+    async def last_offset(self) -> int | None:
+        self._check_open()
+        end = await self._lower_end()
+        last = end - 1 if end else None
+        # Read from the newest record we know of to the real end (see the module docstring).
+        async for batch in self.topic.read_all({self.partition: max(end - 1, 0)}):
+            last = batch[-1].offset
+        return last
+
+    async def _lower_end(self) -> int:
+        return max(self._next, (await self.topic.lower_end([self.partition]))[self.partition])
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._owns_topic:
+                await self.topic.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosed("the event log is closed")
+        self.topic.check_open()
