@@ -71,6 +71,7 @@ class KafkaTopic:
             max_batch_size=MAX_BATCH_BYTES, max_request_size=MAX_BATCH_BYTES + 100_000,
         )
         self.partitions = 0
+        self.replication = 1
         self._closed = False
 
     @classmethod
@@ -78,6 +79,7 @@ class KafkaTopic:
                    **options: Any) -> KafkaTopic:
         """Connect, create the topic with ``partitions`` if it does not exist, and learn its size."""
         self = cls(bootstrap_of(url), topic, **options)
+        self.replication = replication
         try:
             await ensure_topic(self.bootstrap, topic, partitions, replication)
             await self._producer.start()
@@ -129,6 +131,10 @@ class KafkaTopic:
         for md, n in zip(await asyncio.gather(*futures), counts, strict=True):
             offsets.extend(range(md.offset, md.offset + n))
         return offsets
+
+    async def ensure(self, topic: str, *, partitions: int) -> None:
+        """Create another topic of ours (the dead-letter topic) unless it exists."""
+        await ensure_topic(self.bootstrap, topic, partitions, self.replication)
 
     async def flush(self) -> None:
         await self._producer.flush()
