@@ -22,7 +22,9 @@ from commands.errors import ConfigError
 
 _URL = r"^https?://[^\s/$.?#][^\s]*$"
 _PARTY = r"^[^:\s]+::[^\s]+$"
-_PATTERN_MEANS = {_URL: "an http:// or https:// URL", _PARTY: "a party id such as app1::1220ab…"}
+_EVENT_LOG = r"^(embedded|kafka://[^\s/:]+:\d+(,[^\s/:]+:\d+)*/?)$"
+_PATTERN_MEANS = {_URL: "an http:// or https:// URL", _PARTY: "a party id such as app1::1220ab…",
+                  _EVENT_LOG: "embedded, or kafka://host:port[,host:port]"}
 # Upper bounds keep every duration inside datetime arithmetic (a 30-digit value must be an
 # error at start, not an OverflowError in the middle of a run).
 _30_DAYS = 30 * 86400
@@ -57,7 +59,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     billing_data_dir: Annotated[str, env("BILLING_DATA_DIR", "Folder with users.json and subscriptions.json")] = "data"
     retention_days: Annotated[int, env("RETENTION_DAYS", "Days of window-metric rows to keep (the event log itself is never pruned)", ge=1, le=36500)] = 365
     log_fsync: Annotated[bool, env("LOG_FSYNC", "fsync each event-log commit (power-loss safety)")] = True
-    event_log: Annotated[str, env("EVENT_LOG", "Event log backend: embedded, or kafka://host:port")] = "embedded"
+    event_log: Annotated[str, env("EVENT_LOG", "Event log backend: embedded, or kafka://host:port", pattern=_EVENT_LOG)] = "embedded"
+    kafka_topic: Annotated[str, env("KAFKA_TOPIC", "Kafka backend: the event topic (dead letters go to <topic>.dead-letter)")] = "billing.events"
+    kafka_partitions: Annotated[int, env("KAFKA_PARTITIONS", "Kafka backend: partitions of a new event topic (the most workers that help)", ge=1, le=10000)] = 12
+    kafka_replication: Annotated[int, env("KAFKA_REPLICATION", "Kafka backend: replication factor of a new topic", ge=1, le=10)] = 1
+    kafka_group: Annotated[str, env("KAFKA_GROUP", "Kafka backend: consumer group of the workers")] = "canton-billing"
+    kafka_session_timeout_secs: Annotated[float, env("KAFKA_SESSION_TIMEOUT_SECS", "Kafka backend: a silent worker loses its partitions after this", ge=1)] = 10.0
     # Processing
     check_interval_secs: Annotated[int, env("CHECK_INTERVAL_SECS", "Scheduler tick of `start`, seconds", ge=1, le=86400)] = 60
     payment_retry_interval: Annotated[int, env("PAYMENT_RETRY_INTERVAL", "First retry delay, seconds (doubles, capped)", ge=1, le=86400)] = 30
@@ -134,6 +141,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def log_dir(self) -> Path:
         return Path(self.rocksdb_path) / "log"
+
+    @property
+    def kafka(self) -> bool:
+        return self.event_log.startswith("kafka://")
 
     @property
     def projections_dir(self) -> Path:

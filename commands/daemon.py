@@ -34,6 +34,7 @@ from pipeline.asgi_server import serve
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy
 from pipeline.events import PaymentRequested
+from pipeline.payment_book import PaymentBook
 from pipeline.processor import Processor
 from projections.replay import catch_up, follow, open_projection
 
@@ -53,12 +54,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--once", action="store_true", help="one scheduler pass, then exit when it settles")
     p.add_argument("--interval", type=int, metavar="SECS", help="tick (default CHECK_INTERVAL_SECS)")
     p.add_argument("--dry-run", action="store_true", help="log what would be requested; charge nothing")
+    p.add_argument("--backend", choices=["embedded", "kafka"], help="event log backend (default: from EVENT_LOG)")
     p.set_defaults(handler=run_start)
 
 
 def run_start(ctx: Context, args: argparse.Namespace) -> int:
     if args.interval is not None and args.interval < 1:
         raise CommandError("--interval must be at least 1 second")
+    if args.backend == "kafka" and not ctx.settings.kafka:
+        raise CommandError("--backend kafka needs the broker: set EVENT_LOG=kafka://host:port")
+    if args.backend == "embedded" and ctx.settings.kafka:
+        raise CommandError("--backend embedded contradicts EVENT_LOG; unset EVENT_LOG (or set it to embedded)")
     require_canton(ctx, "`billing start`")
     ctx.catalogue  # fail now, with exit code 2, if the files are broken  # noqa: B018
     try:
@@ -74,9 +80,17 @@ class Daemon:
         self.dry_run = args.dry_run
         self.interval = args.interval or ctx.settings.check_interval_secs
         self.catalogue: Catalogue = ctx.catalogue
+        self._since: datetime | None = None  # the Kafka scheduler's previous tick
 
     async def run(self) -> int:
         settings = self.ctx.settings
+        if settings.kafka:
+            from commands.kafka_worker import run_worker  # faust and aiokafka load only when used
+
+            stop = asyncio.Event()
+            _on_signals(stop.set)
+            return await run_worker(self.ctx, self._due_in, interval=self.interval, once=self.once,
+                                    dry_run=self.dry_run, stop=stop)
         event_log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
         stop = asyncio.Event()
         _on_signals(stop.set)
@@ -91,7 +105,7 @@ class Daemon:
             await event_log.close()
 
     async def _once(self, processor: Processor) -> int:
-        requests = self._due(processor, recover=True)
+        requests = self._due(processor.book, recover=True)
         if not self.dry_run:
             await processor.log.append_batch(requests)
         ids = {r.payment_id for r in requests} | {p for p, s in processor.book.payments.items() if not s.final}
@@ -143,18 +157,26 @@ class Daemon:
         while True:
             self._reload_catalogue()
             now = self.ctx.clock()
-            requests = self._due(processor, recover=recover, now=now, since=since)
+            requests = self._due(processor.book, recover=recover, now=now, since=since)
             recover, since = False, now
             if requests and not self.dry_run:
                 await processor.log.append_batch(requests)
             await asyncio.sleep(self.interval)
 
-    def _due(self, processor: Processor, *, recover: bool, now: datetime | None = None,
+    def _due_in(self, book: PaymentBook, recover: bool) -> list[PaymentRequested]:
+        """The Kafka scheduler's tick: what `_schedule` does, over the whole topic's book."""
+        self._reload_catalogue()
+        now = self.ctx.clock()
+        due = self._due(book, recover=recover, now=now, since=self._since)
+        self._since = now
+        return due
+
+    def _due(self, book: PaymentBook, *, recover: bool, now: datetime | None = None,
              since: datetime | None = None) -> list[PaymentRequested]:
         now = now or self.ctx.clock()
         pairs = self.catalogue.active_pairs(now)
         app, cap = self.ctx.settings.party_app or "", self.ctx.settings.recovery_max_periods
-        history = processor.book.subscriptions
+        history = book.subscriptions
         due = missed_requests(pairs, history, now, app_party=app, per_subscription=cap) if recover else []
         due += tick_requests(pairs, history, now, since=since, app_party=app, cap=cap)
         verb = "would request" if self.dry_run else "requesting"

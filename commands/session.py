@@ -18,6 +18,7 @@ from pipeline.canton_port import CantonPort
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy
 from pipeline.events import PaymentRequested
+from pipeline.log import EventLog
 from pipeline.outcomes import RetryPolicy
 from pipeline.payment_book import PaymentBook
 from pipeline.processor import Processor
@@ -34,7 +35,7 @@ class Session(Protocol):
     async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None: ...
 
 
-def processor_for(ctx: Context, log: EmbeddedLog, canton: CantonPort) -> Processor:
+def processor_for(ctx: Context, log: EventLog, canton: CantonPort) -> Processor:
     s = ctx.settings
     policy = RetryPolicy(
         max_attempts=s.max_payment_retries,
@@ -101,7 +102,16 @@ class DaemonSession:
 
 @asynccontextmanager
 async def open_session(ctx: Context, canton: CantonFactory) -> AsyncIterator[Session]:
-    """The writer session when no daemon runs, else one that goes through the daemon."""
+    """The writer session when no daemon runs, else one that goes through the daemon.
+
+    On the Kafka backend, requests go to the topic and `billing start` workers charge them.
+    """
+    if ctx.settings.kafka:
+        from commands.kafka_session import kafka_session  # aiokafka and faust load only when used
+
+        async with kafka_session(ctx) as kafka:
+            yield kafka
+        return
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, sync=ctx.settings.log_fsync)
     except StoreBusy:

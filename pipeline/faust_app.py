@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -83,6 +84,7 @@ def _agent(role: str, assignment: Assignment, dead: str | None) -> Callable[[Any
 async def run(app: faust.App, settings: WorkerSettings, assignment: Assignment, stop: asyncio.Event) -> None:
     """Run the worker until ``stop`` is set; a runner that dies stops it too (and is raised)."""
     await assignment.topic.ensure(settings.dead_letter_topic, partitions=1)
+    Path(settings.datadir).mkdir(parents=True, exist_ok=True)
     await app.start()
     stopper = asyncio.create_task(stop.wait())
     try:

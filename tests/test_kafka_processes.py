@@ -1,0 +1,88 @@
+"""Real processes on the Kafka backend: pay-all through faust workers, and a rebalance in the middle of it.
+
+Every test starts the simulator (`billing simulator`), uses the session's broker, and runs
+`billing start --backend kafka` workers and `billing pay-all` as separate processes. The
+check is the simulated ledger's: exactly one transfer per due period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.kafka_log import KafkaTopic
+from tests.processes import BILLING, clean_env, simulator, transfers_per_period, write_catalogue
+
+PARTITIONS = 4
+
+
+def kafka_env(kafka_url: str, tmp_path: Path, sim_env: dict[str, str], data: Path) -> dict[str, str]:
+    name = "billing-" + uuid.uuid4().hex[:8]
+    return {**sim_env, "BILLING_DATA_DIR": str(data), "EVENT_LOG": kafka_url, "KAFKA_TOPIC": name,
+            "KAFKA_GROUP": name, "KAFKA_PARTITIONS": str(PARTITIONS), "KAFKA_SESSION_TIMEOUT_SECS": "2",
+            "CHECK_INTERVAL_SECS": "3600", "PAYMENT_RETRY_INTERVAL": "1", "LOG_LEVEL": "info",
+            "ROCKSDB_PATH": str(tmp_path / "cli")}
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([BILLING, *args], env=clean_env(**env), stdout=out, stderr=subprocess.STDOUT)
+
+
+def worker(env: dict[str, str], state: Path) -> subprocess.Popen[bytes]:
+    return start(["start", "--backend", "kafka"], {**env, "ROCKSDB_PATH": str(state)}, state.with_suffix(".log"))
+
+
+def published(env: dict[str, str]) -> int:
+    async def count() -> int:
+        topic = await KafkaTopic.open(env["EVENT_LOG"], env["KAFKA_TOPIC"], partitions=PARTITIONS)
+        try:
+            return sum([len(b) async for b in topic.read_all(dict.fromkeys(range(PARTITIONS), 0))])
+        finally:
+            await topic.close()
+
+    return asyncio.run(count())
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=30)
+
+
+def show(*logs: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+
+
+@pytest.mark.slow
+def test_pay_all_publishes_to_kafka_and_a_worker_charges_each_period_once(kafka_url: str, tmp_path: Path) -> None:
+    users = 12
+    data = write_catalogue(tmp_path / "data", users=users)
+    with simulator(data) as sim_env:
+        env = kafka_env(kafka_url, tmp_path, sim_env, data)
+        pay_all = start(["pay-all"], env, tmp_path / "pay-all.log")
+        wait_until(lambda: published(env) >= users or pay_all.poll() is not None, "pay-all to publish")
+        one = worker(env, tmp_path / "w1")
+        try:
+            rc = pay_all.wait(timeout=120)
+            assert rc == 0, show(tmp_path / "pay-all.log", tmp_path / "w1.log")
+            counts = transfers_per_period(sim_env)
+        finally:
+            pay_all.kill()
+            pay_all.wait(timeout=10)
+            assert stop(one) == 0, show(tmp_path / "w1.log")
+    assert len(counts) == users and set(counts.values()) == {1}, counts
