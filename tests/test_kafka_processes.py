@@ -13,11 +13,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline.kafka_log import KafkaTopic
+from pipeline.rocks import Store
+from projections.windows import WindowProjection
 from tests.processes import BILLING, clean_env, simulator, transfers_per_period, write_catalogue
 
 PARTITIONS = 4
@@ -86,3 +89,51 @@ def test_pay_all_publishes_to_kafka_and_a_worker_charges_each_period_once(kafka_
             pay_all.wait(timeout=10)
             assert stop(one) == 0, show(tmp_path / "w1.log")
     assert len(counts) == users and set(counts.values()) == {1}, counts
+
+
+def confirmed_in_projections(states: list[Path]) -> int:
+    """Confirmed payments counted by the window projections: per partition, its most advanced copy."""
+    best: dict[str, tuple[int, int]] = {}
+    for state in states:
+        for path in sorted((state / "projections").glob("p*")):
+            projection = WindowProjection(Store.open(path, mode="follow"))  # beside a running worker
+            count = projection.metrics("30d", datetime.now(UTC)).success_count
+            if projection.position >= best.get(path.name, (-1, 0))[0]:
+                best[path.name] = (projection.position, count)
+            projection.store.close()
+    return sum(count for _, count in best.values())
+
+
+@pytest.mark.slow
+def test_a_rebalance_in_the_middle_of_pay_all_never_charges_or_counts_twice(kafka_url: str, tmp_path: Path) -> None:
+    users = 48
+    data = write_catalogue(tmp_path / "data", users=users)
+    with simulator(data, "--latency-ms", "400", "--fault", "timeout_after_commit=0.1") as sim_env:
+        env = {**kafka_env(kafka_url, tmp_path, sim_env, data), "MAX_IN_FLIGHT": "1"}
+        logs = [tmp_path / "pay-all.log", tmp_path / "w1.log", tmp_path / "w2.log"]
+        pay_all = start(["pay-all"], env, logs[0])
+        wait_until(lambda: published(env) >= users or pay_all.poll() is not None, "pay-all to publish")
+        one = worker(env, tmp_path / "w1")
+        two = None
+        try:
+            wait_until(lambda: len(transfers_per_period(sim_env)) >= 6, "the first worker to charge")
+            two = worker(env, tmp_path / "w2")  # joins: the partitions are shared out again
+            wait_until(lambda: "partitions assigned" in logs[2].read_text(), "the second worker's partitions")
+            wait_until(lambda: len(transfers_per_period(sim_env)) >= 20, "both workers to charge")
+            assert stop(one) == 0, show(*logs)  # leaves: the second worker takes every partition
+            wait_until(lambda: 'partitions="[0, 1, 2, 3]"' in logs[2].read_text(), "the second worker to take over")
+            assert len(transfers_per_period(sim_env)) < users, "pay-all ended before the take-over: make it longer"
+            rc = pay_all.wait(timeout=120)
+            assert rc == 0, show(*logs)
+            counts = transfers_per_period(sim_env)
+            states = [tmp_path / "w1", tmp_path / "w2"]
+            wait_until(lambda: confirmed_in_projections(states) >= users, "the projections to fold every outcome")
+        finally:
+            pay_all.kill()
+            pay_all.wait(timeout=10)
+            for proc in (one, two):
+                if proc is not None:
+                    stop(proc)
+    assert len(counts) == users, f"missing periods: {users - len(counts)}"
+    assert set(counts.values()) == {1}, f"charged twice: {[k for k, n in counts.items() if n > 1]}"
+    assert confirmed_in_projections(states) == users  # none counted twice, after the last commit too
