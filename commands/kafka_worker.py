@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from commands.context import Context
 from commands.kafka_session import TopicBook, open_topic, worker_settings
@@ -64,15 +66,25 @@ async def run_worker(ctx: Context, due: Due, *, interval: float, once: bool, dry
             settings = worker_settings(ctx)
             worker = asyncio.create_task(run(make_app(settings, assignment), settings, assignment, stop))
             scheduler = asyncio.create_task(_schedule(topic, due, interval, once=once, dry_run=dry_run))
+            alive = asyncio.create_task(_heartbeat(Path(ctx.settings.rocksdb_path) / f"alive-{socket.gethostname()}"))
             await asyncio.wait([worker, scheduler], return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # the scheduler finished its one pass, or the worker stopped
-            scheduler.cancel()
-            await asyncio.gather(scheduler, return_exceptions=True)
+            for task in (scheduler, alive):
+                task.cancel()
+            await asyncio.gather(scheduler, alive, return_exceptions=True)
             await worker  # raises what stopped a runner
     finally:
         await topic.close()
     logger.info("worker stopped")
     return 0
+
+
+async def _heartbeat(path: Path, seconds: float = 5.0) -> None:
+    """Touch ``path`` while this worker runs (the container healthcheck reads its age)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path.touch()
+        await asyncio.sleep(seconds)
 
 
 async def _schedule(topic: KafkaTopic, due: Due, interval: float, *, once: bool, dry_run: bool) -> None:
