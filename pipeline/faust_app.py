@@ -51,7 +51,9 @@ def make_app(settings: WorkerSettings, assignment: Assignment) -> faust.App:
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic, partitions=settings.partitions, **raw)
-    for i, role in enumerate(assignment.roles):
+    # Without any fed role an "intake" agent still subscribes the group to the topic (that is
+    # what gives this worker partitions) and writes the dead letters.
+    for i, role in enumerate(assignment.fed_roles or ["intake"]):
         # Only the first agent writes dead letters: one copy per bad record, not one per role.
         dead = settings.dead_letter_topic if i == 0 else None
         app.agent(events, name=f"{settings.group}.{role}")(_agent(role, assignment, dead))

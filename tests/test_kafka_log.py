@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -62,3 +63,13 @@ def test_bad_kafka_urls_say_what_to_write() -> None:
     with pytest.raises(LogError, match="like kafka://"):
         bootstrap_of("kafka://nohost")
     assert subscription_key("alice::1220", "prover") == b"alice::1220|prover"
+
+
+async def test_follow_an_empty_partition_from_zero(kafka_url: str, tmp_path: Path) -> None:
+    log = await KafkaLog.open(kafka_url, topic_for(tmp_path))
+    follower = aiter(log.follow(0))
+    first = asyncio.ensure_future(anext(follower))
+    await log.append(event(0))
+    assert (await asyncio.wait_for(first, timeout=10)).offset == 0
+    await follower.aclose()  # type: ignore[attr-defined]
+    await log.close()
