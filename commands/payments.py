@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Collection
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from commands.runtime import canton_factory, require_canton
 from commands.schedule import anchor_of, current_requests, missed_requests, period_index, request_for
 from commands.session import Session, open_session
 from pipeline.events import PaymentRequested
-from pipeline.payment_book import PaymentBook
+from pipeline.payment_book import PaymentBook, PaymentState
 
 RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE"}
 
@@ -104,7 +104,7 @@ async def _pay(ctx: Context, args: argparse.Namespace, pair: Any) -> int:
 def _report_one(ctx: Context, book: PaymentBook, req: PaymentRequested) -> int:
     state = book.get(req.payment_id)
     assert state is not None
-    if state.status == "confirmed":
+    if not isinstance(state, PaymentState) or state.status == "confirmed":
         ctx.console.line(f"paid: {req.amount} CC from {req.user_id} for {req.plan} period {req.period.index}, "
                          f"ledger update {state.update_id}")
         return 0
@@ -124,12 +124,11 @@ async def pay_all_async(ctx: Context, args: argparse.Namespace) -> int:
     async with open_session(ctx, canton_factory(ctx)) as session:
         app = ctx.settings.party_app or ""
         due = current_requests(pairs, session.book.subscriptions, now, app_party=app)
-        open_ids = [p for p, s in session.book.payments.items() if not s.final]
         if args.dry_run:
             _print_requests(ctx, "Would charge", due)
             return 0
+        ids = _amounts(session.book, due)
         await session.request(due)
-        ids = {r.payment_id for r in due} | set(open_ids)
         rows = [("active subscriptions", len(pairs)),
                 ("already paid or requested (not charged again)", len(pairs) - len(due))]
         return await _settle_and_summarise(ctx, session, ids, rows)
@@ -138,18 +137,25 @@ async def pay_all_async(ctx: Context, args: argparse.Namespace) -> int:
 Rows = list[tuple[str, Any]]
 
 
-async def _settle_and_summarise(ctx: Context, session: Session, ids: Collection[str], rows: Rows) -> int:
+def _amounts(book: PaymentBook, requests: list[PaymentRequested]) -> dict[str, Decimal]:
+    """The payments a run waits for (those it requests and those still open) and their amounts:
+    taken now, since the book keeps no request for a payment once it is confirmed."""
+    open_ = {p: s.request.amount for p, s in book.payments.items() if not s.final}
+    return open_ | {r.payment_id: r.amount for r in requests if r.payment_id not in open_}
+
+
+async def _settle_and_summarise(ctx: Context, session: Session, ids: Mapping[str, Decimal], rows: Rows) -> int:
     if ids:
         with ctx.console.progress("charging", total=len(ids)) as bar:
             await session.wait_for(ids, progress=lambda done, total: bar.update(done, total))
     return _summary(ctx, session.book, ids, rows)
 
 
-def _summary(ctx: Context, book: PaymentBook, ids: Collection[str], rows: Rows) -> int:
-    """The outcome of a run; exit code 1 when any payment failed."""
-    confirmed = [s for i in ids if (s := book.get(i)) is not None and s.status == "confirmed"]
-    failed = [s for i in ids if (s := book.get(i)) is not None and s.status == "failed"]
-    amount = sum((s.request.amount for s in confirmed), Decimal(0))
+def _summary(ctx: Context, book: PaymentBook, ids: Mapping[str, Decimal], rows: Rows) -> int:
+    """The outcome of a run (``ids``: payment id -> amount requested); exit code 1 when any failed."""
+    confirmed = [i for i in ids if (s := book.get(i)) is not None and s.status == "confirmed"]
+    failed = [s for i in ids if isinstance(s := book.get(i), PaymentState) and s.status == "failed"]
+    amount = sum((ids[i] for i in confirmed), Decimal(0))
     rows = [*rows, ("confirmed", len(confirmed)), ("failed", len(failed)), ("amount confirmed", f"{amount} CC")]
     ctx.console.table("Billing run", ["outcome", "count"], rows)
     if failed:
@@ -184,8 +190,8 @@ async def _restart(ctx: Context, args: argparse.Namespace) -> int:
             _print_requests(ctx, "Would request", wanted)
             ctx.console.line(f"{len(in_doubt)} payment(s) in progress or in doubt are resumed automatically")
             return 0
+        ids = _amounts(session.book, wanted)
         await session.request(wanted)
-        ids = {r.payment_id for r in wanted} | set(in_doubt)
         rows = [("requested again", len(wanted)), ("resumed (in progress or in doubt)", len(in_doubt))]
         return await _settle_and_summarise(ctx, session, ids, rows)
 
@@ -193,8 +199,8 @@ async def _restart(ctx: Context, args: argparse.Namespace) -> int:
 def retry_requests(book: PaymentBook, now: Any) -> list[PaymentRequested]:
     """Final failures an operator can fix (funds topped up, network back): ask again once."""
     out = []
-    for state in book.payments.values():
-        if state.status == "failed" and state.last_code in RETRYABLE_BY_OPERATOR:
+    for state in book.failed_states():
+        if state.last_code in RETRYABLE_BY_OPERATOR:
             out.append(_as_retry(state.request, now))
     return out
 

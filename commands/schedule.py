@@ -89,10 +89,10 @@ def missed_requests(
     for pair in pairs:
         user, sub, plan = pair
         history = histories.get((user.party, plan.name))
-        if history is None or not history.requested or per_subscription <= 0:
+        first = None if history is None else history.requested.first()
+        if history is None or first is None or per_subscription <= 0:
             continue
         current = period_index(history.anchor, plan.interval, now)
-        first = min(history.requested)
         missing = []
         for index in range(current - 1, first, -1):
             if len(missing) >= per_subscription:

@@ -92,8 +92,8 @@ class DaemonSession:
         async for record in self.log.follow(self.position):
             self.position = record.offset + 1
             state = self.book.apply(record)
-            if state is not None and state.final and state.request.payment_id in waiting:
-                waiting.discard(state.request.payment_id)
+            if state is not None and state.final and state.payment_id in waiting:
+                waiting.discard(state.payment_id)
                 if progress is not None:
                     progress(total - len(waiting), total)
                 if not waiting:

@@ -3,15 +3,22 @@
 One `PaymentState` per payment_id. Applying a record whose offset the payment has
 already seen changes nothing, so the processor can apply its own appends at once and
 again when the log delivers them (at-least-once delivery, idempotent fold).
+
+A confirmation is final: nothing recorded after it changes the payment. So the book keeps
+a confirmed payment as its id and update id only (`Settled`, in `SettledIds`), and whole
+states only for the payments still open and those that failed for good (which `restart`
+may ask again): its memory follows what is unsettled, not the length of the log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
+from pipeline.compact import IndexSet, SettledIds
 from pipeline.events import (
     PaymentConfirmed,
     PaymentFailed,
@@ -45,14 +52,35 @@ class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
     def final(self) -> bool:
         return self.status in ("confirmed", "failed")
 
+    @property
+    def payment_id(self) -> str:
+        return self.request.payment_id
+
+
+class Settled(msgspec.Struct, frozen=True, gc=False):
+    """A confirmed payment as the book remembers it: all its readers need is the update id."""
+
+    payment_id: str
+    update_id: str
+    status: Literal["confirmed"] = "confirmed"
+
+    @property
+    def final(self) -> bool:
+        return True
+
+
+AnyState = PaymentState | Settled
+
 
 def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
     """The state of one payment after ``record`` (``state`` is None for a new payment)."""
     event = record.event
     if isinstance(event, Unreadable):
         return state
-    if state is not None and record.offset <= state.last_offset:
-        return state  # already applied: the fold is idempotent
+    if state is not None and (record.offset <= state.last_offset or state.status == "confirmed"):
+        # Already applied: the fold is idempotent. Confirmed: final, whatever comes later
+        # (a duplicate request, a stale worker's submission) must not reopen it.
+        return state
     if isinstance(event, PaymentRequested):
         return _requested(state, event, record.offset)
     if state is None:
@@ -92,14 +120,14 @@ def _requested(state: PaymentState | None, event: PaymentRequested, offset: int)
     return msgspec.structs.replace(state, last_offset=offset)  # duplicate request: no change
 
 
-def next_action(state: PaymentState, now: datetime) -> Action:
+def next_action(state: AnyState, now: datetime) -> Action:
     """What the processor should do with a payment it is not already working on."""
     if state.status == "requested":
         return "attempt"
     if state.status == "submitted":
         return "reconcile"  # a submission without outcome: in doubt (e.g. after a crash)
     if state.status == "retry_wait":
-        due = state.next_attempt_at is None or state.next_attempt_at <= now
+        due = state.next_attempt_at is None or state.next_attempt_at <= now  # type: ignore[union-attr]
         return "attempt" if due else "wait"
     return "none"
 
@@ -111,29 +139,60 @@ class SubscriptionHistory:
 
     def __init__(self, anchor: datetime) -> None:
         self.anchor = anchor
-        self.requested: set[int] = set()
+        self.requested = IndexSet()
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(PaymentState).decode
 
 
 class PaymentBook:
-    """Every payment's state by payment_id, and every subscription's requested periods."""
+    """Every payment's state by payment_id, and every subscription's requested periods.
+
+    ``payments`` holds the whole state of every open payment (neither confirmed nor failed
+    for good). Payments that failed for good are kept encoded in ``failed`` (one bytes
+    object each: `restart` asks them again, see `failed_states`), confirmed ones as ids in
+    ``confirmed``; `get` answers for all three.
+    """
 
     def __init__(self) -> None:
         self.payments: dict[str, PaymentState] = {}
+        self.failed: dict[str, bytes] = {}
+        self.confirmed = SettledIds()
         self.subscriptions: dict[tuple[str, str], SubscriptionHistory] = {}
         self.unreadable: list[int] = []
 
-    def apply(self, record: Recorded) -> PaymentState | None:
+    def apply(self, record: Recorded) -> AnyState | None:
         event = record.event
         if isinstance(event, Unreadable):
             self.unreadable.append(record.offset)
             return None
-        new = evolve(self.payments.get(event.payment_id), record)
-        if new is None:
-            return None
-        self.payments[event.payment_id] = new
+        state = self.get(event.payment_id)
+        if isinstance(state, Settled):
+            new: AnyState = state  # confirmed is final: nothing changes it
+        else:
+            changed = evolve(state, record)
+            if changed is None:
+                return None
+            if changed is not state:
+                self._put(changed)
+            new = changed
         if isinstance(event, PaymentRequested):
             self._remember(event)
         return new
+
+    def _put(self, state: PaymentState) -> None:
+        payment_id = state.payment_id
+        if state.final:
+            self.payments.pop(payment_id, None)
+        else:
+            self.failed.pop(payment_id, None)  # asked again after a final failure
+            self.payments[payment_id] = state
+        if state.status == "failed":
+            self.failed[payment_id] = _encode(state)
+        elif state.status == "confirmed":
+            self.failed.pop(payment_id, None)  # confirmed after all (an in-doubt attempt)
+            self.confirmed.add(payment_id, state.update_id or "")
 
     def _remember(self, event: PaymentRequested) -> None:
         key = (event.party, event.plan)
@@ -145,5 +204,17 @@ class PaymentBook:
             self.subscriptions[key] = history
         history.requested.add(event.period.index)
 
-    def get(self, payment_id: str) -> PaymentState | None:
-        return self.payments.get(payment_id)
+    def get(self, payment_id: str) -> AnyState | None:
+        state = self.payments.get(payment_id)
+        if state is not None:
+            return state
+        failed = self.failed.get(payment_id)
+        return _decode(failed) if failed is not None else self._settled(payment_id)
+
+    def failed_states(self) -> Iterator[PaymentState]:
+        """Every payment that failed for good (what `restart` may ask again)."""
+        return map(_decode, self.failed.values())
+
+    def _settled(self, payment_id: str) -> Settled | None:
+        update_id = self.confirmed.get(payment_id)
+        return None if update_id is None else Settled(payment_id, update_id)

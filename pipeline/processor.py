@@ -36,7 +36,7 @@ from pipeline.events import AnyEvent, PaymentConfirmed, PaymentRequested, Paymen
 from pipeline.ids import command_id
 from pipeline.log import EventLog
 from pipeline.outcomes import RetryPolicy, failure_event, next_attempt
-from pipeline.payment_book import PaymentBook, PaymentState, next_action
+from pipeline.payment_book import AnyState, PaymentBook, PaymentState, next_action
 from pipeline.rate_limit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class Processor:
             state = self.book.apply(record)
             if state is not None:
                 self._settled(state)
-                self._consider(state.request.payment_id)
+                self._consider(state.payment_id)
             self._changed.set()
 
     async def _run_timers(self) -> None:
@@ -166,9 +166,9 @@ class Processor:
         try:
             async with self._slots:
                 state = self.book.get(payment_id)
-                assert state is not None
-                async with self._senders.setdefault(state.request.party, asyncio.Lock()):
-                    await self._advance(payment_id)
+                if isinstance(state, PaymentState):  # else confirmed meanwhile: nothing to do
+                    async with self._senders.setdefault(state.request.party, asyncio.Lock()):
+                        await self._advance(payment_id)
         except Exception:
             # A bug or an unexpected failure: nothing was recorded, so try again later.
             logger.exception("payment step failed unexpectedly", extra={"payment_id": payment_id})
@@ -184,8 +184,7 @@ class Processor:
 
     async def _advance(self, payment_id: str) -> None:
         state = self.book.get(payment_id)
-        assert state is not None
-        if next_action(state, self.clock()) not in ("attempt", "reconcile"):
+        if not isinstance(state, PaymentState) or next_action(state, self.clock()) not in ("attempt", "reconcile"):
             return
         request = state.request
         if state.first_offset is not None:
@@ -225,7 +224,9 @@ class Processor:
             command_id=command_id(payment_id),
             submission_id=submission_id,
         )
-        await self._settle(self._state(payment_id), result, prepared.ledger_offset)
+        state = self.book.get(payment_id)
+        if isinstance(state, PaymentState):  # else confirmed meanwhile (another worker): nothing to settle
+            await self._settle(state, result, prepared.ledger_offset)
 
     async def _settle(self, state: PaymentState, result: Accepted | Rejected, offset: int) -> None:
         request = state.request
@@ -322,9 +323,9 @@ class Processor:
         if state is not None:
             self._settled(state)
 
-    def _settled(self, state: PaymentState) -> None:
-        if self._waiting and state.final and state.request.payment_id in self._waiting:
-            self._waiting.discard(state.request.payment_id)
+    def _settled(self, state: AnyState) -> None:
+        if self._waiting and state.final and state.payment_id in self._waiting:
+            self._waiting.discard(state.payment_id)
             if self._progress is not None:
                 self._progress()
             self._changed.set()
@@ -332,11 +333,6 @@ class Processor:
     def _final(self, payment_id: str) -> bool:
         state = self.book.get(payment_id)
         return state is not None and state.final
-
-    def _state(self, payment_id: str) -> PaymentState:
-        state = self.book.get(payment_id)
-        assert state is not None
-        return state
 
 
 def _fields(request: PaymentRequested, **more: object) -> dict[str, object]:
