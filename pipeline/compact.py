@@ -52,7 +52,7 @@ class SettledIds:
     is two array reads and one ``bytes.find`` over a handful of keys (ids are hashes).
     """
 
-    __slots__ = ("_keys", "_values", "_ends", "_starts", "_fresh", "_other")
+    __slots__ = ("_ends", "_fresh", "_keys", "_other", "_starts", "_values")
 
     def __init__(self) -> None:
         self._keys = b""
@@ -138,7 +138,7 @@ class IndexSet(Set[int]):
     """A set of non-negative ints kept as sorted runs ``[start, end)``: billing periods are
     requested almost contiguously, so a subscription's whole history is a run or a few."""
 
-    __slots__ = ("_starts", "_ends")
+    __slots__ = ("_ends", "_starts")
 
     def __init__(self, items: Iterable[int] = ()) -> None:
         self._starts = array("q")

@@ -15,16 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.payments import RETRYABLE_BY_OPERATOR, retry_requests
+from pipeline import events as ev
 from pipeline.compact import IndexSet, SettledIds
-from pipeline.events import (
-    AnyEvent,
-    PaymentConfirmed,
-    PaymentFailed,
-    PaymentRequested,
-    PaymentSubmitted,
-    Period,
-    Recorded,
-)
+from pipeline.events import AnyEvent, PaymentRequested, Recorded
 from pipeline.ids import payment_id
 from pipeline.payment_book import PaymentBook, PaymentState, Settled, evolve
 
@@ -58,18 +51,18 @@ def event_for(kind: str, pid: str, n: int, index: int) -> AnyEvent:
     at, k = T0 + timedelta(seconds=n), IDS.index(pid)
     party, plan = f"u{k % 2}::1220", ("prover", "verifier")[k % 3 == 2]
     if kind == "request":
-        return PaymentRequested(payment_id=pid, at=at, party=party, user_id=party[:2], plan=plan,
-                                period=Period(index=index, start=T0 + timedelta(minutes=5 * index),
+        return ev.PaymentRequested(payment_id=pid, at=at, party=party, user_id=party[:2], plan=plan,
+                                period=ev.Period(index=index, start=T0 + timedelta(minutes=5 * index),
                                               end=T0 + timedelta(minutes=5 * index + 5)),
                                 amount=Decimal(k + 1), receiver=APP, description="d")
     if kind == "submit":
-        return PaymentSubmitted(payment_id=pid, at=at, command_id=f"pay-{pid}", submission_id=f"s{n}",
+        return ev.PaymentSubmitted(payment_id=pid, at=at, command_id=f"pay-{pid}", submission_id=f"s{n}",
                                 attempt=n % 5 + 1, ledger_offset_before=n)
     if kind == "confirm":
-        return PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=Decimal(k + 1),
+        return ev.PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=Decimal(k + 1),
                                 update_id=("1220" + f"{n:060x}") if n % 2 else f"u-{n}")
     code = ("INSUFFICIENT_FUNDS", "DAML_FAILURE", "REQUEST_TIME_OUT")[n % 3]
-    return PaymentFailed(payment_id=pid, at=at, party=party, plan=plan, amount=Decimal(k + 1), attempt=1,
+    return ev.PaymentFailed(payment_id=pid, at=at, party=party, plan=plan, amount=Decimal(k + 1), attempt=1,
                          code=code, message="m", retryable=kind == "retry", final=kind == "fail",
                          next_attempt_at=None if kind == "fail" else at + timedelta(seconds=30))
 

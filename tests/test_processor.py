@@ -152,6 +152,7 @@ async def test_lagging_scan_delays_but_never_fails_a_confirmation(log: EmbeddedL
     book = await run_until_settled(log, ledger, request("bob"))
     assert {c.verified_by for c in await events_of(log, PaymentConfirmed)} == {"scan", "ledger"}
     assert all(s.status == "confirmed" for s in book.payments.values())
+    assert all(book.get(r.payment_id).status == "confirmed" for r in (request(), request("bob")))  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("crash_at", ["before_submit", "after_commit"])
