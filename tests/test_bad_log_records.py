@@ -33,6 +33,7 @@ from pipeline.events import (
     encode_json,
     to_builtins,
 )
+from pipeline.payment_book import Settled
 from pipeline.processor import Processor
 from pipeline.rocks import Store
 from projections.replay import rebuild
@@ -260,7 +261,10 @@ async def fold_everything(path: Path, layout: list[tuple[str, Any]]) -> tuple[di
     metrics = [projection.metrics(w, T0 + timedelta(minutes=5)) for w in WINDOWS]
     projection.store.close()
     await log.close()
-    book = {pid: (s.status, s.request) for pid, s in processor.book.payments.items()}
+    # Every payment of the clean events; a confirmed one is kept as its update id only.
+    ids = {e.payment_id for kind, e in layout if kind == "good"}
+    book = {pid: (s.status, s.update_id if isinstance(s, Settled) else s.request)
+            for pid in ids if (s := processor.book.get(pid)) is not None}
     return book, metrics, len(bad) + len(foreign)
 
 
