@@ -62,9 +62,11 @@ NOTES = (
 def fold(events: int, users: int, src: str | None = None) -> tuple[float, float]:
     """In a fresh process (running ``src``'s code if given): the RSS (MB) the folded book
     holds, fragmentation included, and the fold's microseconds per record."""
-    env = dict(os.environ) | ({"PYTHONPATH": src} if src else {})
+    here = Path(__file__).resolve().parents[1]
+    env = dict(os.environ) | {"PYTHONPATH": src or str(here)}
+    # In its own directory: `python -c` puts the working directory first on the path.
     out = subprocess.run([sys.executable, "-c", FOLD, str(events), str(users)], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1], env=env)
+                         check=True, cwd=src or here, env=env)
     held, per_record = map(float, out.stdout.split())
     return held, per_record
 

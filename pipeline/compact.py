@@ -8,11 +8,11 @@ of consecutive period indices costs 16 bytes whatever its length.
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence, Set
-from itertools import accumulate
+from itertools import accumulate, islice
+from operator import add
 
 _KEY = 16  # a canonical payment id is 32 lowercase hex digits: 16 raw bytes
 _HEX, _TEXT = b"\x00", b"\x01"  # how an update id was packed
@@ -47,47 +47,51 @@ class SettledIds:
     """payment_id -> update_id for confirmed payments; add-only (a confirmation is final).
 
     New entries go to a small dict; when it outgrows an eighth of the rest it is merged into
-    one sorted run: the keys in one bytes object, the packed update ids in another, their
-    end offsets in an array, and the first index of every 2-byte key prefix, so that a look-up
-    is two array reads and one ``bytes.find`` over a handful of keys (ids are hashes).
+    one sorted run: the keys in one bytes object, the packed update ids in another with their
+    lengths in a byte array (and the offset of every 64th), and the first index of every
+    2-byte key prefix, so that a look-up is a few array reads and one ``bytes.find`` over a
+    handful of keys. A merge copies the run in slices between the new keys (in C), so its
+    Python work is per new key, not per key kept.
     """
 
-    __slots__ = ("_ends", "_fresh", "_keys", "_other", "_starts", "_values")
+    __slots__ = ("_every64", "_fresh", "_keys", "_lens", "_other", "_starts", "_values")
 
     def __init__(self) -> None:
         self._keys = b""
         self._values = b""
-        self._ends = array("I")
+        self._lens = array("B")
+        self._every64 = array("I", [0])
         self._starts = array("I", bytes(4 * 65537))
         self._fresh: dict[bytes, bytes] = {}
-        self._other: dict[str, str] = {}  # ids that are not 32 hex digits (tests, foreign writers)
+        self._other: dict[str, str] = {}  # ids not 32 hex digits, update ids over 254 bytes
 
     def __len__(self) -> int:
-        return len(self._ends) + len(self._fresh) + len(self._other)
+        return len(self._lens) + len(self._fresh) + len(self._other)
 
     def add(self, payment_id: str, update_id: str) -> None:
-        key = _key(payment_id)
-        if key is None:
-            self._other.setdefault(payment_id, update_id)
+        key, packed = _key(payment_id), _pack(update_id)
+        if key is None or len(packed) > 255:
+            if self.get(payment_id) is None:
+                self._other[payment_id] = update_id
             return
         if key in self._fresh or self._find(key) >= 0:
             return
-        self._fresh[key] = _pack(update_id)
-        if len(self._fresh) > max(1024, len(self._ends) // 8):
+        self._fresh[key] = packed
+        if len(self._fresh) > max(1024, len(self._lens) // 8):
             self._merge()
 
     def get(self, payment_id: str) -> str | None:
         """The update id of a confirmed payment, None if it is not confirmed."""
         key = _key(payment_id)
-        if key is None:
-            return self._other.get(payment_id)
-        packed = self._fresh.get(key)
-        if packed is None:
-            i = self._find(key)
-            if i < 0:
-                return None
-            packed = self._values[self._ends[i - 1] if i else 0 : self._ends[i]]
-        return _unpack(packed)
+        packed = None if key is None else self._fresh.get(key)
+        if key is not None and packed is None and (i := self._find(key)) >= 0:
+            start = self._offset(i)
+            packed = self._values[start : start + self._lens[i]]
+        return self._other.get(payment_id) if packed is None else _unpack(packed)
+
+    def _offset(self, i: int) -> int:
+        """Where entry ``i``'s value starts (``i`` may be the length: the end)."""
+        return self._every64[i >> 6] + sum(self._lens[i & ~63 : i])
 
     def _find(self, key: bytes) -> int:
         prefix = key[0] << 8 | key[1]
@@ -101,22 +105,27 @@ class SettledIds:
         return at // _KEY if at >= 0 else -1
 
     def _merge(self) -> None:
-        keys, values, ends = bytearray(), bytearray(), array("I")
+        keys, values, lens = bytearray(), bytearray(), array("B")
         counts = [0] * 65536
-        for key, packed in heapq.merge(self._run(), sorted(self._fresh.items())):
+        old, done, done_at = _Keys(self._keys), 0, 0  # old entries copied so far, and their values' end
+        for key, packed in sorted(self._fresh.items()):
+            prefix = key[0] << 8 | key[1]
+            upto = bisect_left(old, key, self._starts[prefix], self._starts[prefix + 1])
+            upto_at = self._offset(upto)
+            keys += self._keys[done * _KEY : upto * _KEY]
+            values += self._values[done_at:upto_at]
+            lens += self._lens[done:upto]
             keys += key
             values += packed
-            ends.append(len(values))
-            counts[key[0] << 8 | key[1]] += 1
-        self._keys, self._values, self._ends = bytes(keys), bytes(values), ends
-        self._starts = array("I", accumulate(counts, initial=0))
-        self._fresh = {}
-
-    def _run(self) -> Iterator[tuple[bytes, bytes]]:
-        start = 0
-        for i, end in enumerate(self._ends):
-            yield self._keys[i * _KEY : (i + 1) * _KEY], self._values[start:end]
-            start = end
+            lens.append(len(packed))
+            counts[prefix] += 1
+            done, done_at = upto, upto_at
+        keys += self._keys[done * _KEY :]
+        values += self._values[done_at:]
+        lens += self._lens[done:]
+        self._starts = array("I", map(add, self._starts, accumulate(counts, initial=0)))
+        self._every64 = array("I", islice(accumulate(lens, initial=0), 0, None, 64))
+        self._keys, self._values, self._lens, self._fresh = bytes(keys), bytes(values), lens, {}
 
 
 class _Keys(Sequence[bytes]):
