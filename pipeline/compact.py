@@ -68,13 +68,14 @@ class SettledIds:
     def __len__(self) -> int:
         return len(self._lens) + len(self._fresh) + len(self._other)
 
-    def add(self, payment_id: str, update_id: str) -> None:
+    def add(self, payment_id: str, update_id: str, *, new: bool = False) -> None:
+        """Remember a confirmation; the first one stays (``new``: the caller knows it is the first)."""
         key, packed = _key(payment_id), _pack(update_id)
         if key is None or len(packed) > 255:
-            if self.get(payment_id) is None:
+            if new or self.get(payment_id) is None:
                 self._other[payment_id] = update_id
             return
-        if key in self._fresh or self._find(key) >= 0:
+        if not new and (key in self._fresh or self._find(key) >= 0):
             return
         self._fresh[key] = packed
         if len(self._fresh) > max(1024, len(self._lens) // 8):

@@ -167,32 +167,33 @@ class PaymentBook:
         if isinstance(event, Unreadable):
             self.unreadable.append(record.offset)
             return None
-        state = self.get(event.payment_id)
-        if isinstance(state, Settled):
-            new: AnyState = state  # confirmed is final: nothing changes it
-        else:
-            changed = evolve(state, record)
-            if changed is None:
+        payment_id = event.payment_id
+        state: AnyState | None = self.payments.get(payment_id)
+        if state is None:
+            state = self.get(payment_id)
+        if not isinstance(state, Settled):  # confirmed is final: nothing changes it
+            new = evolve(state, record)
+            if new is None:
                 return None
-            if changed is not state:
-                self._put(changed)
-            new = changed
+            if new is not state:
+                self._put(payment_id, new)
+            state = new
         if isinstance(event, PaymentRequested):
             self._remember(event)
-        return new
+        return state
 
-    def _put(self, state: PaymentState) -> None:
-        payment_id = state.payment_id
-        if state.final:
+    def _put(self, payment_id: str, state: PaymentState) -> None:
+        status = state.status
+        if status == "confirmed":
             self.payments.pop(payment_id, None)
+            self.failed.pop(payment_id, None)  # confirmed after all (an in-doubt attempt)
+            self.confirmed.add(payment_id, state.update_id or "", new=True)
+        elif status == "failed":
+            self.payments.pop(payment_id, None)
+            self.failed[payment_id] = _encode(state)
         else:
             self.failed.pop(payment_id, None)  # asked again after a final failure
             self.payments[payment_id] = state
-        if state.status == "failed":
-            self.failed[payment_id] = _encode(state)
-        elif state.status == "confirmed":
-            self.failed.pop(payment_id, None)  # confirmed after all (an in-doubt attempt)
-            self.confirmed.add(payment_id, state.update_id or "")
 
     def _remember(self, event: PaymentRequested) -> None:
         key = (event.party, event.plan)
