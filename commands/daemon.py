@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import functools
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -118,6 +120,7 @@ class Daemon:
         api = make_app(event_log, token, event_log.append_batch, functools.partial(audit_row, periods=Periods()))
         projection = open_projection(self.ctx.settings.projections_dir, retention_of(self.ctx))
         await catch_up(event_log, projection)
+        _return_free_memory()
         app, sessions = in_daemon(self.ctx, api, event_log, projection, lambda: self.catalogue)
         announce(self.ctx, self.ctx.settings.api_port, sessions)
         exporter = start_telemetry(self.ctx, projection)
@@ -190,6 +193,15 @@ class Daemon:
             self.catalogue = load(self.ctx.settings.data_dir, min_interval=self.ctx.settings.min_interval_sec)
         except CatalogueError as err:
             log.error("catalogue not reloaded; the last good one stays in force", extra={"error": str(err)})
+
+
+def _return_free_memory() -> None:
+    """After the start-up folds (the log into the book, the projection's catch-up): give the heap
+    they freed back to the system. glibc keeps freed memory for reuse; on a long log that was
+    ~30 MB of the daemon's RSS. Elsewhere (no glibc) nothing happens."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:
