@@ -55,7 +55,12 @@ NOTES = (
     "run; requested periods per subscription as runs [start, end) in two int64 arrays. Before: a whole "
     "`PaymentState` (with its `PaymentRequested`) for every payment ever made and a Python set of every "
     "requested index. The daemon figure includes the window projection (~47 MB, projection_bench) and "
-    "the interpreter with its libraries."
+    "the interpreter with its libraries. The daemon gives the heap its start-up folds freed back to the "
+    "system (gc + malloc_trim, commands/daemon.py): without that the same files measured 154 MB (07:06 run). "
+    "The book's own structures are ~17 MB here (326,667 confirmed: 16 + 34 bytes each; 6,666 encoded "
+    "failures; 20,000 subscriptions); the rest of its fresh-process figure is allocator fragmentation left "
+    "by the transient events of the fold. The fold costs ~3 µs more per record (settled look-ups and merges, "
+    "period runs in Python): ~3 s more start-up on this log."
 )
 
 
