@@ -87,12 +87,16 @@ def baseline_rss(src: str, state: Path, users: int) -> float:
         os.environ.update(saved)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--users", type=int, default=10_000)
+    for flag, default in (("--events", 1_000_000), ("--users", 10_000)):
+        parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--baseline", metavar="SRC", help="also measure the daemon running this checkout")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     work = Path(tempfile.mkdtemp(prefix="book-memory-"))
     try:
         asyncio.run(write_log(work / "big" / "log", args.events, args.users))
