@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    """Run one command; return its exit code (0 ok, 1 failed, 2 bad input, 3 not built)."""
+    """Run one command; return its exit code (0 ok, 1 failed, 2 bad input, 70 internal error)."""
     # Everything billing creates (event log, projections, api-token) is for its own OS user only.
     os.umask(0o077)
     parser = build_parser()

@@ -18,7 +18,7 @@ from commands.context import Context
 from commands.dashboard_auth import Sessions
 from commands.dashboard_data import Snapshot, snapshot, tail_records
 from commands.dashboard_routes import Page, dashboard_app, dashboard_routes, other_routes
-from commands.errors import CommandError
+from commands.errors import BadArgument, CommandError
 from commands.local_api import api_token
 from commands.metrics_commands import current_projection
 from pipeline.asgi_server import serve
@@ -46,7 +46,7 @@ def add_commands(sub: Any) -> None:
 def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else ctx.settings.api_port + 1
     if not 0 < port < 65536:
-        raise CommandError(f"--port {port} is not a port number (1-65535)")
+        raise BadArgument(f"--port {port} is not a port number (1-65535)")
     ctx.catalogue  # a broken catalogue is reported before anything is served  # noqa: B018
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)

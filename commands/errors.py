@@ -3,8 +3,8 @@
 CommandError                      exit 1
  ├── ConfigError                  exit 2  bad or missing settings
  ├── CatalogueError               exit 2  users.json / subscriptions.json problems
- ├── NotFound (LookupError)       exit 1  no such user, plan or payment
- └── NotBuiltYet                  exit 3  a command whose capability has not landed
+ ├── BadArgument (ValueError)     exit 2  a command-line value that does not read
+ └── NotFound (LookupError)       exit 1  no such user, plan or payment
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ class CatalogueError(CommandError, ValueError):
     exit_code = 2
 
 
+class BadArgument(CommandError, ValueError):
+    """A command-line value is malformed (a time without a zone, a fault that does not exist)."""
+
+    exit_code = 2
+
+
 class NotFound(CommandError, LookupError):
     """A user, plan or payment asked for does not exist."""
-
-
-class NotBuiltYet(CommandError, NotImplementedError):
-    """The command exists in the CLI but its capability has not been built yet."""
-
-    exit_code = 3

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from commands.context import Context
-from commands.errors import CommandError
+from commands.errors import BadArgument, CommandError
 from pipeline.asgi_server import serve
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.faults import CLI_FAULTS
@@ -50,7 +50,7 @@ def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, prea
         try:
             sim.set_fault_rate(name, float(rate or "1"))
         except ValueError as err:
-            raise CommandError(f"--fault {spec!r}: {err}") from err
+            raise BadArgument(f"--fault {spec!r}: {err}") from err
     return sim
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from commands.context import Context
-from commands.errors import CommandError
+from commands.errors import BadArgument
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreUnavailable
 from pipeline.events import (
@@ -100,9 +100,9 @@ def _parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
-        raise CommandError(f"--since {text!r} is not an ISO 8601 time such as 2026-11-24T00:00:00Z") from err
+        raise BadArgument(f"--since {text!r} is not an ISO 8601 time such as 2026-11-24T00:00:00Z") from err
     if value.tzinfo is None:
-        raise CommandError(f"--since {text!r} needs a time zone, e.g. 2026-11-24T00:00:00Z")
+        raise BadArgument(f"--since {text!r} needs a time zone, e.g. 2026-11-24T00:00:00Z")
     return value
 
 
