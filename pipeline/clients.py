@@ -55,8 +55,8 @@ class PooledTransport(AiohttpTransport):
         except FAILURES as err:
             raise _meaning(err, request) from err
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(response.status_code, headers=response.headers, request=request,
-                              stream=_MappedStream(response.stream, request), extensions=response.extensions)
+        response.stream = _MappedStream(response.stream, request)
+        return response
 
 
 class _MappedStream(httpx.AsyncByteStream):
