@@ -43,9 +43,9 @@ class FedLog:
         return self.log.read(start, stop=stop)
 
     def read_batches(
-        self, start: int = 0, *, stop: int | None = None, size: int = 1000
+        self, start: int = 0, *, stop: int | None = None, size: int = 1000, outcomes_only: bool = False
     ) -> AsyncIterator[list[Recorded]]:
-        return self.log.read_batches(start, stop=stop, size=size)
+        return self.log.read_batches(start, stop=stop, size=size, outcomes_only=outcomes_only)
 
     async def follow(self, start: int = 0) -> AsyncIterator[Recorded]:
         expected = start

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Final
 
 from pipeline.errors import LogClosed, LogError
-from pipeline.events import AnyEvent, Recorded, Unreadable, decode_all, decode_at, encode
+from pipeline.events import AnyEvent, Recorded, Skipped, Unreadable, decode_all, decode_at, decode_outcomes, encode
 from pipeline.rocks import Mode, Store
 
 _KEY_BYTES: Final = 8
@@ -23,6 +23,7 @@ _KEY_BYTES: Final = 8
 FOLLOW_POLL_SECONDS: Final = 0.05
 _key_of: Final = itemgetter(0)
 _value_of: Final = itemgetter(1)
+BatchDecode = Callable[[list[bytes], int], list[AnyEvent | Unreadable | Skipped]]
 
 
 def offset_key(offset: int) -> bytes:
@@ -90,13 +91,14 @@ class EmbeddedLog:
             signal.set()
 
     async def read_batches(
-        self, start: int = 0, *, stop: int | None = None, size: int = 1000
+        self, start: int = 0, *, stop: int | None = None, size: int = 1000, outcomes_only: bool = False
     ) -> AsyncIterator[list[Recorded]]:
-        async for batch in self._batches(start, stop, size, None):
+        async for batch in self._batches(start, stop, size, None, decode_outcomes if outcomes_only else decode_all):
             yield batch
 
     async def _batches(
-        self, start: int, stop: int | None, size: int, seen_foreign: set[bytes] | None
+        self, start: int, stop: int | None, size: int, seen_foreign: set[bytes] | None,
+        decode: BatchDecode = decode_all,
     ) -> AsyncIterator[list[Recorded]]:
         """Read records in lists of up to ``size``; foreign keys in ``seen_foreign`` are not repeated."""
         self._check_open()
@@ -105,7 +107,7 @@ class EmbeddedLog:
         previous = max(start, 0) - 1
         first = offset_key(previous + 1) if previous >= 0 else b""  # from 0: foreign keys before it too
         for chunk in self._store.scan_chunks(first, end, size):
-            batch = _records(chunk, previous, seen_foreign)
+            batch = _records(chunk, previous, seen_foreign, decode)
             if batch:
                 previous = max(previous, batch[-1].offset)
                 yield batch
@@ -162,13 +164,14 @@ def _last_offset(store: Store) -> int | None:
     return None
 
 
-def _records(chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None) -> list[Recorded]:
+def _records(chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None,
+             decode: BatchDecode) -> list[Recorded]:
     """The records of one chunk of ``(key, value)`` pairs; ``previous`` is the offset before it."""
     first, last = chunk[0][0], chunk[-1][0]
     if len(first) == len(last) == _KEY_BYTES and set(map(len, map(_key_of, chunk))) == {_KEY_BYTES}:
         low, high = int.from_bytes(first, "big"), int.from_bytes(last, "big")
         if high - low == len(chunk) - 1:  # sorted, distinct and this many: every offset in between
-            events = decode_all(list(map(_value_of, chunk)), low)
+            events = decode(list(map(_value_of, chunk)), low)
             return list(map(Recorded, range(low, high + 1), events))
     return list(_records_one_by_one(chunk, previous, seen_foreign))
 

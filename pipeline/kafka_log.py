@@ -257,9 +257,9 @@ class KafkaLog:
         return offsets
 
     async def read_batches(
-        self, start: int = 0, *, stop: int | None = None, size: int = 1000
+        self, start: int = 0, *, stop: int | None = None, size: int = 1000, outcomes_only: bool = False
     ) -> AsyncIterator[list[Recorded]]:
-        self._check_open()
+        self._check_open()  # records come back whole, also with ``outcomes_only`` (the port allows it)
         if stop is not None and stop <= start:
             return
         async for got in self._records(max(start, 0)):

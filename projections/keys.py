@@ -1,14 +1,19 @@
 """The key layout of the window projection, in one place (the fold, queries and pruning share it).
 
-    c <level> <scope> \\0 <bucket:8>          counters (n, ok, failed, total) of one time bucket
-    h u <level> <scope> \\0 <bucket:8>      users (of the scope) last active in that bucket
-    l u <party id> / l s <pair id>            a member's last active minute (ids: see `digest`)
-    p <party> \\0 <plan>                       the plans a user has had outcomes on
-    g <plan>                                  every plan that has had an outcome
-    \\0 <name>                                position, horizon, format, pruning progress
+    c <level> <scope> \\0 <bucket:8>   overall and plan rows: (n, ok, failed, total, members)
+                                       of one time bucket; members: users (overall) or user+plan
+                                       pairs (plan) whose last active minute lies in that bucket
+    d <pair id> <day:8>                one user+plan pair's day: (n, ok, failed, total), then
+                                       (minute of the day, n, ok, failed, total) per active minute
+    l u <party id> / l s <pair id>     a member's last active minute (ids: see `digest`)
+    p <party> \\0 <plan>                the plans a user has had outcomes on
+    g <plan>                           every plan that has had an outcome
+    \\0 <name>                         position, horizon, format, pruning progress
 
-Scopes: ``all``, ``plan\\x1f<plan>``, ``P<pair id>``. Buckets are event-time
-minutes divided by the level's size, big-endian, so a window is a few range scans.
+Scopes: ``all``, ``plan\\x1f<plan>``. Buckets are event-time minutes divided by the level's
+size, big-endian, so a window is a few range scans. A pair, written once per outcome, has
+one row per active day (its minutes inside it), not a row per minute, hour and day: a
+replay writes a third of the rows, and a window of a pair reads at most 31 of them.
 """
 
 from __future__ import annotations
@@ -17,15 +22,15 @@ import functools
 import hashlib
 from dataclasses import dataclass
 
-# Resolutions and their sizes in minutes. Overall and plan scopes (cheap: few rows, summed in
-# memory) also have 10-minute buckets, so the ragged ends of a window cost ≤ 9 + 5 rows, not 59;
-# a user+plan pair, written once per outcome, has three levels.
+# Resolutions of the overall and plan scopes and their sizes in minutes. The 10-minute
+# buckets keep the ragged ends of a window to ≤ 9 + 5 rows, not 59.
 LEVELS = (("m", 1), ("t", 10), ("h", 60), ("d", 1440))
-PAIR_LEVELS = (("m", 1), ("h", 60), ("d", 1440))
 SIZES = {level.encode(): size for level, size in LEVELS}
 SHARED_SIZES = tuple(size for _, size in LEVELS)
-PAIR_SIZES = tuple(size for _, size in PAIR_LEVELS)
+DAY = 1440  # minutes: a pair's rows are days
 PLANS_INDEX = b"g"
+PAIR_DAYS = b"d"
+_DIGEST = 12
 
 
 def digest(text: str) -> bytes:
@@ -33,23 +38,15 @@ def digest(text: str) -> bytes:
 
     96 bits: the chance that two of a million pairs share one is about 10^-17.
     """
-    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+    return hashlib.blake2b(text.encode(), digest_size=_DIGEST).digest()
 
 
-def pair_scope(party: str, plan: str) -> str:
-    return "P" + digest(f"{party}\x1f{plan}").hex()
+def pair_days_prefix(party: str, plan: str) -> bytes:
+    return PAIR_DAYS + digest(f"{party}\x1f{plan}")
 
 
 def counter_prefix(level: str, scope: str) -> bytes:
-    return b"c" + level.encode() + _scope_bytes(scope) + b"\x00"
-
-
-def hist_prefix(kind: bytes, level: str, scope: str) -> bytes:
-    return b"h" + kind + level.encode() + _scope_bytes(scope) + b"\x00"
-
-
-def _scope_bytes(scope: str) -> bytes:
-    return b"P" + bytes.fromhex(scope[1:]) if scope[:1] == "P" else scope.encode()
+    return b"c" + level.encode() + scope.encode() + b"\x00"
 
 
 def bucket_key(prefix: bytes, bucket: int) -> bytes:
@@ -61,12 +58,12 @@ def plans_prefix(party: str) -> bytes:
 
 
 def level_and_bucket(key: bytes) -> tuple[int, int] | None:
-    """(level size in minutes, bucket) of a counter or histogram key; None for other rows."""
+    """(level size in minutes, bucket) of a time-bucket row (overall, plan or pair); None for other rows."""
     kind = key[:1]
     if kind == b"c":
         return SIZES[key[1:2]], int.from_bytes(key[-8:], "big")
-    if kind == b"h":
-        return SIZES[key[2:3]], int.from_bytes(key[-8:], "big")
+    if kind == PAIR_DAYS and len(key) == 1 + _DIGEST + 8:
+        return DAY, int.from_bytes(key[-8:], "big")
     return None
 
 
@@ -74,36 +71,28 @@ def level_and_bucket(key: bytes) -> tuple[int, int] | None:
 class PairKeys:
     """Every key prefix one (user, plan) outcome touches, built once per pair."""
 
-    shared_counters: tuple[tuple[bytes, ...], ...]  # overall and plan; each minute, hour, day
-    pair_counters: tuple[bytes, ...]
+    plan: str
+    shared_counters: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # overall and plan; every level
+    pair_days: bytes
     pair_last: bytes
-    pair_hists: tuple[bytes, ...]
     user_last: bytes
-    user_hists: tuple[bytes, ...]
     index_rows: tuple[bytes, bytes]  # the plan in the plan index, and under the user
 
     @classmethod
     def of(cls, party: str, plan: str) -> PairKeys:
         pair = digest(f"{party}\x1f{plan}")
         return cls(
+            plan=plan,
             shared_counters=_shared_counters(plan),
-            pair_counters=tuple(b"c" + lv.encode() + b"P" + pair + b"\x00" for lv, _ in PAIR_LEVELS),
+            pair_days=PAIR_DAYS + pair,
             pair_last=b"ls" + pair,
-            # a pair active in a window is one more user of that plan (pairs overall: the sum over plans)
-            pair_hists=_plan_hists(plan),
             user_last=b"lu" + digest(party),
-            user_hists=_plan_hists(None),
             index_rows=(PLANS_INDEX + plan.encode(), plans_prefix(party) + plan.encode()),
         )
 
 
 @functools.cache
-def _shared_counters(plan: str) -> tuple[tuple[bytes, ...], ...]:
-    """The overall and the plan's counter prefixes at every level (built once per plan)."""
-    return tuple(tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", f"plan\x1f{plan}"))
-
-
-@functools.cache
-def _plan_hists(plan: str | None) -> tuple[bytes, ...]:
-    """The histogram prefixes of a plan's scope (None: overall) at every level."""
-    return tuple(hist_prefix(b"u", lv, "all" if plan is None else f"plan\x1f{plan}") for lv, _ in LEVELS)
+def _shared_counters(plan: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The overall and the plan's row prefixes at every level (built once per plan)."""
+    overall, of_plan = (tuple(counter_prefix(lv, s) for lv, _ in LEVELS) for s in ("all", f"plan\x1f{plan}"))
+    return overall, of_plan

@@ -63,7 +63,7 @@ async def catch_up(log: EventLog, projection: WindowProjection, progress: Progre
     last = await log.last_offset()
     start = projection.position
     if last is not None and last >= start:
-        async for batch in log.read_batches(start, stop=last + 1, size=READ):
+        async for batch in log.read_batches(start, stop=last + 1, size=READ, outcomes_only=True):
             projection.apply(batch)
             if projection.pending >= CHUNK:
                 projection.commit()

@@ -1,42 +1,33 @@
 """Window metrics (10m … 30d): the queries over the fold, of bounded cost.
 
 Every outcome (a `PaymentConfirmed`, or a *final* `PaymentFailed`; retries do not count)
-is counted in three scopes — overall, plan, user+plan — in minute, (10-minute,) hour and
-day buckets, keyed by event time, so late events land where they belong (see
-`projections.fold`). A user's figures are the sum of their user+plan scopes (a user has a
-handful of plans). A window is the last N whole minutes, covered by at most ~200 buckets,
-so a query costs the same at ten events or ten million.
+is counted overall and per plan in minute, 10-minute, hour and day buckets, and per
+user+plan in that pair's day rows (each holding its active minutes), keyed by event time,
+so late events land where they belong (see `projections.fold`). A user's figures are the
+sum of their user+plan pairs (a user has a handful of plans). A window is the last N whole
+minutes, covered by at most ~150 overall or plan buckets and 31 days of a pair, so a query
+costs the same at ten events or ten million.
 
 Distinct counts are exact: each user and each user+plan pair keeps its last active
-minute, and each scope a histogram of those minutes at the same resolutions; the members
-active in a window are the histogram's sum over it.
+minute, and each overall or plan row the number of members whose last minute lies in it;
+the members active in a window are the sum over it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from projections.fold import UNIT, WindowFold
-from projections.keys import (
-    LEVELS,
-    PAIR_LEVELS,
-    PLANS_INDEX,
-    bucket_key,
-    counter_prefix,
-    hist_prefix,
-    pair_scope,
-    plans_prefix,
-)
+from projections.keys import DAY, LEVELS, PLANS_INDEX, bucket_key, counter_prefix, pair_days_prefix, plans_prefix
 
-T = TypeVar("T")
-_many_counts = msgspec.msgpack.Decoder(list[tuple[int, int, int, int]])
-_many_ints = msgspec.msgpack.Decoder(list[int])
+_many_rows = msgspec.msgpack.Decoder(list[tuple[int, int, int, int, int]])
+_day_rows = msgspec.msgpack.Decoder(list[list[int]])
 WINDOWS = {"10m": 10, "1h": 60, "6h": 360, "12h": 720, "24h": 1440, "7d": 10080, "30d": 43200}  # minutes
+Counts = tuple[int, int, int, int, int]  # payments, confirmed, failed, total (UNITs), members
 
 
 class WindowMetrics(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +44,7 @@ class WindowMetrics(msgspec.Struct, frozen=True, kw_only=True):
 class WindowProjection(WindowFold):
     """The fold plus its queries. Queries read committed state only."""
 
-    _memo: dict[tuple[bytes, int, int], Any] | None = None
+    _memo: dict[Any, Any] | None = None  # within `all_windows`: ranges and pair days already read
 
     # -- queries (committed state only) --------------------------------------------------
 
@@ -62,16 +53,14 @@ class WindowProjection(WindowFold):
         first = last - WINDOWS[window] + 1
         if user is not None:
             plans = [plan] if plan is not None else self.plans_of(user)
-            parts = [self._counters(pair_scope(user, p), first, last, PAIR_LEVELS) for p in plans]
+            parts = [self._pair_counts(pair_days_prefix(user, p), first, last) for p in plans]
             count, ok, failed, total = (sum(part[i] for part in parts) for i in range(4))
             users = int(count > 0)
             subs = sum(1 for part in parts if part[0])
         else:
-            scope = "all" if plan is None else f"plan\x1f{plan}"
-            count, ok, failed, total = self._counters(scope, first, last)
-            users = self._members(scope, first, last)
+            count, ok, failed, total, users = self._counts("all" if plan is None else f"plan\x1f{plan}", first, last)
             # a pair active in the window is a user active in that plan: pairs are summed over plans
-            subs = users if plan is not None else sum(self._members(f"plan\x1f{p}", first, last)
+            subs = users if plan is not None else sum(self._counts(f"plan\x1f{p}", first, last)[4]
                                                       for p in self.plans())
         rate = (Decimal(ok) * 100 / count).quantize(Decimal("0.01")) if count else None
         return WindowMetrics(window=window, payment_count=count, success_count=ok, failure_count=failed,
@@ -91,46 +80,61 @@ class WindowProjection(WindowFold):
         prefix = plans_prefix(party)
         return [key[len(prefix):].decode() for key, _ in self.store.scan(prefix, prefix[:-1] + b"\x01")]
 
-    def _counters(self, scope: str, first: int, last: int,
-                  levels: tuple[tuple[str, int], ...] = LEVELS) -> tuple[int, int, int, int]:
-        count = ok = failed = total = 0
-        for c, s, f, t in self._ranges(counter_prefix, scope, first, last, _sum_counts, levels):
-            count, ok, failed, total = count + c, ok + s, failed + f, total + t
-        return count, ok, failed, total
-
     def plans(self) -> list[str]:
         """Every plan that has had an outcome."""
         return [key[1:].decode() for key, _ in self.store.scan(PLANS_INDEX, PLANS_INDEX[:-1] + b"h")]
 
-    def _members(self, scope: str, first: int, last: int) -> int:
-        prefix = lambda level, s: hist_prefix(b"u", level, s)  # noqa: E731
-        return sum(self._ranges(prefix, scope, first, last, _sum_ints, LEVELS))
+    def _counts(self, scope: str, first: int, last: int) -> Counts:
+        """An overall or plan scope's sums over minutes ``first..last``."""
+        sums = [0, 0, 0, 0, 0]
+        for level, lo, hi in cover(max(first, self.horizon), last):
+            for row in self._range(counter_prefix(level, scope), lo, hi):
+                sums = [a + b for a, b in zip(sums, row, strict=True)]
+        count, ok, failed, total, members = sums
+        return count, ok, failed, total, members
 
-    def _ranges(self, prefix_of: Callable[[str, str], bytes], scope: str, first: int, last: int,
-                total: Callable[[list[bytes]], T], levels: tuple[tuple[str, int], ...]) -> Iterator[T]:
-        """The ``total`` of each bucket range covering the window (memoised within `all_windows`)."""
-        for level, lo, hi in cover(max(first, self.horizon), last, levels):
-            prefix = prefix_of(level, scope)
-            key = (prefix, lo, hi)
-            if self._memo is not None and key in self._memo:
-                yield self._memo[key]
-                continue
-            value = total(self.store.values(bucket_key(prefix, lo), bucket_key(prefix, hi + 1), hi - lo + 1))
-            if self._memo is not None:
-                self._memo[key] = value
-            yield value
+    def _range(self, prefix: bytes, lo: int, hi: int) -> list[Counts]:
+        """The summed row of buckets ``lo..hi`` (as a list of one, or none), memoised within `all_windows`."""
+        key = (prefix, lo, hi)
+        if self._memo is not None and key in self._memo:
+            return self._memo[key]  # type: ignore[no-any-return]
+        rows = _many_rows.decode(_array(self.store.values(bucket_key(prefix, lo), bucket_key(prefix, hi + 1),
+                                                          hi - lo + 1)))  # one decode for the range
+        value = [tuple(map(sum, zip(*rows, strict=True)))] if rows else []
+        if self._memo is not None:
+            self._memo[key] = value
+        return value  # type: ignore[return-value]
 
+    def _pair_counts(self, prefix: bytes, first: int, last: int) -> tuple[int, int, int, int]:
+        """A user+plan pair's sums over minutes ``first..last``: whole days from their totals, the
+        days at the ends from their minutes."""
+        first = max(first, self.horizon)
+        sums = [0, 0, 0, 0]
+        for day, row in self._pair_days(prefix, first // DAY, last // DAY):
+            lo, hi = first - day * DAY, last - day * DAY
+            if lo <= 0 and hi >= DAY - 1:
+                parts = [row[:4]]
+            else:
+                parts = [row[i + 1:i + 5] for i in range(4, len(row), 5) if lo <= row[i] <= hi]
+            for part in parts:
+                sums = [a + b for a, b in zip(sums, part, strict=True)]
+        count, ok, failed, total = sums
+        return count, ok, failed, total
 
-def _sum_counts(values: list[bytes]) -> tuple[int, int, int, int]:
-    rows = _many_counts.decode(_array(values))  # one decode for the whole range, not one per row
-    if not rows:
-        return 0, 0, 0, 0
-    count, ok, failed, total = map(sum, zip(*rows, strict=True))
-    return count, ok, failed, total
+    def _pair_days(self, prefix: bytes, lo: int, hi: int) -> list[tuple[int, list[int]]]:
+        """The pair's day rows from day ``lo`` to ``hi``; within `all_windows` read once, for the longest."""
+        if self._memo is None:
+            return self._read_days(prefix, lo, hi)
+        cached = self._memo.get(prefix)
+        if cached is None or not (cached[0] <= lo and hi <= cached[1]):
+            start = min(lo, hi - WINDOWS["30d"] // DAY)  # the days of the longest window
+            cached = self._memo[prefix] = (start, hi, self._read_days(prefix, start, hi))
+        return [(day, row) for day, row in cached[2] if lo <= day <= hi]
 
-
-def _sum_ints(values: list[bytes]) -> int:
-    return sum(_many_ints.decode(_array(values)))
+    def _read_days(self, prefix: bytes, lo: int, hi: int) -> list[tuple[int, list[int]]]:
+        pairs = list(self.store.scan(bucket_key(prefix, max(lo, 0)), bucket_key(prefix, hi + 1)))
+        rows = _day_rows.decode(_array([value for _, value in pairs]))
+        return [(int.from_bytes(key[-8:], "big"), row) for (key, _), row in zip(pairs, rows, strict=True)]
 
 
 def _array(values: list[bytes]) -> bytes:
