@@ -136,7 +136,8 @@ def run_replay(ctx: Context, args: argparse.Namespace) -> int:
         finally:
             await log.close()
         ctx.console.line(f"replayed {projection.position - args.start} events; "
-                         f"{projection.unreadable} unreadable record(s) skipped")
+                         f"{projection.unreadable} record(s) skipped that are not events or not readable outcomes "
+                         "(`billing tail` shows every unreadable record with its reason)")
         projection.store.close()
         return 0
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from operator import itemgetter
+from pathlib import Path
 from typing import Final
 
 from pipeline.errors import LogClosed, LogError
-from pipeline.events import AnyEvent, Recorded, Skipped, Unreadable, decode_all, decode_at, decode_outcomes, encode
+from pipeline.events import AnyEvent, Recorded, Unreadable, decode_all, decode_at, decode_outcomes, encode
 from pipeline.rocks import Mode, Store
 
 _KEY_BYTES: Final = 8
@@ -23,7 +24,6 @@ _KEY_BYTES: Final = 8
 FOLLOW_POLL_SECONDS: Final = 0.05
 _key_of: Final = itemgetter(0)
 _value_of: Final = itemgetter(1)
-BatchDecode = Callable[[list[bytes], int], list[AnyEvent | Unreadable | Skipped]]
 
 
 def offset_key(offset: int) -> bytes:
@@ -47,6 +47,11 @@ class EmbeddedLog:
         """Open the log at ``path``: as its writer, or (``follow``) as a reader of a running writer."""
         mode: Mode = "follow" if follow else "write"
         return cls(Store.open(path, mode=mode, sync=sync))
+
+    @property
+    def path(self) -> Path:
+        """The log's directory."""
+        return self._store.path
 
     @property
     def writable(self) -> bool:
@@ -93,12 +98,12 @@ class EmbeddedLog:
     async def read_batches(
         self, start: int = 0, *, stop: int | None = None, size: int = 1000, outcomes_only: bool = False
     ) -> AsyncIterator[list[Recorded]]:
-        async for batch in self._batches(start, stop, size, None, decode_outcomes if outcomes_only else decode_all):
+        async for batch in self._batches(start, stop, size, None, outcomes_only):
             yield batch
 
     async def _batches(
         self, start: int, stop: int | None, size: int, seen_foreign: set[bytes] | None,
-        decode: BatchDecode = decode_all,
+        outcomes_only: bool = False,
     ) -> AsyncIterator[list[Recorded]]:
         """Read records in lists of up to ``size``; foreign keys in ``seen_foreign`` are not repeated."""
         self._check_open()
@@ -107,7 +112,7 @@ class EmbeddedLog:
         previous = max(start, 0) - 1
         first = offset_key(previous + 1) if previous >= 0 else b""  # from 0: foreign keys before it too
         for chunk in self._store.scan_chunks(first, end, size):
-            batch = _records(chunk, previous, seen_foreign, decode)
+            batch = _records(chunk, previous, seen_foreign, outcomes_only)
             if batch:
                 previous = max(previous, batch[-1].offset)
                 yield batch
@@ -165,24 +170,24 @@ def _last_offset(store: Store) -> int | None:
 
 
 def _records(chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None,
-             decode: BatchDecode) -> list[Recorded]:
+             outcomes_only: bool) -> list[Recorded]:
     """The records of one chunk of ``(key, value)`` pairs; ``previous`` is the offset before it."""
     first, last = chunk[0][0], chunk[-1][0]
     if len(first) == len(last) == _KEY_BYTES and set(map(len, map(_key_of, chunk))) == {_KEY_BYTES}:
         low, high = int.from_bytes(first, "big"), int.from_bytes(last, "big")
         if high - low == len(chunk) - 1:  # sorted, distinct and this many: every offset in between
-            events = decode(list(map(_value_of, chunk)), low)
+            events = (decode_outcomes if outcomes_only else decode_all)(list(map(_value_of, chunk)), low)
             return list(map(Recorded, range(low, high + 1), events))
-    return list(_records_one_by_one(chunk, previous, seen_foreign))
+    return list(_records_one_by_one(chunk, previous, seen_foreign, outcomes_only))
 
 
 def _records_one_by_one(
-    chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None
+    chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None, outcomes_only: bool
 ) -> Iterator[Recorded]:
     for key, value in chunk:
         if len(key) == _KEY_BYTES:
             previous = int.from_bytes(key, "big")
-            yield Recorded(previous, decode_at(value, previous))
+            yield Recorded(previous, decode_at(value, previous, outcomes_only=outcomes_only))
         elif seen_foreign is None or key not in seen_foreign:
             if seen_foreign is not None:
                 seen_foreign.add(key)

@@ -5,7 +5,8 @@ PipelineError
  │    ├── StoreBusy          another process holds the writer lock
  │    └── StoreUnavailable   the directory cannot be used (permissions, disk full, corruption)
  ├── LogError
- │    └── LogClosed          append or read after close
+ │    ├── LogClosed          append or read after close
+ │    └── ReplayFailed       the process reading the log for a replay stopped
  └── CantonError             a Ledger API / Scan failure, classified (pipeline/canton_errors.py)
 """
 
@@ -34,3 +35,7 @@ class LogError(PipelineError):
 
 class LogClosed(LogError, RuntimeError):
     """The event log was used after `close()`."""
+
+
+class ReplayFailed(LogError):
+    """The process reading the log for a replay stopped before the end (what was folded is kept)."""

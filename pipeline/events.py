@@ -150,9 +150,9 @@ class Recorded(msgspec.Struct, frozen=True, gc=False):
 
 _encoder: Final = msgspec.msgpack.Encoder(decimal_format="string")
 _decoder: Final = msgspec.msgpack.Decoder(Envelope)
-_outcome_decoder: Final = msgspec.msgpack.Decoder(_OutcomeEnvelope)
 _json_encoder: Final = msgspec.json.Encoder(decimal_format="string")
 _json_decoder: Final = msgspec.json.Decoder(Envelope)
+_outcome_decoders: Final = (msgspec.msgpack.Decoder(_OutcomeEnvelope), msgspec.json.Decoder(_OutcomeEnvelope))
 _event_of: Final = attrgetter("event")
 #: What decoding a record that is not an event raises: msgspec's errors, and a bad UTF-8
 #: sequence inside a string (raised as UnicodeDecodeError, not as msgspec's DecodeError).
@@ -165,14 +165,16 @@ def encode(event: AnyEvent) -> bytes:
     return _encoder.encode(Envelope(event=event))
 
 
-def decode(raw: bytes) -> AnyEvent | Unreadable:
+def decode(raw: bytes, *, outcomes_only: bool = False) -> AnyEvent | Unreadable | Skipped:
     """Decode a log record; anything that is not a valid event comes back as Unreadable.
 
     JSON records are accepted too, so any producer that writes the documented
-    schema (e.g. a Kafka client in another language) is understood.
+    schema (e.g. a Kafka client in another language) is understood. ``outcomes_only``:
+    a request or a submission comes back `Skipped`, its fields neither decoded nor checked.
     """
+    json = raw[:1] == b"{"
     try:
-        envelope = (_json_decoder if raw[:1] == b"{" else _decoder).decode(raw)
+        envelope = (_outcome_decoders[json] if outcomes_only else _json_decoder if json else _decoder).decode(raw)
     except _NOT_AN_EVENT as err:
         return Unreadable(reason=_explain(err, raw), raw=raw)
     # A newer schema version only adds fields with defaults, which msgspec skips:
@@ -191,24 +193,25 @@ def decode_all(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEvent | 
     When every record is a msgpack envelope (the usual case) the loop runs in C; the
     first one that is not sends the whole list through `decode_at`, one by one.
     """
-    return _decode_many(_decoder, raws, first_offset)  # type: ignore[return-value]
+    return _decode_many(raws, first_offset, outcomes_only=False)  # type: ignore[return-value]
 
 
 def decode_outcomes(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEvent | Unreadable | Skipped]:
     """`decode_all` for a reader that needs only outcomes: a request or a submission comes back
     `Skipped`, undecoded. Outcomes are decoded and checked exactly as `decode_all` does."""
-    return _decode_many(_outcome_decoder, raws, first_offset)
+    return _decode_many(raws, first_offset, outcomes_only=True)
 
 
-def _decode_many(decoder: msgspec.msgpack.Decoder, raws: Sequence[bytes],  # type: ignore[type-arg]
-                 first_offset: int) -> list[AnyEvent | Unreadable | Skipped]:
+def _decode_many(raws: Sequence[bytes], first_offset: int, *,
+                 outcomes_only: bool) -> list[AnyEvent | Unreadable | Skipped]:
     try:
+        decoder = _outcome_decoders[0] if outcomes_only else _decoder
         events = list(map(_event_of, map(decoder.decode, raws)))
         if _amounts_are_sane(events):
             return events
     except (*_NOT_AN_EVENT, ArithmeticError):  # ArithmeticError: a NaN amount, compared
         pass
-    return [decode_at(raw, offset) for offset, raw in enumerate(raws, first_offset)]
+    return [decode_at(raw, offset, outcomes_only=outcomes_only) for offset, raw in enumerate(raws, first_offset)]
 
 
 def _amounts_are_sane(events: list[AnyEvent | Skipped]) -> bool:
@@ -221,9 +224,9 @@ def _amounts_are_sane(events: list[AnyEvent | Skipped]) -> bool:
     return finite and min(amounts, default=_ZERO) >= _ZERO and max(amounts, default=_ZERO) < AMOUNT_LIMIT
 
 
-def decode_at(raw: bytes, offset: int) -> AnyEvent | Unreadable:
+def decode_at(raw: bytes, offset: int, *, outcomes_only: bool = False) -> AnyEvent | Unreadable | Skipped:
     """`decode` for the record at ``offset``; an Unreadable's reason names the offset."""
-    event = decode(raw)
+    event = decode(raw, outcomes_only=outcomes_only)
     if isinstance(event, Unreadable):
         return Unreadable(reason=f"record at offset {offset}: {event.reason}", raw=raw)
     return event

@@ -14,6 +14,7 @@ import tempfile
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice, starmap
 from operator import itemgetter
 from pathlib import Path
@@ -38,6 +39,8 @@ class Store:
         self.path = path
         self.mode = mode
         self._scratch = scratch
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None  # a write behind: every later call waits for it
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, mode: Mode = "write", sync: bool = True) -> Store:
@@ -72,12 +75,34 @@ class Store:
         return cls(db, target, mode, scratch)
 
     def get(self, key: bytes) -> bytes | None:
+        self.wait()
         value = self._db.get(key)
         assert value is None or isinstance(value, bytes)
         return value
 
-    def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()) -> None:
-        """Apply puts and deletes atomically: all of them or none."""
+    def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), *,
+              behind: bool = False) -> None:
+        """Apply puts and deletes atomically: all of them or none.
+
+        ``behind``: return at once and write in a thread (RocksDB lets go of the GIL while it
+        writes, so a replay folds the next chunk meanwhile). Every later call on the store
+        waits for that write first, and raises what it raised.
+        """
+        self.wait()
+        if not behind:
+            self._write(puts, deletes)
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rocks-write")
+        self._writing = self._writer.submit(self._write, puts, deletes)
+
+    def wait(self) -> None:
+        """Wait for a write behind to finish; raise what it raised."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes]) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)
         deque(map(batch.delete, deletes), maxlen=0)  # the loops run in C: a projection chunk is a million puts
         deque(starmap(batch.put, puts), maxlen=0)
@@ -88,6 +113,7 @@ class Store:
 
     def delete_range(self, start: bytes, end: bytes) -> None:
         """Delete every key in ``[start, end)`` in one atomic operation."""
+        self.wait()
         try:
             self._db.delete_range(start, end)
         except Exception as err:
@@ -95,6 +121,7 @@ class Store:
 
     def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Yield ``(key, value)`` in key order from ``start`` (inclusive) to ``end`` (exclusive)."""
+        self.wait()
         if end is None:
             yield from self._db.items(from_key=start)  # the hot path of log reads: no bound to check
             return
@@ -106,6 +133,7 @@ class Store:
     def values(self, start: bytes, end: bytes, most: int) -> list[bytes]:
         """The values of the keys in ``[start, end)``, of which there are at most ``most`` (a range of
         time buckets: one key per bucket). Read in C, 16 at a time: a sparse range reads few past ``end``."""
+        self.wait()
         items, pairs = self._db.items(from_key=start), []
         while len(pairs) < most and (chunk := list(islice(items, min(most - len(pairs), 16)))):
             pairs += chunk
@@ -123,6 +151,7 @@ class Store:
         chunk (a bisect), not with ``iterate_upper_bound``: rocksdict's iterator does not keep
         the bound alive, and runs past it once the options object is collected (seen in 0.3.29).
         """
+        self.wait()
         options = _bulk_read_options()  # this frame keeps the options alive while pairs is in use
         pairs = self._db.items(from_key=start, read_opt=options)
         while chunk := list(islice(pairs, size)):
@@ -135,6 +164,7 @@ class Store:
 
     def last_key(self, start: bytes = b"", end: bytes | None = None) -> bytes | None:
         """The greatest key in ``[start, end)``, or None."""
+        self.wait()
         it = self._db.iter()
         if end is None:
             it.seek_to_last()
@@ -154,10 +184,16 @@ class Store:
             self._db.try_catch_up_with_primary()
 
     def flush(self) -> None:
+        self.wait()
         self._db.flush()
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self.wait()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
+            self._db.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 

@@ -1,7 +1,7 @@
 """The fold behind the window metrics: outcomes into time-bucket rows, committed atomically.
 
-`apply` only sums outcomes per user+plan and minute in memory; `commit` writes them as one
-row per pair and day, rolls them up into the overall and plan rows of every level, moves
+`apply` only sums outcomes per user+plan and day, and per plan and minute, in memory;
+`commit` writes the first as rows, rolls the second up into the overall and plan rows of every level, moves
 members' last-active minutes (and the member counts of those rows with them), and writes
 the changed rows, a bounded slice of retention's pruning and the log position they
 reflect in one RocksDB batch. A crash loses only what was not committed, and the log has
@@ -17,15 +17,16 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from itertools import repeat
-from operator import attrgetter, floordiv, lt
+from operator import lt
 from typing import TypeVar
 
 import msgspec
 
-from pipeline.events import PaymentConfirmed, PaymentFailed, Recorded, Unreadable
+from pipeline.events import Recorded
 from pipeline.rocks import Store
 from projections import retention
 from projections.keys import DAY, SHARED_SIZES, PairKeys
+from projections.sums import Cell, Pair, Partial, Scope, Sums
 
 FORMAT = b"windows/v4"
 POSITION = b"\x00pos"
@@ -38,28 +39,12 @@ day_of = msgspec.msgpack.Decoder(list[int])
 as_int = msgspec.msgpack.Decoder(int)
 _enc = msgspec.msgpack.encode
 UNIT = Decimal("1E-10")  # amounts are summed as integers of 10^-10 CC (Canton Numeric 10): exact and fast
-Cell = list  # [payments, confirmed, failed, confirmed amount in UNITs]
-Pair = tuple[str, str]  # (party, plan)
-Scope = str | None  # a plan, or None: overall
 Moves = tuple[list[int], list[int]]  # members' last active minutes before (where they had one) and after
 T = TypeVar("T")
-_offset_of = attrgetter("offset")
-_event_of = attrgetter("event")
 
 
 def _u64(raw: bytes | None) -> int:
     return int.from_bytes(raw, "big") if raw else 0
-
-
-def _is_outcome(event: object) -> bool:
-    kind = type(event)
-    return kind is PaymentConfirmed or (kind is PaymentFailed and event.final)  # type: ignore[attr-defined]
-
-
-def _rising(records: list[Recorded], position: int) -> bool:
-    """Every record new and in offset order: the whole list is folded as one (checked in C)."""
-    offsets = list(map(_offset_of, records))
-    return offsets[0] >= position and all(map(lt, offsets, offsets[1:]))
 
 
 def _sum_into(sums: dict[T, Cell], key: T, cell: Cell) -> None:
@@ -91,17 +76,13 @@ class WindowFold:
     def __init__(self, store: Store, *, retention_days: int | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
-        self.position = _u64(store.get(POSITION))
-        self.horizon = _u64(store.get(HORIZON))  # outcomes before this minute are not folded (retention)
+        self.sums = Sums(_u64(store.get(POSITION)), _u64(store.get(HORIZON)))
         self.latest = _u64(store.get(LATEST)) - 1  # the latest minute folded (-1: none); no row lies after it
-        self.unreadable = 0
-        self.pending = 0  # records folded since the last commit
         self._rows: dict[bytes, list[int]] = {}
-        self._ints: dict[bytes, int] = {}  # last-active minutes, plan index rows
+        self._ints: dict[bytes, int] = {}  # members' last active minutes
         self._dirty_ints: set[bytes] = set()
+        self._dirty_index: set[bytes] = set()  # plan index rows to write
         self._pairs: dict[Pair, PairKeys] = {}
-        self._cells: dict[tuple[Pair, int], Cell] = {}  # (party, plan), minute: outcomes not flushed
-        self._pair_max: dict[Pair, int] = {}  # (party, plan): latest minute not flushed
         self.pruner: retention.Pruner | None = None
         if retention_days and clock:
             fresh = self.position == 0 and store.get(FORMAT_KEY) is None
@@ -115,44 +96,45 @@ class WindowFold:
         return (fmt is None and self.position == 0) or fmt == FORMAT
 
     def apply(self, records: Iterable[Recorded]) -> None:
-        """Fold records: outcomes are summed per user+plan and minute in memory until `commit`."""
-        records = records if isinstance(records, list) else list(records)
-        if not records:
-            return
-        if not _rising(records, self.position):
-            for record in records:  # redelivered records, or foreign keys: one by one
-                if record.offset >= self.position:
-                    self.apply([record])
-            return
-        events = list(map(_event_of, records))
-        self.position = records[-1].offset + 1
-        self.pending += len(records)
-        self.unreadable += list(map(type, events)).count(Unreadable)
-        self._sum([event for event in events if _is_outcome(event)])
+        """Fold records: outcomes are summed in memory (`Sums`) until `commit`."""
+        self.sums.apply(records)
 
-    def _sum(self, outcomes: list[PaymentConfirmed | PaymentFailed]) -> None:
-        cells, pair_max, horizon = self._cells, self._pair_max, self.horizon
-        for event in outcomes:
-            minute = int(event.at.timestamp()) // 60
-            if minute < horizon:
-                continue  # older than the retention window
-            pair = (event.party, event.plan)
-            cell = cells.get((pair, minute))
-            if cell is None:
-                cell = cells[(pair, minute)] = [0, 0, 0, 0]
-            cell[0] += 1
-            if type(event) is PaymentConfirmed:
-                cell[1] += 1
-                cell[3] += int(event.amount.scaleb(10))
-            else:
-                cell[2] += 1
-            if pair_max.get(pair, -1) < minute:
-                pair_max[pair] = minute
+    def absorb(self, partial: Partial) -> None:
+        """Fold a chunk summed elsewhere (the replay's reader process), as `apply` would have."""
+        self.sums.absorb(partial)
+
+    @property
+    def position(self) -> int:
+        """One past the last record folded (committed or not)."""
+        return self.sums.position
+
+    @position.setter
+    def position(self, value: int) -> None:
+        self.sums.position = value
+
+    @property
+    def pending(self) -> int:
+        """Records folded since the last commit."""
+        return self.sums.pending
+
+    @property
+    def unreadable(self) -> int:
+        """Records folded by this process that were not events."""
+        return self.sums.unreadable
+
+    @property
+    def horizon(self) -> int:
+        """Outcomes before this minute are not folded (retention)."""
+        return self.sums.horizon
+
+    @horizon.setter
+    def horizon(self, value: int) -> None:
+        self.sums.horizon = value
 
     def _flush(self) -> None:
         """Write the summed outcomes to their pair days and shared rows; move members' last minutes."""
         latest = self.latest
-        keys_of = {pair: self._pairs.get(pair) or self._pair_keys(*pair) for pair in self._pair_max}
+        keys_of = {pair: self._pairs.get(pair) or self._pair_keys(*pair) for pair in self.sums.pair_max}
         pair_lasts = {pair: self._last(keys.pair_last) for pair, keys in keys_of.items()}
         self._flush_days(keys_of, pair_lasts)
         members = self._move_members(keys_of, pair_lasts)
@@ -163,30 +145,20 @@ class WindowFold:
             after = latest // SHARED_SIZES[index]  # nothing lies after the latest minute folded
             for (scope, bucket), row in level.items():
                 self._bump(scopes[scope][index] + bucket.to_bytes(8, "big"), row, bucket > after)
-        self.latest = max(latest, *self._pair_max.values())
-        self._cells.clear()
-        self._pair_max.clear()
+        self.latest = max(latest, *self.sums.pair_max.values())
 
     def _flush_days(self, keys_of: dict[Pair, PairKeys], pair_lasts: dict[Pair, int]) -> None:
         """One row per pair and day. A day after the pair's last active one cannot exist yet: no read."""
-        days: dict[tuple[Pair, int], list[int]] = {}
-        for (pair, minute), cell in self._cells.items():
-            day, at = divmod(minute, DAY)
-            flat = days.get((pair, day))
-            if flat is None:
-                days[(pair, day)] = [at, *cell]
-            else:
-                flat += (at, *cell)
-        rows = self._rows
-        for (pair, day), flat in days.items():
+        rows, get = self._rows, self.store.get
+        for (pair, day), row in self.sums.days.items():
             key = keys_of[pair].pair_days + day.to_bytes(8, "big")
             last = pair_lasts[pair]
             if last >= 0 and day <= last // DAY:
-                raw = self.store.get(key)
-                flat = _merged_cells(day_of.decode(raw)[4:], flat) if raw else _merged_cells(flat)
-            elif len(flat) > 5 and not all(map(lt, flat[:-5:5], flat[5::5])):
-                flat = _merged_cells(flat)  # out of minute order within this commit
-            rows[key] = day_row(flat)
+                raw = get(key)
+                row = day_row(_merged_cells(day_of.decode(raw)[4:], row[4:]) if raw else _merged_cells(row[4:]))
+            elif len(row) > 9 and not all(map(lt, row[4:-5:5], row[9::5])):
+                row = day_row(_merged_cells(row[4:]))  # a minute twice, or out of order, within this commit
+            rows[key] = row
 
     def _move_members(self, keys_of: dict[Pair, PairKeys], pair_lasts: dict[Pair, int]) -> dict[Scope, Moves]:
         """Move members' last active minutes forward; per scope, the minutes they left and moved to.
@@ -194,45 +166,49 @@ class WindowFold:
         Users are the overall scope's members, user+plan pairs their plan's. A pair's first
         outcome also indexes its plan (overall, and under the user).
         """
-        moves: dict[Scope, tuple[list[int], list[int]]] = {}
-        users: dict[str, tuple[int, PairKeys]] = {}
-        for pair, minute in self._pair_max.items():
+        ints, dirty, index = self._ints, self._dirty_ints, self._dirty_index
+        moves: dict[Scope, Moves] = {}
+        users: dict[str, tuple[int, bytes]] = {}  # party: latest minute, its last-minute key
+        for pair, minute in self.sums.pair_max.items():
             keys, last = keys_of[pair], pair_lasts[pair]
             if minute > last:
-                self._set_last(keys.pair_last, minute)
-                olds, news = moves.setdefault(keys.plan, ([], []))
+                ints[keys.pair_last] = minute
+                dirty.add(keys.pair_last)
+                olds, news = moves.get(keys.plan) or moves.setdefault(keys.plan, ([], []))
                 olds.append(last)
                 news.append(minute)
                 if last < 0:
-                    for row in keys.index_rows:
-                        self._ints[row] = 1
-                        self._dirty_ints.add(row)
-            if users.get(pair[0], (-1,))[0] < minute:
-                users[pair[0]] = (minute, keys)
+                    index.update(keys.index_rows)
+            user = users.get(pair[0])
+            if user is None or user[0] < minute:
+                users[pair[0]] = (minute, keys.user_last)
         olds, news = moves.setdefault(None, ([], []))
-        for minute, keys in users.values():
-            last = self._last(keys.user_last)
+        for minute, key in users.values():
+            last = self._last(key)
             if minute > last:
-                self._set_last(keys.user_last, minute)
+                ints[key] = minute
+                dirty.add(key)
                 olds.append(last)
                 news.append(minute)
         return {scope: ([old for old in olds if old >= 0], news) for scope, (olds, news) in moves.items()}
 
     def _shared_levels(self, members: dict[Scope, Moves]) -> Iterator[dict[tuple[Scope, int], list[int]]]:
-        """The rows per plan (and overall: None) and bucket, level by level: counts rolled up from the
-        level below, and the net number of members that moved into (or out of) each bucket."""
-        level: dict[tuple[Scope, int], Cell] = {}
-        for ((_, plan), minute), cell in self._cells.items():
-            _sum_into(level, (plan, minute), cell)
-        for (_, minute), cell in list(level.items()):  # overall: the sum over plans
-            _sum_into(level, (None, minute), cell)
-        yield _with_members(level, members, 1)
+        """The rows per plan (and overall: None) and bucket, level by level, each rolled up from the one
+        below: counts, and the net number of members whose last minute moved into the bucket (or out)."""
+        level: dict[tuple[Scope, int], list[int]] = {key: [*cell, 0] for key, cell in self.sums.minutes.items()}
+        for (_, minute), cell in self.sums.minutes.items():  # overall: the sum over plans
+            row = level.get((None, minute))
+            level[(None, minute)] = [*cell, 0] if row is None else _plus5(row, [*cell, 0])
+        _add_moves(level, members)
+        yield level
         for below, size in itertools.pairwise(SHARED_SIZES):
-            rolled: dict[tuple[Scope, int], Cell] = {}
-            for (scope, bucket), cell in level.items():
-                _sum_into(rolled, (scope, bucket * below // size), cell)
+            rolled: dict[tuple[Scope, int], list[int]] = {}
+            for (scope, bucket), row in level.items():
+                key = (scope, bucket * below // size)
+                total = rolled.get(key)
+                rolled[key] = row if total is None else _plus5(total, row)  # never in place: rows are shared
             level = rolled
-            yield _with_members(level, members, size)
+            yield level
 
     def _bump(self, key: bytes, row: list[int], fresh: bool) -> None:
         """Add ``row`` to the row at ``key``; ``fresh``: that row is known not to exist in the store."""
@@ -241,10 +217,6 @@ class WindowFold:
             return
         raw = self.store.get(key)
         self._rows[key] = [a + b for a, b in zip(rows_of.decode(raw), row, strict=True)] if raw else row
-
-    def _set_last(self, key: bytes, minute: int) -> None:
-        self._ints[key] = minute
-        self._dirty_ints.add(key)
 
     def _last(self, key: bytes) -> int:
         """A member's last active minute; -1 if never, or before the horizon (its rows are pruned)."""
@@ -260,9 +232,12 @@ class WindowFold:
         keys = self._pairs[(party, plan)] = PairKeys.of(party, plan)
         return keys
 
-    def commit(self) -> None:
-        """Write every change, a bounded slice of pruning, and the position, in one atomic batch."""
-        if self._pair_max:
+    def commit(self, *, behind: bool = False) -> None:
+        """Write every change, a bounded slice of pruning, and the position, in one atomic batch.
+
+        ``behind``: the store writes it in a thread while the caller folds on (see `Store.write`).
+        """
+        if self.sums.pair_max:
             self._flush()
         deletes: set[bytes] = set()
         if self.pruner is not None:
@@ -273,14 +248,17 @@ class WindowFold:
         for key in deletes:
             rows.pop(key, None)
         puts = list(zip(rows, map(_enc, rows.values()), strict=True))  # no Python loop over a chunk's rows
-        puts += [(k, b"" if k[:1] in b"gp" else _enc(ints[k])) for k in self._dirty_ints - deletes]
+        lasts = list(self._dirty_ints - deletes)
+        puts += zip(lasts, map(_enc, map(ints.__getitem__, lasts)), strict=True)
+        puts += zip(self._dirty_index, repeat(b""))  # an index row is its key
         puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
                  (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
         if self.pruner is not None:
             puts += self.pruner.progress()
-        self.store.write(puts, deletes)
+        self.store.write(puts, deletes, behind=behind)
         self._dirty_ints.clear()
-        self.pending = 0
+        self._dirty_index.clear()
+        self.sums.clear()
         for key in deletes:
             ints.pop(key, None)
         rows.clear()
@@ -293,19 +271,20 @@ class WindowFold:
         return bool(self.pending) or (self.pruner is not None and self.pruner.due())
 
 
-def _with_members(level: dict[tuple[Scope, int], Cell], members: dict[Scope, Moves],
-                  size: int) -> dict[tuple[Scope, int], list[int]]:
-    """``level``'s counts as rows with a fifth number: members whose last minute moved into the bucket,
-    less those that moved out of it (a move inside one bucket nets to nothing; counted in C)."""
-    out = {key: [*cell, 0] for key, cell in level.items()}
+def _plus5(a: list[int], b: list[int]) -> list[int]:
+    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]]
+
+
+def _add_moves(level: dict[tuple[Scope, int], list[int]], members: dict[Scope, Moves]) -> None:
+    """Add to each minute's row the members whose last minute moved into it, less those that moved
+    out of it (counted in C); a row no outcome of this commit touched gets one of its own."""
     for scope, (olds, news) in members.items():
-        net = Counter(map(floordiv, news, repeat(size)))
-        net.subtract(Counter(map(floordiv, olds, repeat(size))))
-        for bucket, moved in net.items():
+        net = Counter(news)
+        net.subtract(Counter(olds))
+        for minute, moved in net.items():
             if moved:
-                row = out.get((scope, bucket))
+                row = level.get((scope, minute))
                 if row is None:
-                    out[(scope, bucket)] = [0, 0, 0, 0, moved]
+                    level[(scope, minute)] = [0, 0, 0, 0, moved]
                 else:
                     row[4] += moved
-    return out

@@ -25,10 +25,13 @@ from pipeline.events import (
     AnyEvent,
     PaymentConfirmed,
     PaymentFailed,
+    PaymentRequested,
+    Skipped,
     Unreadable,
     decode,
     decode_all,
     decode_at,
+    decode_outcomes,
     encode,
     encode_json,
     to_builtins,
@@ -154,6 +157,31 @@ def test_damaged_records_are_unreadable_or_a_real_event(mutation: tuple[str, int
         assert decode(encode(result)) == result  # a byte that still spells a valid event
 
 
+def outcome(i: int, **changes: Any) -> bytes:
+    """A msgpack envelope of a confirmation, with some fields changed (None removes a field)."""
+    fields = {**msgspec.to_builtins(PaymentConfirmed(payment_id=f"p{i}", at=T0, party="a::1", plan="prover",
+                                                     amount=Decimal("2.5"), update_id=f"u{i}")), **changes}
+    return msgspec.msgpack.encode({"v": 1, "event": {k: v for k, v in fields.items() if v is not None}})
+
+
+OUTCOMES_ONLY = [raw for _, raw, _ in BAD] + [
+    outcome(1), outcome(2, amount="NaN"), outcome(3, update_id=7), outcome(4, party=None), outcome(5, at=12),
+    outcome(6, amount="1e30"), msgspec.json.encode({"v": 1, "event": msgspec.to_builtins(decode(outcome(7)))}),
+]
+
+
+@pytest.mark.parametrize("raw", OUTCOMES_ONLY)
+def test_an_outcomes_only_read_gives_the_same_outcomes_and_refuses_the_same_bad_ones(raw: bytes) -> None:
+    whole, fast = decode_all([raw, GOOD], 5), decode_outcomes([raw, GOOD], 5)
+    bad_inputs.tried(ENTRY)
+    assert isinstance(fast[1], Skipped)  # a sound request: not decoded
+    if isinstance(whole[0], PaymentConfirmed | PaymentFailed) or isinstance(fast[0], Unreadable):
+        assert fast[0] == whole[0]  # outcomes whole and checked; unreadable for the same reason
+    else:  # a request, sound or not: skipped when its envelope and type are sound
+        assert isinstance(fast[0], Skipped) and whole[0].__class__ in {Unreadable, PaymentRequested}
+    assert [decode_at(raw, 0, outcomes_only=True)] == decode_outcomes([raw])  # one by one, the same
+
+
 # -- in a real log -------------------------------------------------------------------------
 
 SMALL_BAD = [raw for _, raw, _ in BAD if len(raw) < 10_000]
@@ -257,7 +285,11 @@ async def fold_everything(path: Path, layout: list[tuple[str, Any]]) -> tuple[di
     # It reads up to the last offset: the foreign key before offset 0 is seen, the one after the end is not.
     assert len(processor.book.unreadable) == len(bad) + (b"\x00" in foreign)
     projection = await rebuild(log, path / "windows")
-    assert projection.unreadable == len(bad)
+    # The fold reads outcomes only: a bad request whose envelope and type are sound is skipped
+    # with the other requests (the processor's book reports it); everything else it counts.
+    assert projection.unreadable == sum(isinstance(decode(raw, outcomes_only=True), Unreadable)
+                                        for kind, x in layout if kind == "bad" for raw in [SMALL_BAD[x]])
+    assert not bad or 0 < projection.unreadable < len(bad)
     metrics = [projection.metrics(w, T0 + timedelta(minutes=5)) for w in WINDOWS]
     projection.store.close()
     await log.close()
