@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -80,22 +81,26 @@ async def write_log(path: Path, n_events: int, users: int) -> int:
     return 0 if last is None else last + 1
 
 
-async def read_rate(path: Path) -> tuple[int, float]:
+async def read_rate(path: Path, *, outcomes_only: bool = False) -> tuple[int, float]:
     log = EmbeddedLog.open(path)
     start = time.perf_counter()
-    sizes = [len(batch) async for batch in log.read_batches(0, size=READ)]  # as replay reads, nothing more
+    sizes = [len(batch) async for batch in log.read_batches(0, size=READ, outcomes_only=outcomes_only)]
     seconds = time.perf_counter() - start
     await log.close()
     return sum(sizes), seconds
 
 
-async def replay(log_path: Path, projection_path: Path) -> tuple[WindowProjection, float]:
+async def replay(log_path: Path, projection_path: Path) -> tuple[WindowProjection, float, float, float]:
+    """The projection, the wall seconds of its rebuild, and the CPU seconds of this process and its children."""
     log = EmbeddedLog.open(log_path)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     projection = await rebuild(log, projection_path)
     seconds = time.perf_counter() - start
+    own_after, children_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     await log.close()
-    return projection, seconds
+    cpu = lambda a, b: b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime  # noqa: E731
+    return projection, seconds, cpu(own, own_after), cpu(children, children_after)
 
 
 def query_ms(projection: WindowProjection, **scope: str) -> float:
@@ -121,10 +126,13 @@ async def scale(work: Path, n: int, users: int) -> tuple[dict[str, float], Windo
     count = await write_log(work / "log", n, users)
     read_count, read_s = await read_rate(work / "log")
     assert read_count == count
-    projection, replay_s = await replay(work / "log", work / "projections")
+    outcomes_count, outcomes_s = await read_rate(work / "log", outcomes_only=True)
+    assert outcomes_count == count
+    projection, replay_s, own_cpu, reader_cpu = await replay(work / "log", work / "projections")
     month = projection.metrics("30d", NOW)
     assert month.payment_count == count // 3, (month.payment_count, count)
-    out = {"events": count, "read": count / read_s, "replay": count / replay_s, "replay_s": replay_s,
+    out = {"events": count, "read": count / read_s, "read_outcomes": count / outcomes_s, "replay": count / replay_s,
+           "replay_s": replay_s, "own_cpu": own_cpu, "reader_cpu": reader_cpu,
            "plan": query_ms(projection, plan="prover"), "user": query_ms(projection, user=party(7)),
            "users": month.active_users}
     return out, projection  # the overall query is timed beside the other scale's (`query_pair`)
@@ -229,6 +237,7 @@ def report(small: dict[str, float], big: dict[str, float], rss: tuple[float, flo
     ms = lambda t: f"{t:.2f} ms"  # noqa: E731
     rows = [
         (f"raw log read + decode, {big['events']:,.0f} events (baseline)", rate(big["read"]), "–"),
+        ("raw log read + decode of outcomes only (what a replay reads)", rate(big["read_outcomes"]), "–"),
         (f"replay (read + decode + fold + commit), {big['events']:,.0f} events", rate(big["replay"]),
          "≥ 250,000 ev/s"),
         ("query, all 7 windows, overall, 10,000 events", ms(small["query"]), "–"),
@@ -244,7 +253,9 @@ def report(small: dict[str, float], big: dict[str, float], rss: tuple[float, flo
     body = table(rows, ("measure", "result", "target"))
     return body + (f"\n\n{users:,} users on two plans, payments spread over 30 days; three records per payment "
                    f"(requested, submitted, outcome). Replay of {big['events']:,.0f} events took "
-                   f"{big['replay_s']:.1f} s; {len(WINDOWS)} windows per query; medians of 30 queries (the two overall "
+                   f"{big['replay_s']:.1f} s, with {big['own_cpu']:.1f} CPU s in the folding process and "
+                   f"{big['reader_cpu']:.1f} in the log reader process it started (projections/presum.py); "
+                   f"{len(WINDOWS)} windows per query; medians of 30 queries (the two overall "
                    f"ones taken in turns).")
 
 

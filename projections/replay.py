@@ -62,11 +62,11 @@ def open_projection(path: Path, retention: Retention | None = None) -> WindowPro
 
 
 async def catch_up(log: EventLog, projection: WindowProjection, progress: Progress | None = None, *,
-                   parallel_from: int = PARALLEL_FROM) -> int:
+                   parallel_from: int = PARALLEL_FROM, chunk: int = CHUNK) -> int:
     """Fold every record the projection has not seen yet; return how many were folded.
 
-    One commit per CHUNK records: a row many outcomes share is written once per chunk, not
-    once per read. Each commit carries its log position, so a crash in the middle of a
+    One commit per ``chunk`` records: a row many outcomes share is written once per chunk,
+    not once per read. Each commit carries its log position, so a crash in the middle of a
     replay (or of the rebuild at start) resumes from the last chunk written. With
     ``parallel_from`` records or more to fold from the embedded log, a second process reads
     and sums them (`projections.presum`) while this one writes.
@@ -76,26 +76,28 @@ async def catch_up(log: EventLog, projection: WindowProjection, progress: Progre
     if last is not None and last >= start:
         with collector_paused():
             if isinstance(log, EmbeddedLog) and last + 1 - start >= parallel_from:
-                await _fold_from_reader(log.path, projection, last + 1, progress)
+                await _fold_from_reader(log.path, projection, last + 1, chunk, progress)
             else:
-                await _fold(log, projection, last + 1, progress)
+                await _fold(log, projection, last + 1, chunk, progress)
     if projection.needs_commit:
         projection.commit()  # a slice of retention's pruning, even when nothing was new
     projection.store.wait()
     return projection.position - start
 
 
-async def _fold(log: EventLog, projection: WindowProjection, stop: int, progress: Progress | None) -> None:
+async def _fold(log: EventLog, projection: WindowProjection, stop: int, chunk: int,
+                progress: Progress | None) -> None:
     start = projection.position
     async for batch in log.read_batches(start, stop=stop, size=READ, outcomes_only=True):
         projection.apply(batch)
-        if projection.pending >= CHUNK:
+        if projection.pending >= chunk:
             projection.commit(behind=True)  # written while the next chunk is folded
         if progress is not None:
             progress(projection.position - start, stop - start)
 
 
-async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int, progress: Progress | None) -> None:
+async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int, chunk: int,
+                            progress: Progress | None) -> None:
     """Fold the sums of records up to ``stop`` that the reader process hands over, one commit each."""
     if projection.pending:
         projection.commit()  # `absorb` starts from a committed state
@@ -103,9 +105,10 @@ async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int,
     code = Path(__file__).resolve().parents[1]  # the reader imports this checkout, as we do
     reader = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "projections.presum", str(path), str(start), str(stop), str(projection.horizon),
-        str(CHUNK), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+        str(chunk), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))})
     assert reader.stdout is not None and reader.stderr is not None
+    error = asyncio.create_task(reader.stderr.read())  # read all along: a full pipe would stall the reader
     try:
         while projection.position < stop:
             try:
@@ -119,12 +122,13 @@ async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int,
                 progress(projection.position - start, stop - start)
     finally:
         if reader.returncode is None and projection.position < stop:
-            reader.kill()  # we were cancelled, or failed: the reader goes too
-        error = (await reader.stderr.read()).decode(errors="replace").strip()
+            with contextlib.suppress(ProcessLookupError):
+                reader.kill()  # we were cancelled, or failed: the reader goes too
         await reader.wait()
+        message = (await error).decode(errors="replace").strip()
     if projection.position < stop:
         raise ReplayFailed(f"the replay's log reader stopped at offset {projection.position} of {stop} "
-                           f"(exit {reader.returncode}): {error or 'no message'}. What was folded is kept; "
+                           f"(exit {reader.returncode}): {message or 'no message'}. What was folded is kept; "
                            "run the command again to resume from there.")
 
 
