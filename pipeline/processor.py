@@ -106,16 +106,16 @@ class Processor:
         ``until`` has a final outcome (``progress(done, total)`` hears of each).
 
         Without ``until`` it runs until cancelled (the daemon).
+
+        Raises:
+            ProcessorStopped: a step raised an error that is not retried (a bug, or a log that
+                cannot record), or following the log failed. The other steps are abandoned as on
+                a cancel, after their appends; this processor does no more work.
         """
         await self.load()
-        total = len(until) if until is not None else 0
-        self._waiting = {i for i in until if not self._final(i)} if until is not None else None
-        self._progress = (lambda: progress(total - len(self._waiting or ()), total)) if progress else None
-        for payment_id in list(self.book.payments):
-            self._consider(payment_id)
-        follower = asyncio.create_task(self._follow())
-        timers = asyncio.create_task(self._run_timers())
-        for part in (follower, timers):
+        self._expect(until, progress)
+        parts = [asyncio.create_task(self._follow()), asyncio.create_task(self._run_timers())]
+        for part in parts:
             part.add_done_callback(self._part_done)
         try:
             while self._stopped is None and (self._waiting is None or self._waiting):
@@ -127,14 +127,25 @@ class Processor:
             self._abandon()
             raise
         finally:
-            follower.cancel()
-            timers.cancel()
-            if self._stopped is not None:
-                self._abandon()  # the same as a stop from outside, then the error is raised
-            await asyncio.gather(follower, timers, *self._active.values(), return_exceptions=True)
+            await self._end(parts)
         if self._stopped is not None:
             raise self._stopped from self._stopped.error
         await self.drain()
+
+    def _expect(self, until: Collection[str] | None, progress: Progress | None) -> None:
+        """Note what `run` waits for, and start on every open payment."""
+        total = len(until) if until is not None else 0
+        self._waiting = {i for i in until if not self._final(i)} if until is not None else None
+        self._progress = (lambda: progress(total - len(self._waiting or ()), total)) if progress else None
+        for payment_id in list(self.book.payments):
+            self._consider(payment_id)
+
+    async def _end(self, parts: list[asyncio.Task[None]]) -> None:
+        for part in parts:
+            part.cancel()
+        if self._stopped is not None:
+            self._abandon()  # as on a stop from outside; `run` then raises the error
+        await asyncio.gather(*parts, *self._active.values(), return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait for the payments being worked on to reach their next recorded state."""
