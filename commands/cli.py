@@ -29,7 +29,7 @@ from commands.context import Context
 from commands.errors import CommandError
 from commands.logs import configure as configure_logging
 from pipeline.asgi_server import install_fast_loop
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, ProcessorStopped
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    """Run one command; return its exit code (0 ok, 1 failed, 2 bad input, 70 internal error)."""
+def main(argv: Sequence[str] | None = None, console: Console | None = None, transport: Any = None) -> int:
+    """Run one command; return its exit code (0 ok, 1 failed, 2 bad input, 70 internal error).
+
+    ``transport`` (an httpx transport) replaces the network under the Canton clients (tests).
+    """
     # Everything billing creates (event log, projections, api-token) is for its own OS user only.
     os.umask(0o077)
     parser = build_parser()
@@ -151,11 +154,14 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     try:
         settings = Settings.from_env()
         configure_logging(args.log_level or settings.log_level, settings.log_format, settings.secrets())
-        code = args.handler(Context(settings, console), args)
+        code = args.handler(Context(settings, console, transport=transport), args)
         return int(code or 0)
     except CommandError as err:
         console.error(str(err))
         return err.exit_code
+    except ProcessorStopped as err:
+        console.error(stopped_line(err))
+        return 70 if err.bug else 1
     except PipelineError as err:
         console.error(str(err))
         return 1
@@ -167,6 +173,19 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         hint = "rerun with --log-level debug for details"
         console.error(f"internal error: {type(err).__name__}: {err} ({hint})")
         return 70
+
+
+#: Why running billing again after a stop is safe.
+RESUMES = ("a payment that may have been submitted is looked up on the ledger before anything is "
+           "submitted again")
+
+
+def stopped_line(err: ProcessorStopped) -> str:
+    """The one line that says what stopped billing and what to do next."""
+    if err.bug:
+        return (f"{err}. This is a bug: please report it with the log above (--log-level debug adds "
+                f"the traceback). Running billing again resumes safely: {RESUMES}")
+    return f"{err}. Fix the cause, then run billing again; it resumes safely: {RESUMES}"
 
 
 def run() -> None:

@@ -144,7 +144,10 @@ class Daemon:
             exporter.shutdown()  # flushes the last values
         projection.store.close()
         log.info("daemon stopped")
-        return 1 if failed else 0
+        error = failed[0].exception() if failed else None
+        if error is not None:  # the CLI makes it one line and an exit code (the log closes on the way)
+            raise error
+        return 0
 
     async def _alerts(self, event_log: EmbeddedLog) -> list[asyncio.Task[Any]]:
         s = self.ctx.settings

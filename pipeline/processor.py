@@ -7,6 +7,10 @@ unknown is looked up in the ledger's completions before anything is submitted ag
 
 Start-up folds the whole log *before* acting, so a payment is never worked on from a
 stale view. Many payments run at once (``max_in_flight``), one at a time per sender.
+
+A step that fails with a classified, transient error (`CantonError`, a timeout) is tried
+again later. Any other exception is a bug (or a store that cannot record): the processor
+submits nothing more and `run` raises `ProcessorStopped`; a restart resumes from the log.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from pipeline.canton_errors import CantonError
 from pipeline.canton_port import (
     Accepted,
     CantonPort,
@@ -32,6 +37,7 @@ from pipeline.canton_port import (
     Rejected,
     Verified,
 )
+from pipeline.errors import ProcessorStopped
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentRequested, PaymentSubmitted, Recorded
 from pipeline.ids import command_id
 from pipeline.log import EventLog
@@ -44,6 +50,9 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Verification = tuple[Decimal, int | None, Literal["scan", "ledger"]]
 Progress = Callable[[int, int], None]
+#: What a step may raise and still be tried again: classified and transient. Nothing was recorded
+#: for the step, and a payment already submitted is looked up on the ledger before anything else.
+RETRIED = (CantonError, TimeoutError)
 
 
 class Processor:
@@ -78,6 +87,7 @@ class Processor:
         self._waiting: set[str] | None = None  # payments `run` waits for; discarded as they settle
         self._progress: Callable[[], None] | None = None
         self._timer_added = asyncio.Event()
+        self._stopped: ProcessorStopped | None = None  # the first error no step may retry
 
     # -- driving ---------------------------------------------------------------------
 
@@ -96,35 +106,55 @@ class Processor:
         ``until`` has a final outcome (``progress(done, total)`` hears of each).
 
         Without ``until`` it runs until cancelled (the daemon).
+
+        Raises:
+            ProcessorStopped: a step raised an error that is not retried (a bug, or a log that
+                cannot record), or following the log failed. The other steps are abandoned as on
+                a cancel, after their appends; this processor does no more work.
         """
         await self.load()
-        total = len(until) if until is not None else 0
-        self._waiting = {i for i in until if not self._final(i)} if until is not None else None
-        self._progress = (lambda: progress(total - len(self._waiting or ()), total)) if progress else None
-        for payment_id in list(self.book.payments):
-            self._consider(payment_id)
-        follower = asyncio.create_task(self._follow())
-        timers = asyncio.create_task(self._run_timers())
+        self._expect(until, progress)
+        parts = [asyncio.create_task(self._follow()), asyncio.create_task(self._run_timers())]
+        for part in parts:
+            part.add_done_callback(self._part_done)
         try:
-            while self._waiting is None or self._waiting:
+            while self._stopped is None and (self._waiting is None or self._waiting):
                 self._changed.clear()
                 await self._changed.wait()
         except asyncio.CancelledError:
             # Stopped from outside: abandon the steps under way. Nothing is lost: each
             # payment resumes from its recorded state (in doubt if it was submitted).
-            for task in self._active.values():
-                task.cancel()
+            self._abandon()
             raise
         finally:
-            follower.cancel()
-            timers.cancel()
-            await asyncio.gather(follower, timers, *self._active.values(), return_exceptions=True)
+            await self._end(parts)
+        if self._stopped is not None:
+            raise self._stopped from self._stopped.error
         await self.drain()
+
+    def _expect(self, until: Collection[str] | None, progress: Progress | None) -> None:
+        """Note what `run` waits for, and start on every open payment."""
+        total = len(until) if until is not None else 0
+        self._waiting = {i for i in until if not self._final(i)} if until is not None else None
+        self._progress = (lambda: progress(total - len(self._waiting or ()), total)) if progress else None
+        for payment_id in list(self.book.payments):
+            self._consider(payment_id)
+
+    async def _end(self, parts: list[asyncio.Task[None]]) -> None:
+        for part in parts:
+            part.cancel()
+        if self._stopped is not None:
+            self._abandon()  # as on a stop from outside; `run` then raises the error
+        await asyncio.gather(*parts, *self._active.values(), return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait for the payments being worked on to reach their next recorded state."""
         while self._active:
             await asyncio.gather(*self._active.values(), return_exceptions=True)
+
+    def _abandon(self) -> None:
+        for task in self._active.values():
+            task.cancel()
 
     async def _follow(self) -> None:
         async for record in self.log.follow(self.position):
@@ -149,7 +179,7 @@ class Processor:
     def _consider(self, payment_id: str) -> None:
         """Start work on a payment if it needs some and nobody is on it already."""
         state = self.book.get(payment_id)
-        if state is None or payment_id in self._active:
+        if state is None or payment_id in self._active or self._stopped is not None:
             return
         action = next_action(state, self.clock())
         if action in ("attempt", "reconcile"):
@@ -169,15 +199,36 @@ class Processor:
                 if isinstance(state, PaymentState):  # else confirmed meanwhile: nothing to do
                     async with self._senders.setdefault(state.request.party, asyncio.Lock()):
                         await self._advance(payment_id)
-        except Exception:
-            # A bug or an unexpected failure: nothing was recorded, so try again later.
-            logger.exception("payment step failed unexpectedly", extra={"payment_id": payment_id})
-            retry_at = self.clock() + timedelta(seconds=self.policy.base_delay)
+        except RETRIED as err:
+            # Classified and transient (a reconciliation read failed, say): try again later.
             self._active.pop(payment_id, None)
-            self._schedule(retry_at, payment_id)
+            logger.warning("payment step failed; trying again later", extra={
+                "payment_id": payment_id, "code": getattr(err, "code", type(err).__name__),
+                "error": str(err) or type(err).__name__, "retry_in_secs": self.policy.base_delay})
+            self._schedule(self.clock() + timedelta(seconds=self.policy.base_delay), payment_id)
+            return
+        except Exception as err:  # a bug, or a log that cannot record: stop, submit nothing more
+            self._active.pop(payment_id, None)
+            self._stop(err, payment_id)
             return
         self._active.pop(payment_id, None)
         self._consider(payment_id)
+        self._changed.set()
+
+    def _part_done(self, part: asyncio.Task[None]) -> None:
+        """The log follower or the timers ended: only an error ends them, and it stops us."""
+        if not part.cancelled() and (error := part.exception()) is not None:
+            self._stop(error, None)
+
+    def _stop(self, error: BaseException, payment_id: str | None) -> None:
+        """Record the error that stops the processor (the first one is raised by `run`)."""
+        stopped = ProcessorStopped(error, payment_id)
+        logger.error("processing stopped", extra={
+            "payment_id": payment_id, "bug": stopped.bug, "error_type": type(error).__name__,
+            "error": stopped.detail, "at": stopped.origin})
+        logger.debug("traceback of the error that stopped processing", exc_info=error)
+        if self._stopped is None:
+            self._stopped = stopped
         self._changed.set()
 
     # -- one step of one payment --------------------------------------------------------

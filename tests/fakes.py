@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections import deque
 from decimal import Decimal
+from typing import Any
 
 from pipeline.canton_port import (
     Accepted,
@@ -123,3 +124,46 @@ def _rejection(fault: str) -> Rejected:
         "stale": Rejected(kind="retryable", code="LOCAL_VERDICT_INACTIVE_CONTRACTS",
                           message="round archived", stale_context=True),
     }[fault]
+
+
+class FaultAt:
+    """A CantonPort over a real one (e.g. the adapter on the simulator) that raises ``error``
+    once, at ``step``: a plain bug, not a classified failure.
+
+    Steps: ``prepare`` (before anything is recorded), ``submit`` (PaymentSubmitted recorded,
+    nothing sent), ``after_submit`` (sent, committed and answered; the answer is lost),
+    ``find_completion`` (the in-doubt lookup) and ``verify`` (the accepted transfer's proof).
+    """
+
+    def __init__(self, port: Any, step: str, error: BaseException) -> None:
+        self.port, self.step = port, step
+        self.error: BaseException | None = error
+
+    def _trip(self, step: str) -> None:
+        if step == self.step and self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    async def prepare(self, sender: str, amount: Decimal) -> Prepared | Insufficient | Rejected:
+        self._trip("prepare")
+        return await self.port.prepare(sender, amount)  # type: ignore[no-any-return]
+
+    async def submit(self, prepared: Prepared, **kw: Any) -> Accepted | Rejected:
+        self._trip("submit")
+        result = await self.port.submit(prepared, **kw)
+        self._trip("after_submit")
+        return result  # type: ignore[no-any-return]
+
+    async def find_completion(self, **kw: Any) -> CompletionFound | None:
+        self._trip("find_completion")
+        return await self.port.find_completion(**kw)  # type: ignore[no-any-return]
+
+    async def update_at(self, offset: int, party: str) -> str | None:
+        return await self.port.update_at(offset, party)  # type: ignore[no-any-return]
+
+    async def verify(self, update_id: str, **kw: Any) -> Verified | NotVisible | Mismatch:
+        self._trip("verify")
+        return await self.port.verify(update_id, **kw)  # type: ignore[no-any-return]
+
+    def invalidate_context(self) -> None:
+        self.port.invalidate_context()

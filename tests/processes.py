@@ -21,6 +21,7 @@ from tests.secret_watch import SECRETS, record
 
 ROOT = Path(__file__).resolve().parents[1]
 BILLING = str(Path(sys.executable).parent / "billing")
+Completed = subprocess.CompletedProcess[str]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -75,6 +76,25 @@ def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
     result = subprocess.run([BILLING, *args], env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
     record(f"billing {' '.join(args)}", result.stdout, result.stderr)
     return result
+
+
+def billing_losing_first_answer(*args: str, env: dict[str, str], timeout: float = 90) -> Completed:
+    """`billing ARGS` whose first submission is committed on the ledger, then its answer turns into a
+    plain RuntimeError (a bug in billing, as far as it can tell): `tests/lost_answer_child.py`."""
+    result = subprocess.run([sys.executable, "-m", "tests.lost_answer_child", *args], cwd=ROOT,
+                            env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+    record(f"billing {' '.join(args)} (answer lost)", result.stdout, result.stderr)
+    return result
+
+
+def assert_stopped_by_the_lost_answer(result: Completed) -> None:
+    """Exit 70 and one readable error line naming the payment, the error and what to do; no traceback."""
+    assert result.returncode == 70, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "processing stopped at payment " in errors[0]
+    assert "unexpected RuntimeError: injected bug: the answer to a submission was lost" in errors[0]
+    assert "This is a bug" in errors[0] and "looked up on the ledger" in errors[0]
 
 
 def start_daemon(env: dict[str, str]) -> subprocess.Popen[str]:

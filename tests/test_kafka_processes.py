@@ -1,5 +1,6 @@
 """Real processes on the Kafka backend: pay-all through faust workers, and a rebalance in the middle of it.
 
+A bug in a payment step stops a worker in one line; the next worker charges nothing twice.
 Every test starts the simulator (`billing simulator`), uses the session's broker, and runs
 `billing start --backend kafka` workers and `billing pay-all` as separate processes. The
 check is the simulated ledger's: exactly one transfer per due period.
@@ -22,7 +23,15 @@ import pytest
 from pipeline.kafka_log import KafkaTopic
 from pipeline.rocks import Store
 from projections.windows import WindowProjection
-from tests.processes import BILLING, clean_env, simulator, transfers_per_period, write_catalogue
+from tests.processes import (
+    BILLING,
+    assert_stopped_by_the_lost_answer,
+    billing_losing_first_answer,
+    clean_env,
+    simulator,
+    transfers_per_period,
+    write_catalogue,
+)
 
 PARTITIONS = 4
 
@@ -162,3 +171,20 @@ def test_a_rebalance_in_the_middle_of_pay_all_never_charges_or_counts_twice(kafk
     assert len(counts) == users, f"missing periods: {users - len(counts)}"
     assert set(counts.values()) == {1}, f"charged twice: {[k for k, n in counts.items() if n > 1]}"
     assert confirmed_in_projections(states) == users  # none counted twice, after the last commit too
+
+
+@pytest.mark.slow
+def test_a_bug_in_a_payment_step_stops_the_worker_in_one_line_and_the_next_charges_once(
+    kafka_url: str, tmp_path: Path
+) -> None:
+    data = write_catalogue(tmp_path / "data", users=1)
+    with simulator(data) as sim_env:
+        env = {**kafka_env(kafka_url, tmp_path, sim_env, data), "ROCKSDB_PATH": str(tmp_path / "w1")}
+        crashed = billing_losing_first_answer("start", "--backend", "kafka", env=env)
+        assert_stopped_by_the_lost_answer(crashed)
+        assert len(transfers_per_period(sim_env)) == 1  # committed, never recorded as confirmed
+        resumed = subprocess.run([BILLING, "start", "--backend", "kafka", "--once"], env=clean_env(**env),
+                                 capture_output=True, text=True, timeout=90)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        counts = transfers_per_period(sim_env)
+    assert len(counts) == 1 and set(counts.values()) == {1}, counts

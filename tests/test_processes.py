@@ -1,4 +1,5 @@
-"""Real processes: SIGKILL during pay-all never double-charges; the daemon and other commands coexist."""
+"""Real processes: SIGKILL during pay-all never double-charges; the daemon and other commands coexist;
+a bug in a payment step stops the daemon in one line, and starting it again charges nothing twice."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 from pipeline.asgi_server import free_port
 from tests.processes import (
     BILLING,
+    assert_stopped_by_the_lost_answer,
     billing,
+    billing_losing_first_answer,
     clean_env,
     simulator,
     start_daemon,
@@ -78,3 +81,21 @@ def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
         assert daemon.returncode == 0, err
         counts = transfers_per_period(sim_env)
         assert set(counts.values()) == {1} and len(counts) == 4
+
+
+@pytest.mark.slow
+def test_a_bug_in_a_payment_step_stops_the_daemon_in_one_line_and_a_restart_charges_once(tmp_path: Path) -> None:
+    data = write_catalogue(tmp_path / "data", users=1)
+    with simulator(data) as sim_env:
+        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
+               "BILLING_API_PORT": str(free_port()), "LOG_LEVEL": "warn"}
+        crashed = billing_losing_first_answer("start", env=env)
+        assert_stopped_by_the_lost_answer(crashed)
+        assert len(transfers_per_period(sim_env)) == 1  # committed, never recorded as confirmed
+        resumed = billing("start", "--once", env=env, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        counts = transfers_per_period(sim_env)
+        audit = billing("tail", "--json", env=env)
+    assert len(counts) == 1 and set(counts.values()) == {1}
+    kinds = [line.split('"type":"')[1].split('"')[0] for line in audit.stdout.splitlines() if '"type":"' in line]
+    assert kinds == ["payment.requested", "payment.submitted", "payment.confirmed"], audit.stdout
