@@ -33,7 +33,7 @@ from benchmarks.machine import record, table
 from pipeline.asgi_server import free_port
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
-from projections.replay import READ, rebuild
+from projections.replay import PARALLEL_FROM, READ, rebuild
 from projections.windows import WINDOWS, WindowProjection
 
 NOW = datetime(2026, 11, 24, 12, 0, 30, tzinfo=UTC)
@@ -90,12 +90,13 @@ async def read_rate(path: Path, *, outcomes_only: bool = False) -> tuple[int, fl
     return sum(sizes), seconds
 
 
-async def replay(log_path: Path, projection_path: Path) -> tuple[WindowProjection, float, float, float]:
+async def replay(log_path: Path, projection_path: Path,
+                 parallel_from: int = PARALLEL_FROM) -> tuple[WindowProjection, float, float, float]:
     """The projection, the wall seconds of its rebuild, and the CPU seconds of this process and its children."""
     log = EmbeddedLog.open(log_path)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    projection = await rebuild(log, projection_path)
+    projection = await rebuild(log, projection_path, parallel_from=parallel_from)
     seconds = time.perf_counter() - start
     own_after, children_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     await log.close()
@@ -128,10 +129,13 @@ async def scale(work: Path, n: int, users: int) -> tuple[dict[str, float], Windo
     assert read_count == count
     outcomes_count, outcomes_s = await read_rate(work / "log", outcomes_only=True)
     assert outcomes_count == count
+    alone, alone_s, _, _ = await replay(work / "log", work / "alone", parallel_from=count + 1)
+    alone.store.close()
     projection, replay_s, own_cpu, reader_cpu = await replay(work / "log", work / "projections")
     month = projection.metrics("30d", NOW)
     assert month.payment_count == count // 3, (month.payment_count, count)
     out = {"events": count, "read": count / read_s, "read_outcomes": count / outcomes_s, "replay": count / replay_s,
+           "alone": count / alone_s,
            "replay_s": replay_s, "own_cpu": own_cpu, "reader_cpu": reader_cpu,
            "plan": query_ms(projection, plan="prover"), "user": query_ms(projection, user=party(7)),
            "users": month.active_users}
@@ -240,6 +244,7 @@ def report(small: dict[str, float], big: dict[str, float], rss: tuple[float, flo
         ("raw log read + decode of outcomes only (what a replay reads)", rate(big["read_outcomes"]), "–"),
         (f"replay (read + decode + fold + commit), {big['events']:,.0f} events", rate(big["replay"]),
          "≥ 250,000 ev/s"),
+        ("  the same replay in one process (no log reader process)", rate(big["alone"]), "–"),
         ("query, all 7 windows, overall, 10,000 events", ms(small["query"]), "–"),
         (f"query, all 7 windows, overall, {big['events']:,.0f} events", ms(big["query"]),
          f"≤ 5 ms and ≤ 1.5× ({big['query'] / small['query']:.2f}×)"),

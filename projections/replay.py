@@ -158,13 +158,13 @@ def collector_paused() -> Iterator[None]:
 
 
 async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progress | None = None,
-                  retention: Retention | None = None) -> WindowProjection:
+                  retention: Retention | None = None, parallel_from: int = PARALLEL_FROM) -> WindowProjection:
     """Delete the projection and fold the log again (from ``start``: older events are left out)."""
     if path.exists():
         shutil.rmtree(path)
     projection = _open(path, retention)
     projection.position = start
-    await catch_up(log, projection, progress)
+    await catch_up(log, projection, progress, parallel_from=parallel_from)
     return projection
 
 
