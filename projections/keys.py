@@ -6,6 +6,8 @@
     d <pair id> <day:8>                one user+plan pair's day: (n, ok, failed, total), then
                                        (minute of the day, n, ok, failed, total) per active minute
     l u <party id> / l s <pair id>     a member's last active minute (ids: see `digest`)
+    k <payment id>                     a payment whose confirmation was counted: the minute it was
+                                       counted at (nothing later of that payment counts again)
     p <party> \\0 <plan>                the plans a user has had outcomes on
     g <plan>                           every plan that has had an outcome
     \\0 <name>                         position, horizon, format, pruning progress
@@ -30,6 +32,8 @@ SHARED_SIZES = tuple(size for _, size in LEVELS)
 DAY = 1440  # minutes: a pair's rows are days
 PLANS_INDEX = b"g"
 PAIR_DAYS = b"d"
+CONFIRMED = b"k"
+CONFIRMED_END = b"l"  # the first key past every confirmed payment id
 _DIGEST = 12
 
 
@@ -43,6 +47,10 @@ def digest(text: str) -> bytes:
 
 def pair_days_prefix(party: str, plan: str) -> bytes:
     return PAIR_DAYS + digest(f"{party}\x1f{plan}")
+
+
+def confirmed_key(payment_id: str) -> bytes:
+    return CONFIRMED + payment_id.encode()
 
 
 def counter_prefix(level: str, scope: str) -> bytes:

@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Recorded
 
+T = TypeVar("T")
+
 
 class PaymentOutcomes:
-    """Pairs each outcome with its request's time (bounded memory: old requests are forgotten)."""
+    """Pairs each outcome with its request's time (bounded memory: old requests are forgotten).
+
+    A confirmation is final, as in the window fold: a payment confirmed recently yields no
+    outcome again (two Kafka workers can both record one; the counters must not count it twice).
+    """
 
     LIMIT = 100_000
 
     def __init__(self) -> None:
         self.requested: dict[str, datetime] = {}
+        self.confirmed: dict[str, None] = {}  # recent confirmations, oldest first
 
     def see(self, record: Recorded) -> tuple[PaymentConfirmed | PaymentFailed, datetime | None] | None:
         event = record.event
         if isinstance(event, PaymentRequested):
-            if len(self.requested) >= self.LIMIT:
-                self.requested.pop(next(iter(self.requested)))
-            self.requested[event.payment_id] = event.at
+            _remember(self.requested, event.payment_id, event.at, self.LIMIT)
         elif isinstance(event, PaymentConfirmed) or (isinstance(event, PaymentFailed) and event.final):
+            if event.payment_id in self.confirmed:
+                return None
+            if isinstance(event, PaymentConfirmed):
+                _remember(self.confirmed, event.payment_id, None, self.LIMIT)
             return event, self.requested.pop(event.payment_id, None)
         return None
+
+
+def _remember(recent: dict[str, T], key: str, value: T, limit: int) -> None:
+    if len(recent) >= limit:
+        recent.pop(next(iter(recent)))  # the oldest
+    recent[key] = value

@@ -103,9 +103,10 @@ async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int,
         projection.commit()  # `absorb` starts from a committed state
     start = projection.position
     code = Path(__file__).resolve().parents[1]  # the reader imports this checkout, as we do
+    confirmations = [str(projection.store.path)] if projection.holds_confirmations else []
     reader = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "projections.presum", str(path), str(start), str(stop), str(projection.horizon),
-        str(chunk), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+        str(chunk), *confirmations, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))})
     assert reader.stdout is not None and reader.stderr is not None
     error = asyncio.create_task(reader.stderr.read())  # read all along: a full pipe would stall the reader

@@ -16,7 +16,7 @@ from datetime import datetime
 import msgspec
 
 from pipeline.rocks import Store
-from projections.keys import level_and_bucket
+from projections.keys import CONFIRMED, level_and_bucket
 
 DAY = 1440  # minutes
 _SWEPT = b"\x00swept"
@@ -79,14 +79,17 @@ class Pruner:
         return [(_SWEPT, self.swept.to_bytes(8, "big"))]
 
 
+_MINUTE_ROWS = (b"l", CONFIRMED)  # rows whose value is a minute: a member's last one, a confirmation's
+
+
 def _decode_last(key: bytes, value: bytes) -> int | None:
-    return _int.decode(value) if key[:1] == b"l" else None
+    return _int.decode(value) if key[:1] in _MINUTE_ROWS else None
 
 
 def _old(key: bytes, last: int | None, cutoff: int) -> bool:
-    """A time bucket wholly before ``cutoff``, or a member last active before it."""
+    """A time bucket wholly before ``cutoff``, or a member last active (a payment confirmed) before it."""
     found = level_and_bucket(key)
     if found is not None:
         size, bucket = found
         return (bucket + 1) * size <= cutoff
-    return key[:1] == b"l" and last is not None and last < cutoff
+    return key[:1] in _MINUTE_ROWS and last is not None and last < cutoff

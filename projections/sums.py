@@ -5,11 +5,18 @@ pair's day rows (day totals, then one cell per active minute), each plan's minut
 each pair's latest minute. Summing is associative, so a chunk can be summed anywhere (in
 this process, or in the replay's reader process, `projections.presum`) and handed over as
 a `Partial`.
+
+A confirmation is final, as in the processor's payment book: once a payment's confirmation
+is summed, nothing recorded for that payment later is. On Kafka two workers can both record
+the confirmation of one payment (a worker that lost its partitions without knowing it), and
+without this rule every such payment would be counted, and its amount summed, twice.
+`Sums` remembers the ids it confirmed since the last commit (`confirmed`, written by the fold
+as rows); ``known`` answers for the ones before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Container, Iterable
 from itertools import compress
 from operator import attrgetter, lt
 
@@ -23,6 +30,13 @@ Pair = tuple[str, str]  # (party, plan)
 Scope = str | None  # a plan, or None: overall
 _offset_of = attrgetter("offset")
 _event_of = attrgetter("event")
+_id_of = attrgetter("payment_id")
+#: The ids among these that were confirmed before this `Sums` began (committed by the fold).
+Known = Callable[[list[str]], Container[str]]
+
+
+def nothing_known(ids: list[str]) -> Container[str]:
+    return ()
 
 
 _OUTCOME_TYPES = frozenset({PaymentConfirmed, PaymentFailed})
@@ -43,12 +57,13 @@ class Partial(msgspec.Struct, frozen=True, array_like=True, gc=False):
     days: list[tuple[str, str, int, list[int]]]  # party, plan, day, row
     minutes: list[tuple[str, int, Cell]]  # plan, minute, cell
     pair_max: list[tuple[str, str, int]]  # party, plan, latest minute
+    confirmed: list[tuple[str, int]]  # payment id, the minute its confirmation was summed at
 
 
 class Sums:
     """Outcomes since the last commit, summed per pair and day, and per plan and minute."""
 
-    def __init__(self, position: int, horizon: int) -> None:
+    def __init__(self, position: int, horizon: int, known: Known = nothing_known) -> None:
         self.position = position  # one past the last record summed
         self.horizon = horizon  # outcomes before this minute are not summed (retention)
         self.pending = 0  # records summed since the last commit
@@ -56,6 +71,8 @@ class Sums:
         self.days: dict[tuple[Pair, int], list[int]] = {}  # (party, plan), day: its row
         self.minutes: dict[tuple[Scope, int], Cell] = {}  # plan, minute
         self.pair_max: dict[Pair, int] = {}  # (party, plan): latest minute
+        self.confirmed: dict[str, int] = {}  # payment id: the minute its confirmation was summed at
+        self.known = known
 
     def apply(self, records: Iterable[Recorded]) -> None:
         """Sum records; a record before the position (redelivered) is skipped."""
@@ -75,8 +92,14 @@ class Sums:
 
     def _sum(self, outcomes: list[PaymentConfirmed | PaymentFailed]) -> None:
         """Sum each outcome into its pair's day row and its plan's minute: the hot loop of a replay."""
+        if not outcomes:
+            return
         days, minutes, pair_max, horizon = self.days, self.minutes, self.pair_max, self.horizon
+        confirmed, known = self.confirmed, self.known(list(map(_id_of, outcomes)))
         for event in outcomes:
+            payment = event.payment_id
+            if payment in confirmed or payment in known:
+                continue  # confirmed already: final (see the module docstring)
             if type(event) is PaymentConfirmed:
                 ok, failed, units = 1, 0, int(event.amount.scaleb(10))
             elif event.final:
@@ -86,6 +109,8 @@ class Sums:
             minute = int(event.at.timestamp()) // 60
             if minute < horizon:
                 continue  # older than the retention window
+            if ok:
+                confirmed[payment] = minute
             plan = event.plan
             pair = (event.party, plan)
             day = minute // DAY
@@ -114,21 +139,24 @@ class Sums:
         return Partial(position=self.position, records=self.pending, unreadable=self.unreadable,
                        days=[(party, plan, day, row) for ((party, plan), day), row in self.days.items()],
                        minutes=[(plan, minute, cell) for (plan, minute), cell in self.minutes.items()],
-                       pair_max=[(party, plan, minute) for (party, plan), minute in self.pair_max.items()])
+                       pair_max=[(party, plan, minute) for (party, plan), minute in self.pair_max.items()],
+                       confirmed=list(self.confirmed.items()))
 
     def absorb(self, partial: Partial) -> None:
         """Take over a chunk summed elsewhere, from where this one stands (nothing summed since)."""
-        assert not self.pair_max and not self.minutes, "absorb only between commits"
+        assert not self.pair_max and not self.minutes and not self.confirmed, "absorb only between commits"
         self.position = partial.position
         self.pending += partial.records
         self.unreadable += partial.unreadable
         self.days = {((party, plan), day): row for party, plan, day, row in partial.days}
         self.minutes = {(plan, minute): cell for plan, minute, cell in partial.minutes}
         self.pair_max = {(party, plan): minute for party, plan, minute in partial.pair_max}
+        self.confirmed = dict(partial.confirmed)
 
     def clear(self) -> None:
         """Forget the sums (committed); the position stays."""
         self.days.clear()
         self.minutes.clear()
         self.pair_max.clear()
+        self.confirmed.clear()
         self.pending = 0

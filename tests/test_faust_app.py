@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pipeline.agent_feed import Assignment
+from pipeline.agent_feed import Assignment, cancel_and_wait
 from pipeline.events import Recorded, Unreadable
 from pipeline.faust_app import WorkerSettings, make_app, run
 from pipeline.kafka_log import KafkaTopic
@@ -53,3 +53,20 @@ async def test_agents_feed_runners_and_dead_letter_bad_records(kafka_url: str, t
     await asyncio.wait_for(worker, timeout=30)
     await dead.close()
     await topic.close()
+
+
+async def test_a_runner_that_swallows_its_cancel_is_cancelled_again_so_a_revoke_ends() -> None:
+    """aiokafka's consumer can swallow a cancellation; a revoke must not wait for ever on that runner."""
+    cancels = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancels.append("swallowed")  # what a library deep in the runner does
+        await asyncio.sleep(60)  # ...and the runner goes on
+
+    task = asyncio.create_task(stubborn(), name="projections-3")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait([task], grace=0.05), timeout=5)
+    assert task.cancelled() and cancels == ["swallowed"]

@@ -56,8 +56,8 @@ def old_rows(store: Store, cutoff: int) -> list[bytes]:
         found = level_and_bucket(key)
         if found is not None and (found[1] + 1) * found[0] <= cutoff:
             out.append(key)
-        elif key[:1] == b"l" and as_int.decode(value) < cutoff:
-            out.append(key)  # a member last active before the cutoff
+        elif key[:1] in b"lk" and as_int.decode(value) < cutoff:
+            out.append(key)  # a member last active before the cutoff, a payment confirmed before it
     return out
 
 

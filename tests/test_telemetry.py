@@ -90,7 +90,8 @@ def test_outcomes_become_counters_latency_and_payment_spans_and_logs_carry_their
     with Receiver() as rx:
         telemetry = Telemetry(resource("b", "c", None), Destination.from_settings(rx.url, TOKEN), lambda: [], 3600,
                               redact=lambda text: text.replace("s3cret-token", "***"))
-        for offset, event in enumerate([request, confirmed, failed]):
+        # pay-1 confirmed twice: a second Kafka worker recorded it too; it counts once
+        for offset, event in enumerate([request, confirmed, failed, confirmed]):
             telemetry.observe(Recorded(offset, event))
         logging.getLogger("pipeline.processor").warning("scan lags; token s3cret-token",
                                                         extra={"payment_id": "pay-1", "plan": "prover"})
@@ -99,6 +100,7 @@ def test_outcomes_become_counters_latency_and_payment_spans_and_logs_carry_their
             rx.log_records()
     assert sums[("canton.billing.payment.confirmed", (("subscription", "prover"),))] == 1
     assert sums[("canton.billing.payment.failed", (("subscription", "prover"),))] == 1
+    assert len([s for s in rx.spans() if s.name == "payment"]) == 2
     assert sums[("canton.billing.payment.latency", (("subscription", "prover"),))] == 1  # the one with a request
     span = spans["paymentpay-1"]
     trace_id, span_id = payment_ids("pay-1")

@@ -31,24 +31,40 @@ def outcomes(draw: st.DrawFn) -> list[PaymentConfirmed | PaymentFailed | Payment
         party, plan = draw(st.sampled_from(USERS)), draw(st.sampled_from(PLANS))
         amount = Decimal(draw(st.integers(min_value=1, max_value=10**6))) / 1000
         kind = draw(st.sampled_from(["ok", "final", "retry", "submitted"]))
+        # Now and then an earlier payment again: a second worker's confirmation, a failure after one.
+        pid = f"p{draw(st.one_of(st.just(i), st.integers(0, i)))}"
         if kind == "submitted":  # not an outcome: moves the position, counts nothing
-            out.append(PaymentSubmitted(payment_id=f"p{i}", at=at, command_id=f"c{i}", submission_id=f"s{i}",
+            out.append(PaymentSubmitted(payment_id=pid, at=at, command_id=f"c{i}", submission_id=f"s{i}",
                                         attempt=1, ledger_offset_before=0))
         elif kind == "ok":
-            out.append(PaymentConfirmed(payment_id=f"p{i}", at=at, party=party, plan=plan, amount=amount,
+            out.append(PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=amount,
                                         update_id=f"u{i}"))
         else:
-            out.append(PaymentFailed(payment_id=f"p{i}", at=at, party=party, plan=plan, amount=amount, attempt=1,
+            out.append(PaymentFailed(payment_id=pid, at=at, party=party, plan=plan, amount=amount, attempt=1,
                                      code="X", message="m", retryable=kind == "retry", final=kind == "final"))
+    return out
+
+
+def counted(events: list) -> list:  # type: ignore[type-arg]
+    """The outcomes the metrics count: final ones, none of a payment after its confirmation."""
+    confirmed: set[str] = set()
+    out = []
+    for e in events:
+        if isinstance(e, PaymentSubmitted) or e.payment_id in confirmed:
+            continue
+        if isinstance(e, PaymentConfirmed):
+            confirmed.add(e.payment_id)
+            out.append(e)
+        elif e.final:
+            out.append(e)
     return out
 
 
 def brute(events: list, window: str, user: str | None = None, plan: str | None = None) -> dict:  # type: ignore[type-arg]
     first = int(NOW.timestamp() // 60) - WINDOWS[window] + 1
-    hits = [e for e in events if not isinstance(e, PaymentSubmitted) and int(e.at.timestamp() // 60) >= first
+    hits = [e for e in counted(events) if int(e.at.timestamp() // 60) >= first
             and (user is None or e.party == user)
-            and (plan is None or e.plan == plan)
-            and (isinstance(e, PaymentConfirmed) or e.final)]
+            and (plan is None or e.plan == plan)]
     ok = [e for e in hits if isinstance(e, PaymentConfirmed)]
     return {"payment_count": len(hits), "success_count": len(ok), "failure_count": len(hits) - len(ok),
             "total_amount": sum((e.amount for e in ok), Decimal(0)),
@@ -161,3 +177,27 @@ def test_replay_after_deleting_the_store_reproduces_the_metrics(tmp_path: Path) 
         await log.close()
 
     asyncio.run(go())
+
+
+def test_a_payment_confirmed_twice_counts_once_even_across_commits_and_restarts(tmp_path: Path) -> None:
+    """Two workers on one Kafka partition (one lost it without knowing) both record a confirmation."""
+    def confirmed(minutes_ago: int) -> PaymentConfirmed:
+        return PaymentConfirmed(payment_id="p1", at=NOW - timedelta(minutes=minutes_ago), party=USERS[0],
+                                plan=PLANS[0], amount=Decimal("2.5"), update_id="u1")
+
+    late_failure = PaymentFailed(payment_id="p1", at=NOW, party=USERS[0], plan=PLANS[0], amount=Decimal("2.5"),
+                                 attempt=2, code="X", message="m", retryable=False, final=True)
+    other = PaymentConfirmed(payment_id="p2", at=NOW, party=USERS[1], plan=PLANS[0], amount=Decimal(1),
+                             update_id="u2")
+    projection = WindowProjection(Store.open(tmp_path / "p"))
+    projection.apply([Recorded(0, confirmed(5)), Recorded(1, confirmed(4))])  # both in one commit
+    projection.commit()
+    projection.store.close()
+    projection = WindowProjection(Store.open(tmp_path / "p"))  # and after a restart
+    projection.apply([Recorded(2, confirmed(1)), Recorded(3, late_failure), Recorded(4, other)])
+    projection.commit()
+    hour = projection.metrics("1h", NOW)
+    assert (hour.payment_count, hour.success_count, hour.failure_count) == (2, 2, 0)
+    assert hour.total_amount == Decimal("3.5")
+    assert projection.metrics("1h", NOW, user=USERS[0]).payment_count == 1
+    projection.store.close()
