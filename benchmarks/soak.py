@@ -69,7 +69,13 @@ class Daemon:
     def stop(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # nothing left running after a failed soak
+            self.proc.wait(timeout=30)
+            said = self.log.read_text()[-3000:]
+            raise SystemExit(f"the daemon did not stop within 60 s of SIGTERM: {said}") from None
         if self.proc.returncode != 0:
             raise SystemExit(f"the daemon exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
 

@@ -38,6 +38,7 @@ from pipeline.errors import StoreBusy
 from pipeline.events import PaymentRequested
 from pipeline.payment_book import PaymentBook
 from pipeline.processor import Processor
+from pipeline.tasks import cancel_and_wait
 from projections.replay import catch_up, follow, open_projection
 
 log = logging.getLogger(__name__)
@@ -134,9 +135,7 @@ class Daemon:
         ]
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
-        for task in [*tasks, waiter]:
-            task.cancel()
-        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+        await cancel_and_wait([*tasks, waiter])
         failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
         for task in failed:
             log.error("daemon part stopped", extra={"part": task.get_name(), "error": repr(task.exception())})

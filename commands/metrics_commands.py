@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import shutil
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -17,6 +20,7 @@ from commands.errors import CommandError
 from commands.logs import Redactor
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy, StoreUnavailable
+from pipeline.events import Recorded
 from pipeline.rocks import Store
 from projections import telemetry
 from projections.replay import Retention, catch_up, follow, open_projection, rebuild
@@ -59,20 +63,67 @@ def retention_of(ctx: Context) -> Retention:
 
 
 @asynccontextmanager
+async def _followed(path: Path, owner: str) -> AsyncIterator[WindowProjection]:
+    """The projection at ``path`` as another process (``owner``) writes it: read-only."""
+    try:
+        projection = WindowProjection(Store.open(path, mode="follow"))
+    except StoreUnavailable as err:
+        raise CommandError(f"{owner} has not written metrics yet: {err}") from err
+    try:
+        yield projection
+    finally:
+        projection.store.close()
+
+
+def topic_view_dir(ctx: Context) -> Path:
+    """Where the whole-topic view of the Kafka backend lives (the workers' stores are pNNN beside it)."""
+    return Path(ctx.settings.projections_dir) / "topic"
+
+
+@asynccontextmanager
+async def topic_view(ctx: Context, *, fresh: bool = False) -> AsyncIterator[Any]:
+    """The Kafka topic's `TopicView` (``fresh``: emptied first); StoreBusy while another command holds it."""
+    from commands.kafka_session import open_topic  # aiokafka loads only on the Kafka backend
+    from projections.topic_view import TopicView
+
+    if fresh and topic_view_dir(ctx).exists():
+        projection = open_projection(topic_view_dir(ctx))  # raises StoreBusy before anything is deleted
+        projection.store.close()
+        shutil.rmtree(topic_view_dir(ctx))
+    projection = open_projection(topic_view_dir(ctx), retention_of(ctx))
+    try:
+        topic = await open_topic(ctx)
+        try:
+            yield TopicView(topic, projection)
+        finally:
+            await topic.close()
+    finally:
+        projection.store.close()
+
+
+@asynccontextmanager
 async def current_projection(ctx: Context) -> AsyncIterator[WindowProjection]:
-    """The projection brought up to date with the log; read-only while the daemon owns it."""
+    """The projection brought up to date with the log; read-only while the daemon owns it.
+
+    On Kafka: the whole-topic view, brought up to date from every partition (read-only
+    while `billing monitor` keeps it up to date itself).
+    """
     settings = ctx.settings
+    if settings.kafka:
+        async with AsyncExitStack() as stack:
+            try:
+                view = await stack.enter_async_context(topic_view(ctx))
+            except StoreBusy:
+                yield await stack.enter_async_context(_followed(topic_view_dir(ctx), "billing monitor"))
+                return
+            await view.catch_up()
+            yield view.projection
+        return
     try:
         log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
     except StoreBusy:
-        try:
-            projection = WindowProjection(Store.open(settings.projections_dir, mode="follow"))
-        except StoreUnavailable as err:
-            raise CommandError(f"the daemon has not written metrics yet: {err}") from err
-        try:
+        async with _followed(settings.projections_dir, "the daemon") as projection:
             yield projection
-        finally:
-            projection.store.close()
         return
     except StoreUnavailable:
         log = None
@@ -121,6 +172,8 @@ def run_replay(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("--from must be 0 or more")
 
     async def go() -> int:
+        if ctx.settings.kafka:
+            return await _replay_topic(ctx, args)
         try:
             log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
         except StoreUnavailable:
@@ -142,6 +195,23 @@ def run_replay(ctx: Context, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+async def _replay_topic(ctx: Context, args: argparse.Namespace) -> int:
+    """`billing replay` on Kafka: rebuild the whole-topic view from every partition."""
+    if args.start:
+        raise CommandError("--from is an offset of the embedded log; on Kafka, replay rebuilds from the "
+                           "start of every partition (leave --from out)")
+    try:
+        async with topic_view(ctx, fresh=True) as view:
+            with ctx.console.progress("replaying the topic", total=None):
+                folded = await view.catch_up()
+            unreadable = view.projection.unreadable
+    except StoreBusy as err:
+        raise CommandError("stop `billing monitor` first: it keeps the whole-topic view while it runs") from err
+    ctx.console.line(f"replayed {folded} events from {len(view.offsets)} partitions; {unreadable} record(s) "
+                     "skipped that are not events or not readable outcomes (`billing tail` shows them)")
+    return 0
 
 
 def snapshot_of(projection: WindowProjection, ctx: Context) -> Iterator[telemetry.Sample]:
@@ -179,34 +249,71 @@ def start_telemetry(ctx: Context, projection: WindowProjection) -> telemetry.Tel
                                redact=Redactor(s.secrets()).redact)
 
 
+Observe = Callable[[Recorded], None] | None
+
+
+@asynccontextmanager
+async def _monitored(ctx: Context) -> AsyncIterator[tuple[WindowProjection, Callable[[Observe], Awaitable[None]]]]:
+    """The projection to monitor and how to keep it up to date: the embedded log's, or the whole topic's."""
+    if ctx.settings.kafka:
+        async with AsyncExitStack() as stack:
+            try:
+                view = await stack.enter_async_context(topic_view(ctx))
+            except StoreBusy as err:
+                raise CommandError("another `billing monitor` keeps the whole-topic view: one is enough") from err
+            await view.catch_up()
+            yield view.projection, view.follow
+        return
+    try:
+        log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
+    except StoreUnavailable as err:
+        raise CommandError("nothing to monitor yet: the event log is empty") from err
+    projection = open_projection(ctx.settings.projections_dir, retention_of(ctx))
+    try:
+        yield projection, lambda observe: follow(log, projection, observe=observe)
+    finally:
+        projection.store.close()
+        await log.close()
+
+
 def run_monitor(ctx: Context, args: argparse.Namespace) -> int:
+    # On Kafka the monitor is a service of its own (docker-compose.yml): its healthcheck reads this file's age.
+    alive = Path(ctx.settings.rocksdb_path) / f"alive-monitor-{socket.gethostname()}" if ctx.settings.kafka else None
+
     async def go() -> int:
-        try:
-            log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
-        except StoreUnavailable as err:
-            raise CommandError("nothing to monitor yet: the event log is empty") from err
-        projection = open_projection(ctx.settings.projections_dir, retention_of(ctx))
-        exporter = start_telemetry(ctx, projection)
-        if exporter is None:
-            ctx.console.warn("OpenTelemetry is not configured (OPENTELEMETRY_* or OTEL_EXPORTER_OTLP_ENDPOINT): "
-                             "showing the summary only")
-        follower = asyncio.create_task(follow(log, projection, observe=exporter.observe if exporter else None))
-        try:
-            while True:
-                m = projection.metrics("24h", ctx.clock())
-                ctx.console.line(f"{ctx.clock():%H:%M:%S} 24h: {m.payment_count} payments, {m.total_amount} CC, "
-                                 f"success {m.success_rate if m.success_rate is not None else '–'}%, "
-                                 f"{m.active_users} users")
-                await asyncio.sleep(ctx.settings.otel_export_interval_secs)
-        finally:
-            follower.cancel()
-            await asyncio.gather(follower, return_exceptions=True)
-            if exporter is not None:
-                exporter.shutdown()
-            projection.store.close()
-            await log.close()
+        async with _monitored(ctx) as (projection, keep_up):
+            return await _monitor(ctx, projection, keep_up, alive)
 
     return asyncio.run(go())
+
+
+async def _monitor(ctx: Context, projection: WindowProjection, keep_up: Callable[[Observe], Awaitable[None]],
+                   alive: Path | None = None) -> int:
+    """Export and print the 24h summary every OTEL_EXPORT_INTERVAL_SECS while ``keep_up`` folds new records;
+    touch ``alive`` each time."""
+    exporter = start_telemetry(ctx, projection)
+    if exporter is None:
+        ctx.console.warn("OpenTelemetry is not configured (OPENTELEMETRY_* or OTEL_EXPORTER_OTLP_ENDPOINT): "
+                         "showing the summary only")
+    follower = asyncio.create_task(keep_up(exporter.observe if exporter else None))
+    try:
+        while True:
+            if follower.done():
+                await follower  # it failed (the broker went away, the store broke): say why
+                raise CommandError("the monitor stopped following the event log")
+            if alive is not None:
+                alive.parent.mkdir(parents=True, exist_ok=True)
+                alive.touch()
+            m = projection.metrics("24h", ctx.clock())
+            ctx.console.line(f"{ctx.clock():%H:%M:%S} 24h: {m.payment_count} payments, {m.total_amount} CC, "
+                             f"success {m.success_rate if m.success_rate is not None else '–'}%, "
+                             f"{m.active_users} users")
+            await asyncio.sleep(ctx.settings.otel_export_interval_secs)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        if exporter is not None:
+            exporter.shutdown()
 
 
 def run_test_otel(ctx: Context, args: argparse.Namespace) -> int:

@@ -35,7 +35,8 @@ def add_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--from", dest="start", type=int, metavar="OFFSET", help="start at this log offset")
+    where.add_argument("--from", dest="start", type=int, metavar="OFFSET",
+                       help="start at this log offset (embedded log; on Kafka use --since)")
     where.add_argument("--since", metavar="TIME", help="only events at or after TIME (ISO 8601, with zone)")
     p.add_argument("--user", help="only this user (id, name, email or party)")
     p.add_argument("--subscription", help="only this plan")
@@ -46,34 +47,59 @@ def add_commands(sub: Any) -> None:
 
 def run_tail(ctx: Context, args: argparse.Namespace) -> int:
     keep = _filter(ctx, args)
+    if ctx.settings.kafka:
+        if args.start is not None:
+            raise BadArgument("--from is an offset of the embedded log; on Kafka offsets are per partition: "
+                              "use --since TIME")
+        return asyncio.run(_tail_topic(ctx, args, keep))
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     except StoreUnavailable:
         ctx.console.note(f"the event log at {ctx.settings.log_dir} is empty: nothing was requested yet")
         return 0
-    return asyncio.run(_print(ctx, log, args, keep))
+    return asyncio.run(_tail_log(ctx, log, args, keep))
 
 
-async def _print(
-    ctx: Context, log: EmbeddedLog, args: argparse.Namespace, keep: Callable[[Recorded], bool]
-) -> int:
+async def _tail_log(ctx: Context, log: EmbeddedLog, args: argparse.Namespace,
+                    keep: Callable[[Recorded], bool]) -> int:
     start = args.start or 0
-    records: AsyncIterator[Recorded] = log.follow(start) if args.follow else log.read(start)
-    shown = 0
-    periods = Periods()
     try:
-        async for record in records:
-            if not keep(record):
-                if not isinstance(record.event, Unreadable):
-                    periods.of(record.event)  # a filtered-out request still names its outcome's period
-                continue
-            shown += 1
-            if args.json:
-                ctx.console.json(audit_row(record, periods))
-            else:
-                ctx.console.line(event_line(record, periods))
+        return await _print(ctx, log.follow(start) if args.follow else log.read(start), args, keep)
     finally:
         await log.close()
+
+
+async def _tail_topic(ctx: Context, args: argparse.Namespace, keep: Callable[[Recorded], bool]) -> int:
+    """Every partition of the Kafka topic, each in its order (partitions interleave as they are fetched)."""
+    from commands.kafka_session import open_topic  # aiokafka loads only on the Kafka backend
+
+    topic = await open_topic(ctx)
+
+    async def records() -> AsyncIterator[Recorded]:
+        async for batch in topic.read_all(dict.fromkeys(range(topic.partitions), 0), follow=args.follow):
+            for record in batch:
+                yield record
+
+    try:
+        return await _print(ctx, records(), args, keep, partitioned=True)
+    finally:
+        await topic.close()
+
+
+async def _print(ctx: Context, records: AsyncIterator[Recorded], args: argparse.Namespace,
+                 keep: Callable[[Recorded], bool], *, partitioned: bool = False) -> int:
+    shown = 0
+    periods = Periods()
+    async for record in records:
+        if not keep(record):
+            if not isinstance(record.event, Unreadable):
+                periods.of(record.event)  # a filtered-out request still names its outcome's period
+            continue
+        shown += 1
+        if args.json:
+            ctx.console.json(audit_row(record, periods, partitioned=partitioned))
+        else:
+            ctx.console.line(event_line(record, periods, partitioned=partitioned))
     if not shown and not args.json:
         ctx.console.note("no events match")
     return 0
@@ -123,14 +149,16 @@ class Periods:
         return self._by_payment.get(event.payment_id)
 
 
-def audit_row(record: Recorded, periods: Periods | None = None) -> dict[str, Any]:
-    """One event as a flat dict (also the shape of the WebSocket audit stream)."""
+def audit_row(record: Recorded, periods: Periods | None = None, *, partitioned: bool = False) -> dict[str, Any]:
+    """One event as a flat dict (also the shape of the WebSocket audit stream); ``partitioned``: with
+    its Kafka partition (offsets are per partition there)."""
     event = record.event
+    where = {"partition": record.partition, "offset": record.offset} if partitioned else {"offset": record.offset}
     if isinstance(event, Unreadable):
-        return {"offset": record.offset, "type": "unreadable", "reason": event.reason}
+        return {**where, "type": "unreadable", "reason": event.reason}
     period = periods.of(event) if periods is not None else None
     extra = {"outcome": outcome(event)} | ({"period_index": period} if period is not None else {})
-    return {"offset": record.offset, **to_builtins(event), **extra}
+    return {**where, **to_builtins(event), **extra}
 
 
 def outcome(event: AnyEvent) -> str:
@@ -140,16 +168,18 @@ def outcome(event: AnyEvent) -> str:
     return _kind(event)
 
 
-def event_line(record: Recorded, periods: Periods | None = None) -> str:
-    """One line per event: offset, time, kind, payment, who, period, amount, and the proof or reason."""
+def event_line(record: Recorded, periods: Periods | None = None, *, partitioned: bool = False) -> str:
+    """One line per event: offset (``partitioned``: partition/offset), time, kind, payment, who, period,
+    amount, and the proof or reason."""
     event = record.event
+    where = f"{record.partition}/{record.offset}" if partitioned else str(record.offset)
     if isinstance(event, Unreadable):
-        return f"{record.offset:>8}  unreadable record: {event.reason}"
+        return f"{where:>8}  unreadable record: {event.reason}"
     amount = getattr(event, "amount", None)
     period = periods.of(event) if periods is not None else (
         event.period.index if isinstance(event, PaymentRequested) else None)
     cells = [
-        f"{record.offset:>8}", event.at.strftime("%Y-%m-%d %H:%M:%S"), f"{outcome(event):<9}",
+        f"{where:>8}", event.at.strftime("%Y-%m-%d %H:%M:%S"), f"{outcome(event):<9}",
         event.payment_id[:12], _short(getattr(event, "party", "")), getattr(event, "plan", ""),
         f"#{period}" if period is not None else "", f"{amount} CC" if amount is not None else "", _detail(event),
     ]

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from pipeline.events import AnyEvent, Recorded
 from pipeline.kafka_log import KafkaLog, KafkaTopic
 from pipeline.log import EventLog
+from pipeline.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -64,24 +65,6 @@ class FedLog:
 
     async def close(self) -> None:
         """Nothing to release: the topic is shared by every partition of the worker."""
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task[None]], *, grace: float = 1.0) -> None:
-    """Cancel ``tasks`` and wait until every one has ended.
-
-    A task still running ``grace`` seconds after its cancel is cancelled again: a library
-    can swallow a cancellation (aiokafka's consumer does, seen about one stop in three on a
-    worker's twelve partitions), and a runner left running would stall the rebalance.
-    """
-    for task in tasks:
-        task.cancel()
-    pending = set(tasks)
-    while pending:
-        _, pending = await asyncio.wait(pending, timeout=grace)
-        for task in pending:
-            logger.warning("a partition runner ignored its cancel; cancelling it again",
-                           extra={"runner": task.get_name()})
-            task.cancel()
 
 
 class Assignment:

@@ -172,8 +172,12 @@ class KafkaTopic:
         finally:
             await consumer.stop()
 
-    async def read_all(self, starts: dict[int, int], *, follow: bool = False) -> AsyncIterator[list[Recorded]]:
-        """Records of several partitions from ``starts`` (partition -> offset): to idle, or forever."""
+    async def read_all(self, starts: dict[int, int], *, follow: bool = False,
+                       quiet: bool = False) -> AsyncIterator[list[Recorded]]:
+        """Records of several partitions from ``starts`` (partition -> offset): to idle, or forever.
+
+        ``quiet`` (when following): also an empty list after each second without records.
+        """
         consumer = self.consumer()
         await consumer.start()
         try:
@@ -182,7 +186,7 @@ class KafkaTopic:
             for p, offset in starts.items():
                 consumer.seek(tps[p], offset)
             floor = await self.lower_end(list(starts)) if not follow else {}
-            async for batch in _fetch(consumer, floor, self.idle_ms, follow=follow):
+            async for batch in _fetch(consumer, floor, self.idle_ms, follow=follow, quiet=quiet):
                 yield batch
         finally:
             await consumer.stop()
@@ -198,7 +202,7 @@ class KafkaTopic:
 
 
 async def _fetch(consumer: AIOKafkaConsumer, floor: dict[int, int], idle_ms: int, *,
-                 follow: bool) -> AsyncIterator[list[Recorded]]:
+                 follow: bool, quiet: bool = False) -> AsyncIterator[list[Recorded]]:
     """Fetch until a fetch stays empty while every partition is at or past ``floor`` (or forever)."""
     while True:
         got = await consumer.getmany(timeout_ms=idle_ms if not follow else 1000, max_records=5000)
@@ -207,6 +211,8 @@ async def _fetch(consumer: AIOKafkaConsumer, floor: dict[int, int], idle_ms: int
             yield records
             continue
         if follow:
+            if quiet:
+                yield records
             continue
         positions = {tp.partition: await consumer.position(tp) for tp in consumer.assignment()}
         if all(positions[p] >= end for p, end in floor.items()):

@@ -241,10 +241,11 @@ class WindowFold:
         keys = self._pairs[(party, plan)] = PairKeys.of(party, plan)
         return keys
 
-    def commit(self, *, behind: bool = False) -> None:
+    def commit(self, *, behind: bool = False, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write every change, a bounded slice of pruning, and the position, in one atomic batch.
 
         ``behind``: the store writes it in a thread while the caller folds on (see `Store.write`).
+        ``extra``: more rows for the same batch (the whole-topic view's partition offsets).
         """
         if self.sums.pair_max:
             self._flush()
@@ -268,6 +269,7 @@ class WindowFold:
                  (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
         if self.pruner is not None:
             puts += self.pruner.progress()
+        puts += extra
         self.store.write(puts, deletes, behind=behind)
         self._dirty_ints.clear()
         self._dirty_index.clear()

@@ -8,9 +8,9 @@ plain produce, fetch, consumer groups and commits (see shared/reference/kafka-he
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.asgi_server import free_port
+from tests.processes import stop_process
 
 
 def _docker_kafka() -> Iterator[str] | None:
@@ -76,12 +77,8 @@ def tansu(binary: Path) -> Iterator[str]:
         _wait_for_port(port, proc)
         yield f"kafka://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            stop_process(proc)  # killed if it does not stop
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -70,6 +71,17 @@ class _Drain(threading.Thread):
         if self.stream is not None:
             self.lines += list(self.stream)
             self.stream.close()
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5) -> int:  # type: ignore[type-arg]
+    """Send ``sig``, wait ``timeout`` seconds, kill the process if it is still there; its exit code."""
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+        raise
 
 
 def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -23,9 +23,9 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_the_three_services_use_official_images_and_have_healthchecks(compose: dict[str, Any]) -> None:
+def test_the_services_use_official_images_and_have_healthchecks(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "otel-collector", "billing"}
+    assert set(services) == {"kafka", "otel-collector", "billing", "monitor"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector")
     assert services["billing"]["build"] == "." and (ROOT / "Dockerfile").is_file()
@@ -80,3 +80,14 @@ def test_the_collector_forwards_metrics_and_logs_with_the_token(compose: dict[st
         assert config["service"]["pipelines"][pipeline]["exporters"] == ["otlphttp/forward"]
         assert config["service"]["pipelines"][pipeline]["receivers"] == ["otlp"]
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+
+
+def test_one_monitor_exports_the_whole_topic_from_the_billing_image(compose: dict[str, Any]) -> None:
+    monitor, billing = compose["services"]["monitor"], compose["services"]["billing"]
+    assert monitor["command"] == ["monitor"] and monitor["image"] == billing["image"]
+    assert "deploy" not in monitor  # one: it holds the whole-topic view (projections/topic)
+    assert monitor["environment"]["EVENT_LOG"] == billing["environment"]["EVENT_LOG"]
+    assert monitor["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector:")
+    state = monitor["environment"]["ROCKSDB_PATH"]
+    assert f"billing-data:{state}" in monitor["volumes"]
+    assert f"{state}/alive-monitor-" in " ".join(monitor["healthcheck"]["test"])  # commands/metrics_commands.py
