@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.errors import LogClosed, LogError
@@ -205,7 +205,12 @@ async def _fetch(consumer: AIOKafkaConsumer, floor: dict[int, int], idle_ms: int
                  follow: bool, quiet: bool = False) -> AsyncIterator[list[Recorded]]:
     """Fetch until a fetch stays empty while every partition is at or past ``floor`` (or forever)."""
     while True:
-        got = await consumer.getmany(timeout_ms=idle_ms if not follow else 1000, max_records=5000)
+        try:
+            got = await consumer.getmany(timeout_ms=idle_ms if not follow else 1000, max_records=5000)
+        except OffsetOutOfRangeError as err:
+            raise LogError(f"asked to read past the end of the topic ({err.args[0] if err.args else err}): it was "
+                           "recreated or truncated since it was last read (Tansu keeps topics in memory only). "
+                           "Rebuild what was folded from it: `billing replay`") from err
         records = [Recorded(r.offset, decode(r.value), tp.partition) for tp, rs in got.items() for r in rs]
         if records:
             yield records

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from pipeline.errors import LogError
 from pipeline.events import Recorded
 from pipeline.kafka_log import KafkaTopic
 from pipeline.rocks import Store
@@ -58,14 +59,24 @@ class TopicView:
         self.projection.commit(extra=[(_key(p), offset.to_bytes(8, "big")) for p, offset in self.offsets.items()])
 
     async def catch_up(self) -> int:
-        """Fold what every partition holds now; return how many records were folded."""
+        """Fold what every partition holds now; return how many records were folded.
+
+        Each partition is read from the last record folded from it: that record must still be
+        there, or the topic was recreated (Tansu keeps topics in memory only) or truncated, and
+        what this view holds no longer matches it.
+        """
         start = self.projection.position
-        async for batch in self.topic.read_all(dict(self.offsets)):
-            self.apply(batch)
+        unchecked = {p for p, offset in self.offsets.items() if offset}
+        async for batch in self.topic.read_all({p: max(offset - 1, 0) for p, offset in self.offsets.items()}):
+            unchecked -= {r.partition for r in batch if r.offset == self.offsets[r.partition] - 1}
+            self.apply([r for r in batch if r.offset >= self.offsets[r.partition]])
             if self.projection.pending >= CHUNK:
                 self.commit()
         if self.projection.needs_commit:
             self.commit()
+        if unchecked:
+            raise LogError(f"partition(s) {sorted(unchecked)} of topic {self.topic.name} end before what this view "
+                           "folded from them: the topic was recreated or truncated. Rebuild the view: `billing replay`")
         return self.projection.position - start
 
     async def follow(self, observe: Callable[[Recorded], None] | None = None) -> None:

@@ -17,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from pipeline.embedded_log import EmbeddedLog
+from pipeline.errors import LogError
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, Period
 from pipeline.kafka_log import KafkaTopic
 from pipeline.rocks import Store
@@ -200,3 +203,18 @@ def test_billing_monitor_on_kafka_exports_the_whole_topic_and_says_it_is_alive(k
             assert exported() == (3, 20, 15), said()
         finally:
             stop_process(monitor, signal.SIGINT, timeout=30)
+
+
+async def test_a_view_ahead_of_a_recreated_topic_says_to_replay(kafka_url: str, tmp_path: Path) -> None:
+    old = await KafkaTopic.open(kafka_url, "view-" + uuid.uuid4().hex[:8], partitions=PARTITIONS)
+    await publish(old, payments(NOW, 8))
+    view = TopicView(old, open_projection(tmp_path / "view"))
+    await view.catch_up()
+    view.projection.store.close()
+    await old.close()
+    recreated = await KafkaTopic.open(kafka_url, "view-" + uuid.uuid4().hex[:8], partitions=PARTITIONS)  # empty
+    view = TopicView(recreated, open_projection(tmp_path / "view"))
+    with pytest.raises(LogError, match=r"end before what this view folded.*recreated.*`billing replay`"):
+        await view.catch_up()
+    view.projection.store.close()
+    await recreated.close()
