@@ -48,6 +48,10 @@ def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     if not 0 < port < 65536:
         raise BadArgument(f"--port {port} is not a port number (1-65535)")
     ctx.catalogue  # a broken catalogue is reported before anything is served  # noqa: B018
+    if ctx.settings.kafka:
+        raise CommandError("the web dashboard serves the embedded log only; on Kafka the whole topic is in "
+                           "`billing metrics`, `billing tail -f`, and the monitor's OpenTelemetry export "
+                           "(dashboard/billing.json)")
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     except StoreUnavailable as err:

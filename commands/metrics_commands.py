@@ -22,6 +22,7 @@ from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy, StoreUnavailable
 from pipeline.events import Recorded
 from pipeline.rocks import Store
+from pipeline.tasks import cancel_and_wait
 from projections import telemetry
 from projections.replay import Retention, catch_up, follow, open_projection, rebuild
 from projections.windows import WINDOWS, WindowMetrics, WindowProjection
@@ -310,8 +311,7 @@ async def _monitor(ctx: Context, projection: WindowProjection, keep_up: Callable
                              f"{m.active_users} users")
             await asyncio.sleep(ctx.settings.otel_export_interval_secs)
     finally:
-        follower.cancel()
-        await asyncio.gather(follower, return_exceptions=True)
+        await cancel_and_wait([follower])  # on Kafka, aiokafka can swallow the first cancel
         if exporter is not None:
             exporter.shutdown()
 

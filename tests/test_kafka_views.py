@@ -159,6 +159,8 @@ def test_metrics_replay_and_tail_on_the_kafka_backend_see_the_whole_topic(kafka_
     assert sum(line["type"] == "payment.confirmed" for line in lines) == 16  # the duplicate is in the audit trail
     refused = billing("tail", "--from", "3", env=env)
     assert refused.returncode == 2 and "use --since" in refused.stderr
+    web = billing("dashboard", env=env)  # it serves the embedded log: it says where the topic is shown instead
+    assert web.returncode == 1 and "`billing metrics`" in web.stderr and "Traceback" not in web.stderr
 
 
 def test_billing_monitor_on_kafka_exports_the_whole_topic_and_says_it_is_alive(kafka_url: str, tmp_path: Path) -> None:
