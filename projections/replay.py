@@ -169,6 +169,20 @@ async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progre
     return projection
 
 
+async def keep_partition(log: EventLog, path: Path,
+                         opened: Callable[[WindowProjection], None] | None = None) -> None:
+    """A Kafka worker's projection of one partition: open it at ``path``, catch up, then follow until
+    cancelled (the partition revoked). ``opened`` sees the projection (the benchmark watches it)."""
+    projection = open_projection(path)
+    if opened is not None:
+        opened(projection)
+    try:
+        await catch_up(log, projection)
+        await follow(log, projection)
+    finally:
+        projection.store.close()
+
+
 async def follow(log: EventLog, projection: WindowProjection, *, seconds: float = 1.0,
                  observe: Callable[[Recorded], None] | None = None) -> None:
     """Fold records as they are appended; commit every BATCH records and at least every ``seconds``.
