@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from commands.catalogue import Catalogue, load
 from commands.config import Settings
 from commands.console import Console
+from commands.errors import CommandError
 
 Clock = Callable[[], datetime]
 
@@ -32,3 +34,13 @@ class Context:
     def catalogue(self) -> Catalogue:
         """Users and plans, read and validated on first use."""
         return load(self.settings.data_dir, min_interval=self.settings.min_interval_sec)
+
+    def require_state(self) -> None:
+        """A read-only command on the embedded log: refuse, in one line, where there is no state
+        folder, rather than create an empty one and print zeros (a cron job run from the wrong
+        directory must not look like a quiet billing)."""
+        if not self.settings.log_dir.exists():
+            raise CommandError(
+                f"no billing state at {Path(self.settings.rocksdb_path).resolve()} (ROCKSDB_PATH): run "
+                "from the directory that holds billing_db, or set ROCKSDB_PATH to the state folder"
+            )

@@ -30,7 +30,7 @@ from commands.local_api import api_token, make_app
 from commands.metrics_commands import retention_of, start_telemetry
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import missed_requests, tick_requests
-from commands.session import processor_for
+from commands.session import announce_new_state, check_ledger, processor_for
 from commands.tail import Periods, audit_row
 from pipeline.asgi_server import serve
 from pipeline.embedded_log import EmbeddedLog
@@ -94,6 +94,7 @@ class Daemon:
             _on_signals(stop.set)
             return await run_worker(self.ctx, self._due_in, interval=self.interval, once=self.once,
                                     dry_run=self.dry_run, stop=stop)
+        announce_new_state(self.ctx)
         event_log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
         stop = asyncio.Event()
         _on_signals(stop.set)
@@ -101,6 +102,8 @@ class Daemon:
             async with canton_factory(self.ctx)() as canton:
                 processor = processor_for(self.ctx, event_log, canton)
                 await processor.load()
+                if not self.dry_run:
+                    await check_ledger(self.ctx, processor.book, canton)
                 if self.once:
                     return await self._once(processor)
                 return await self._forever(processor, event_log, stop)

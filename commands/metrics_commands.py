@@ -17,6 +17,7 @@ import msgspec
 
 from commands.context import Context
 from commands.errors import CommandError
+from commands.ledger_rebuild import run_rebuild
 from commands.logs import Redactor
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy, StoreUnavailable
@@ -45,9 +46,14 @@ def add_commands(sub: Any) -> None:
     m.add_argument("--json", action="store_true", help="print JSON")
     m.set_defaults(handler=run_metrics)
     r = sub.add_parser("replay", help="rebuild every projection from the event log",
-                       description="Delete the window metrics and fold the whole event log again.")
+                       description="Delete the window metrics and fold the whole event log again. With "
+                       "--from-ledger, first record in this state folder the charges the ledger shows and "
+                       "the log does not hold (after losing the state folder).")
     r.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET",
                    help="leave out the events before OFFSET (default: from the first event)")
+    r.add_argument("--from-ledger", action="store_true",
+                   help="rebuild the record of charges from the ledger's completions and Scan (then run "
+                   "`billing replay` for the metrics)")
     r.set_defaults(handler=run_replay)
     mon = sub.add_parser("monitor", help="aggregate and export metrics in the foreground",
                          description="Follow the log, keep the window metrics current, export them over "
@@ -120,6 +126,7 @@ async def current_projection(ctx: Context) -> AsyncIterator[WindowProjection]:
             await view.catch_up()
             yield view.projection
         return
+    ctx.require_state()
     try:
         log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
     except StoreBusy:
@@ -171,10 +178,15 @@ def _row(m: WindowMetrics) -> list[Any]:
 def run_replay(ctx: Context, args: argparse.Namespace) -> int:
     if args.start < 0:
         raise CommandError("--from must be 0 or more")
+    if args.from_ledger:
+        if ctx.settings.kafka:
+            raise CommandError("--from-ledger rebuilds the embedded log; on Kafka the topic is the record")
+        return run_rebuild(ctx, args)
 
     async def go() -> int:
         if ctx.settings.kafka:
             return await _replay_topic(ctx, args)
+        ctx.require_state()
         try:
             log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
         except StoreUnavailable:

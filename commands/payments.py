@@ -18,9 +18,10 @@ import msgspec
 from commands.context import Context
 from commands.errors import CommandError
 from commands.runtime import canton_factory, require_canton
-from commands.schedule import anchor_of, current_requests, missed_requests, period_index, request_for
+from commands.schedule import anchor_of, current_requests, missed_requests, period_index, request_for, span
 from commands.session import Session, open_session
 from pipeline.events import PaymentRequested
+from pipeline.ids import legacy_payment_id
 from pipeline.payment_book import PaymentBook, PaymentState
 
 RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE"}
@@ -81,20 +82,25 @@ def run_pay(ctx: Context, args: argparse.Namespace) -> int:
 async def _pay(ctx: Context, args: argparse.Namespace, pair: Any) -> int:
     user, sub, plan = pair
     now = ctx.clock()
-    async with open_session(ctx, canton_factory(ctx)) as session:
+    async with open_session(ctx, canton_factory(ctx), charging=not args.dry_run) as session:
         history = session.book.subscriptions.get((user.party, plan.name))
-        anchor = anchor_of(sub, history, now)
+        anchor = anchor_of(sub, history)
         index = args.period if args.period is not None else period_index(anchor, plan.interval, now)
-        req = request_for(pair, anchor, index, app_party=ctx.settings.party_app or "", reason="manual", now=now)
+        app = ctx.settings.party_app or ""
+        req = request_for(pair, anchor, index, app_party=app, reason="manual", now=now)
         state = session.book.get(req.payment_id)
+        if state is None and history is not None and index in history.requested:
+            # Requested by an older version, under the index-based id: ask that payment again.
+            state = session.book.get(legacy_payment_id(app, user.party, plan.name, index))
+            if isinstance(state, PaymentState):
+                req = msgspec.structs.replace(state.request, at=now, reason="manual")
         if state is not None and state.status == "confirmed":
-            ctx.console.line(f"already paid: {user.id} {plan.name} period {index} (update {state.update_id})")
+            ctx.console.line(f"already paid: {user.id} {plan.name} {span(req)} (update {state.update_id})")
             return 0
         if not sub.active(req.period.start):
             raise CommandError(f"period {index} starts {req.period.start:%Y-%m-%d %H:%M} UTC, outside the subscription")
         if args.dry_run:
-            ctx.console.line(f"dry run: would charge {req.amount} CC to {user.id} for {plan.name} period {index} "
-                             f"({req.period.start:%Y-%m-%d %H:%M}–{req.period.end:%H:%M} UTC)")
+            ctx.console.line(f"dry run: would charge {req.amount} CC to {user.id} for {plan.name} {span(req)}")
             return 0
         await session.request([req])
         await session.wait_for([req.payment_id])
@@ -105,7 +111,7 @@ def _report_one(ctx: Context, book: PaymentBook, req: PaymentRequested) -> int:
     state = book.get(req.payment_id)
     assert state is not None
     if not isinstance(state, PaymentState) or state.status == "confirmed":
-        ctx.console.line(f"paid: {req.amount} CC from {req.user_id} for {req.plan} period {req.period.index}, "
+        ctx.console.line(f"paid: {req.amount} CC from {req.user_id} for {req.plan} {span(req)}, "
                          f"ledger update {state.update_id}")
         return 0
     ctx.console.error(f"payment failed: {state.last_error}")
@@ -121,7 +127,7 @@ def run_pay_all(ctx: Context, args: argparse.Namespace) -> int:
 async def pay_all_async(ctx: Context, args: argparse.Namespace) -> int:
     now = ctx.clock()
     pairs = ctx.catalogue.active_pairs(now)
-    async with open_session(ctx, canton_factory(ctx)) as session:
+    async with open_session(ctx, canton_factory(ctx), charging=not args.dry_run) as session:
         app = ctx.settings.party_app or ""
         due = current_requests(pairs, session.book.subscriptions, now, app_party=app)
         if args.dry_run:
@@ -177,7 +183,7 @@ async def _restart(ctx: Context, args: argparse.Namespace) -> int:
     now = ctx.clock()
     pairs = ctx.catalogue.active_pairs(now)
     app = ctx.settings.party_app or ""
-    async with open_session(ctx, canton_factory(ctx)) as session:
+    async with open_session(ctx, canton_factory(ctx), charging=not args.dry_run) as session:
         wanted: list[PaymentRequested] = []
         if args.recover_missed:
             wanted += missed_requests(pairs, session.book.subscriptions, now, app_party=app,

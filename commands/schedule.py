@@ -1,31 +1,34 @@
 """What is due: pure functions from the catalogue, the requested history and a time.
 
 Period ``k`` of a subscription covers ``[anchor + k·interval, anchor + (k+1)·interval)``.
-The anchor is the subscription's ``starts_at``, else the start of period 0 as recorded
-in the log, else (first sight) now: a new subscription is charged for its current period
-only, never for history from before billing knew it.
+The anchor is the start of period 0 as recorded in the log, else the subscription's
+``starts_at``, else the Unix epoch (periods aligned on multiples of the interval, UTC).
+Never "now": an anchor that lived only in the log would put a second state folder on
+other periods than the first, and charge a real period twice. A new subscription is
+charged for its current period only, never for history from before billing knew it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from commands.catalogue import Plan, Subscription, User
 from pipeline.events import PaymentRequested, Period, RequestReason
-from pipeline.ids import payment_id
+from pipeline.ids import description, payment_id
 from pipeline.payment_book import SubscriptionHistory
 
 Pair = tuple[User, Subscription, Plan]
 Histories = Mapping[tuple[str, str], SubscriptionHistory]
+#: The anchor of a subscription without ``starts_at``: any state folder computes the same periods.
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def anchor_of(sub: Subscription, history: SubscriptionHistory | None, now: datetime) -> datetime:
+def anchor_of(sub: Subscription, history: SubscriptionHistory | None) -> datetime:
     if history is not None:
         return history.anchor
-    if sub.starts_at is not None:
-        return sub.starts_at
-    return now
+    return sub.starts_at if sub.starts_at is not None else EPOCH
 
 
 def period_index(anchor: datetime, interval: int, at: datetime) -> int:
@@ -47,18 +50,17 @@ def request_for(
     pair: Pair, anchor: datetime, index: int, *, app_party: str, reason: RequestReason, now: datetime
 ) -> PaymentRequested:
     user, _, plan = pair
+    p = period(anchor, plan.interval, index)
     return PaymentRequested(
-        payment_id=payment_id(app_party, user.party, plan.name, index),
+        payment_id=payment_id(app_party, user.party, plan.name, p.start, p.end),
         at=now,
         party=user.party,
         user_id=user.id,
         plan=plan.name,
-        period=period(anchor, plan.interval, index),
+        period=p,
         amount=plan.price,
         receiver=app_party,
-        # The description is stored on the ledger for every stakeholder to read: it names
-        # the user by catalogue id, not by display name (no personal data on the ledger).
-        description=f"{plan.name} subscription payment for {user.id} (period {index})",
+        description=description(plan.name, user.id, p.start, p.end),
         reason=reason,
     )
 
@@ -71,7 +73,7 @@ def current_requests(
     for pair in pairs:
         user, sub, plan = pair
         history = histories.get((user.party, plan.name))
-        anchor = anchor_of(sub, history, now)
+        anchor = anchor_of(sub, history)
         index = period_index(anchor, plan.interval, now)
         if history is not None and index in history.requested:
             continue
@@ -135,3 +137,10 @@ def tick_requests(
     """One scheduler tick of the daemon: the periods skipped since the last tick, then the current ones."""
     skipped = [] if since is None else gap_requests(pairs, histories, now, since=since, app_party=app_party, cap=cap)
     return skipped + current_requests(pairs, histories, now, app_party=app_party)
+
+
+def span(req: PaymentRequested) -> str:
+    """The period as a person reads it (its index counts from an anchor, often the epoch)."""
+    p = req.period
+    end = f"{p.end:%H:%M}" if p.end - p.start < timedelta(days=1) else f"{p.end:%Y-%m-%d %H:%M}"
+    return f"period {p.index} ({p.start:%Y-%m-%d %H:%M}–{end} UTC)"

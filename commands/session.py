@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Protocol
 
 from commands.context import Context
 from commands.daemon_client import DaemonClient
+from commands.ledger_guard import check_ledger_known
+from pipeline.canton_adapter import CantonAdapter
 from pipeline.canton_port import CantonPort
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy
@@ -101,10 +104,12 @@ class DaemonSession:
 
 
 @asynccontextmanager
-async def open_session(ctx: Context, canton: CantonFactory) -> AsyncIterator[Session]:
+async def open_session(ctx: Context, canton: CantonFactory, *, charging: bool = True) -> AsyncIterator[Session]:
     """The writer session when no daemon runs, else one that goes through the daemon.
 
     On the Kafka backend, requests go to the topic and `billing start` workers charge them.
+    A writer session that may charge (``charging``) first checks that the ledger shows no
+    charge its log does not hold (`commands/ledger_guard.py`); the daemon checked at its start.
     """
     if ctx.settings.kafka:
         from commands.kafka_session import kafka_session  # aiokafka and faust load only when used
@@ -112,6 +117,7 @@ async def open_session(ctx: Context, canton: CantonFactory) -> AsyncIterator[Ses
         async with kafka_session(ctx) as kafka:
             yield kafka
         return
+    announce_new_state(ctx)
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, sync=ctx.settings.log_fsync)
     except StoreBusy:
@@ -122,9 +128,25 @@ async def open_session(ctx: Context, canton: CantonFactory) -> AsyncIterator[Ses
         async with canton() as port:
             processor = processor_for(ctx, log, port)
             await processor.load()
+            if charging:
+                await check_ledger(ctx, processor.book, port)
             yield LocalSession(processor)
     finally:
         await log.close()
+
+
+def announce_new_state(ctx: Context) -> None:
+    """Say so when this run starts a state folder: a lost or mislaid one shows up here first."""
+    if not ctx.settings.log_dir.exists():
+        ctx.console.note(f"no billing state at {Path(ctx.settings.rocksdb_path).resolve()} "
+                         "(ROCKSDB_PATH): starting a new one")
+
+
+async def check_ledger(ctx: Context, book: PaymentBook, port: CantonPort) -> None:
+    """Refuse to charge when the ledger shows charges this state folder does not hold."""
+    assert isinstance(port, CantonAdapter), "billing checks the ledger through the real adapter"
+    parties = list(dict.fromkeys(u.party for u in ctx.catalogue.users))
+    await check_ledger_known(port.ledger, book, parties, Path(ctx.settings.rocksdb_path))
 
 
 @asynccontextmanager

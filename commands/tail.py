@@ -52,6 +52,7 @@ def run_tail(ctx: Context, args: argparse.Namespace) -> int:
             raise BadArgument("--from is an offset of the embedded log; on Kafka offsets are per partition: "
                               "use --since TIME")
         return asyncio.run(_tail_topic(ctx, args, keep))
+    ctx.require_state()
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     except StoreUnavailable:

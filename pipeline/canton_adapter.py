@@ -155,7 +155,7 @@ class CantonAdapter:
         return tx.update_id if tx is not None else None
 
     async def verify(
-        self, update_id: str, *, sender: str, receiver: str, amount: Decimal
+        self, update_id: str, *, sender: str, receiver: str, amount: Decimal, description: str
     ) -> Verified | NotVisible | Mismatch:
         try:
             update = await self.scan.update_by_id(update_id)
@@ -163,7 +163,9 @@ class CantonAdapter:
             return NotVisible()  # Scan down or lagging: the processor polls again
         if update is None:
             return NotVisible()
-        seen = find_transfer(update, sender=sender, receiver=receiver, amount=amount)
+        seen = find_transfer(
+            update, sender=sender, receiver=receiver, amount=amount, description=description
+        )
         if isinstance(seen, str):
             return Mismatch(message=seen)
         return Verified(amount=seen.amount, round=seen.round)

@@ -103,9 +103,9 @@ class CantonPort(Protocol):
         ...
 
     async def verify(
-        self, update_id: str, *, sender: str, receiver: str, amount: Decimal
+        self, update_id: str, *, sender: str, receiver: str, amount: Decimal, description: str
     ) -> Verified | NotVisible | Mismatch:
-        """Check the transfer in Scan's update history."""
+        """Check the transfer in Scan's update history (``description`` names the period)."""
         ...
 
     def invalidate_context(self) -> None:

@@ -201,11 +201,13 @@ class LedgerApi:
         return result
 
     async def completions(
-        self, party: str, *, begin_exclusive: int, limit: int | None = None
+        self, party: str | list[str], *, begin_exclusive: int, limit: int | None = None
     ) -> CompletionsPage:
-        """One page of `POST /v2/commands/completions` after ``begin_exclusive``."""
+        """One page of `POST /v2/commands/completions` after ``begin_exclusive``, for the
+        commands acting as ``party`` (or any of a list of parties)."""
+        parties = [party] if isinstance(party, str) else party
         body = CompletionStreamRequest(
-            parties=[party], user_id=self.user_id, begin_exclusive=begin_exclusive
+            parties=parties, user_id=self.user_id, begin_exclusive=begin_exclusive
         )
         size = limit or self.page_size
         rows: list[CompletionStreamResponse] = await self.http.read(

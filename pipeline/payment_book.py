@@ -161,6 +161,9 @@ class PaymentBook:
         self.confirmed = SettledIds()
         self.subscriptions: dict[tuple[str, str], SubscriptionHistory] = {}
         self.unreadable: list[int] = []
+        #: The newest ledger offset the log mentions (a submission's start, a confirmation's
+        #: completion): charges on the ledger after it are ones this log may not know.
+        self.ledger_offset = 0
 
     def apply(self, record: Recorded) -> AnyState | None:
         event = record.event
@@ -180,6 +183,10 @@ class PaymentBook:
             state = new
         if isinstance(event, PaymentRequested):
             self._remember(event)
+        elif isinstance(event, PaymentSubmitted):
+            self.ledger_offset = max(self.ledger_offset, event.ledger_offset_before)
+        elif isinstance(event, PaymentConfirmed) and event.completion_offset is not None:
+            self.ledger_offset = max(self.ledger_offset, event.completion_offset)
         return state
 
     def _put(self, payment_id: str, state: PaymentState) -> None:

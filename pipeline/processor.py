@@ -243,7 +243,7 @@ class Processor:
             # it did not accept it.
             found = await self._completion(state, state.first_offset)
             if found is not None and found.accepted:
-                await self._confirm(request, found.update_id, found.offset)
+                await self._confirm(state, found.update_id, found.offset, answered=False)
                 return
         prepared = await self.canton.prepare(request.party, request.amount)
         if isinstance(prepared, Insufficient):
@@ -282,18 +282,18 @@ class Processor:
     async def _settle(self, state: PaymentState, result: Accepted | Rejected, offset: int) -> None:
         request = state.request
         if isinstance(result, Accepted):
-            await self._confirm(request, result.update_id, result.completion_offset)
+            await self._confirm(state, result.update_id, result.completion_offset, answered=True)
             return
         if result.kind in ("duplicate", "in_doubt"):
             # Duplicate: accepted earlier. In doubt: maybe accepted. Ask the ledger.
             found = await self._completion(state, state.first_offset or offset)
             if found is not None and found.accepted:
-                await self._confirm(request, found.update_id, found.offset)
+                await self._confirm(state, found.update_id, found.offset, answered=False)
                 return
             if result.kind == "duplicate" and result.completion_offset is not None:
                 update_id = await self.canton.update_at(result.completion_offset, request.party)
                 if update_id is not None:
-                    await self._confirm(request, update_id, result.completion_offset)
+                    await self._confirm(state, update_id, result.completion_offset, answered=False)
                     return
             # Not found yet: treat as retryable; the next attempt reconciles first again.
             result = Rejected(
@@ -326,11 +326,23 @@ class Processor:
         await self._append(event)
 
     async def _confirm(
-        self, request: PaymentRequested, update_id: str | None, completion_offset: int | None
+        self, state: PaymentState, update_id: str | None, completion_offset: int | None, *, answered: bool
     ) -> None:
+        """Record the confirmation of ``state``'s payment, after checking the transfer.
+
+        ``answered``: the ledger accepted *this* submission (its own 200). Otherwise the
+        acceptance was found (DUPLICATE_COMMAND, a completion lookup) and may be an earlier
+        run's, from another state folder say: it counts only once Scan shows that transfer
+        for this very period (sender, receiver, amount, and the description naming the period).
+        """
+        request = state.request
         if update_id is None:
             raise RuntimeError(f"accepted payment {request.payment_id} without an update id")
-        amount, round_, verified_by = await self._verify(request, update_id)
+        verified = await self._verify(request, update_id, proof_needed=not answered)
+        if isinstance(verified, Rejected):
+            await self._fail(state, verified)
+            return
+        amount, round_, verified_by = verified
         await self._append(
             PaymentConfirmed(
                 payment_id=request.payment_id,
@@ -346,22 +358,30 @@ class Processor:
         )
         logger.info("payment confirmed", extra=_fields(request, update_id=update_id))
 
-    async def _verify(self, request: PaymentRequested, update_id: str) -> Verification:
-        """Find the transfer in Scan; a lagging Scan delays, never fails, the confirmation."""
+    async def _verify(
+        self, request: PaymentRequested, update_id: str, *, proof_needed: bool
+    ) -> Verification | Rejected:
+        """Find the transfer in Scan. For our own accepted submission a lagging Scan delays,
+        never fails, the confirmation; an acceptance we only found must be proved (`_confirm`)."""
         deadline = self.clock() + timedelta(seconds=self.verify_timeout)
         pause = 0.1
         while True:
             seen = await self.canton.verify(
-                update_id, sender=request.party, receiver=request.receiver, amount=request.amount
+                update_id, sender=request.party, receiver=request.receiver, amount=request.amount,
+                description=request.description,
             )
             if isinstance(seen, Verified):
                 return seen.amount, seen.round, "scan"
             if isinstance(seen, Mismatch):
                 logger.error("ledger transfer differs from the request",
                           extra=_fields(request, update_id=update_id, reason=seen.message))
+                if proof_needed:
+                    return not_this_payment(request, update_id, seen.message)
                 return seen.amount or request.amount, None, "scan"
             assert isinstance(seen, NotVisible)
             if self.clock() >= deadline:
+                if proof_needed:
+                    return not_proved_yet(request, update_id)
                 logger.warning("scan does not show the update yet; confirmed on the ledger's word",
                             extra=_fields(request, update_id=update_id))
                 return request.amount, None, "ledger"
@@ -384,6 +404,28 @@ class Processor:
     def _final(self, payment_id: str) -> bool:
         state = self.book.get(payment_id)
         return state is not None and state.final
+
+
+def not_this_payment(request: PaymentRequested, update_id: str, why: str) -> Rejected:
+    """The ledger holds our commandId, but its transfer is not this payment: never "paid"."""
+    return Rejected(
+        kind="final",
+        code="DUPLICATE_NOT_THIS_PAYMENT",
+        message=f"the ledger already accepted command {command_id(request.payment_id)} (update "
+        f"{update_id}) but not as this payment ({why}); this period is NOT paid: compare with "
+        f"`billing update {update_id}` and charge it by hand if it is due",
+    )
+
+
+def not_proved_yet(request: PaymentRequested, update_id: str) -> Rejected:
+    """An acceptance found on the ledger that Scan cannot show yet: look again before anything else."""
+    return Rejected(
+        kind="in_doubt",
+        code="DUPLICATE_NOT_PROVED",
+        message=f"the ledger accepted command {command_id(request.payment_id)} earlier (update "
+        f"{update_id}), but Scan does not show that transfer yet; it is checked again before "
+        "anything is submitted",
+    )
 
 
 def _fields(request: PaymentRequested, **more: object) -> dict[str, object]:

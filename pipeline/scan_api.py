@@ -149,9 +149,15 @@ class TransferSeen(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def find_transfer(
-    update: UpdateHistoryTransactionV2, *, sender: str, receiver: str, amount: Decimal
+    update: UpdateHistoryTransactionV2,
+    *,
+    sender: str,
+    receiver: str,
+    amount: Decimal,
+    description: str | None = None,
 ) -> TransferSeen | str:
-    """Is ``update`` our payment (a Send by ``sender`` creating ``amount`` for ``receiver``)?
+    """Is ``update`` our payment (a Send by ``sender`` creating ``amount`` for ``receiver``,
+    saying ``description`` when one is given: the period it pays)?
 
     Returns what Scan shows, or a one-line reason why it is not the expected transfer.
     """
@@ -164,6 +170,11 @@ def find_transfer(
         return (
             f"update {update.update_id} sends {sent} from {arg.get('sender')}, "
             f"expected {amount} from {sender}"
+        )
+    if description is not None and arg.get("description") != description:
+        return (
+            f"update {update.update_id} is described {arg.get('description')!r}, "
+            f"expected {description!r}"
         )
     paid = [
         e

@@ -26,8 +26,10 @@ from pipeline.canton_port import (
 
 
 class Transfer:
-    def __init__(self, command_id: str, sender: str, receiver: str, amount: Decimal, offset: int):
+    def __init__(self, command_id: str, sender: str, receiver: str, amount: Decimal, offset: int,
+                 description: str = ""):
         self.command_id = command_id
+        self.description = description
         self.sender = sender
         self.receiver = receiver
         self.amount = amount
@@ -74,16 +76,17 @@ class FakeLedger:
         if existing:
             return Rejected(kind="duplicate", code="DUPLICATE_COMMAND", message="already accepted",
                             completion_offset=None if fault == "duplicate_no_offset" else existing[0].offset)
-        transfer = self._commit(command_id, sender, receiver, amount)
+        transfer = self._commit(command_id, sender, receiver, amount, description)
         if fault == "commit_then_timeout":
             return _rejection("timeout")
         if fault == "commit_then_hang":  # the process dies before it hears back
             await asyncio.Event().wait()
         return Accepted(update_id=transfer.update_id, completion_offset=transfer.offset)
 
-    def _commit(self, command_id: str, sender: str, receiver: str, amount: Decimal) -> Transfer:
+    def _commit(self, command_id: str, sender: str, receiver: str, amount: Decimal,
+                description: str = "") -> Transfer:
         self.offset = next(self._offsets)
-        transfer = Transfer(command_id, sender, receiver, amount, self.offset)
+        transfer = Transfer(command_id, sender, receiver, amount, self.offset, description)
         self.transfers.append(transfer)
         self.completions.append((self.offset, command_id, True, transfer.update_id))
         if self.balances is not None:
@@ -100,7 +103,8 @@ class FakeLedger:
     async def update_at(self, offset: int, party: str) -> str | None:
         return next((t.update_id for t in self.transfers if t.offset == offset), None)
 
-    async def verify(self, update_id: str, *, sender: str, receiver: str, amount: Decimal) -> Verified | NotVisible | Mismatch:  # noqa: E501
+    async def verify(self, update_id: str, *, sender: str, receiver: str, amount: Decimal,
+                     description: str) -> Verified | NotVisible | Mismatch:
         self.calls.append("verify")
         if self.scan_lag > 0:
             self.scan_lag -= 1
@@ -108,7 +112,8 @@ class FakeLedger:
         transfer = next((t for t in self.transfers if t.update_id == update_id), None)
         if transfer is None:
             return NotVisible()
-        if (transfer.sender, transfer.receiver, transfer.amount) != (sender, receiver, amount):
+        seen = (transfer.sender, transfer.receiver, transfer.amount, transfer.description)
+        if seen != (sender, receiver, amount, description):
             return Mismatch(message="different transfer", amount=transfer.amount)
         return Verified(amount=transfer.amount, round=7)
 

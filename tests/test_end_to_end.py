@@ -25,7 +25,8 @@ FAST = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, horizon=120)
 def request(party: str, index: int, amount: str = "2") -> PaymentRequested:
     start = datetime(2026, 11, 24, tzinfo=UTC) + timedelta(minutes=5 * index)
     return PaymentRequested(
-        payment_id=payment_id(APP, party, "prover", index), at=datetime.now(UTC), party=party,
+        payment_id=payment_id(APP, party, "prover", start, start + timedelta(minutes=5)),
+        at=datetime.now(UTC), party=party,
         user_id=party.split("::")[0], plan="prover", amount=Decimal(amount), receiver=APP,
         period=Period(index=index, start=start, end=start + timedelta(minutes=5)), description="prover payment",
     )

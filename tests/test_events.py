@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from pipeline.events import (
     encode,
     encode_json,
 )
-from pipeline.ids import command_id, payment_id
+from pipeline.ids import Described, command_id, description, parse_description, payment_id, payment_of_command
 
 SAMPLES = Path(__file__).parent / "event_samples"
 times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
@@ -108,11 +108,33 @@ def test_truncated_records_are_unreadable() -> None:
 
 
 def test_payment_ids_are_deterministic_and_distinct() -> None:
-    a = payment_id("app::1", "alice::1", "prover", 3)
-    assert a == payment_id("app::1", "alice::1", "prover", 3) and len(a) == 32
-    others = {payment_id("app::1", "alice::1", "prover", 4), payment_id("app::1", "alice::1", "verifier", 3),
-              payment_id("app::2", "alice::1", "prover", 3), payment_id("app::1", "alice::11", "prover", 3)}
-    assert a not in others and len(others) == 4
-    assert command_id(a) == f"pay-{a}"
+    t0 = datetime(2026, 12, 4, 15, tzinfo=UTC)
+    t1, t2 = t0 + timedelta(minutes=5), t0 + timedelta(minutes=10)
+    a = payment_id("app::1", "alice::1", "prover", t0, t1)
+    assert a == payment_id("app::1", "alice::1", "prover", t0, t1) and len(a) == 32
+    # Another period (even one that starts alike), plan, app or user: another id.
+    others = {payment_id("app::1", "alice::1", "prover", t1, t2), payment_id("app::1", "alice::1", "prover", t0, t2),
+              payment_id("app::1", "alice::1", "verifier", t0, t1), payment_id("app::2", "alice::1", "prover", t0, t1),
+              payment_id("app::1", "alice::11", "prover", t0, t1)}
+    assert a not in others and len(others) == 5
+    # The same instant in another zone is the same period.
+    assert payment_id("app::1", "alice::1", "prover", t0.astimezone(timezone(timedelta(hours=2))), t1) == a
+    assert command_id(a) == f"pay-{a}" and payment_of_command(command_id(a)) == a
+    assert payment_of_command("setup-preapproval-1") is None
     with pytest.raises(ValueError):
-        payment_id("app::1", "alice::1", "prover", -1)
+        payment_id("app::1", "alice::1", "prover", t1, t0)
+    with pytest.raises(ValueError):
+        payment_id("app::1", "alice::1", "prover", t0.replace(tzinfo=None), t1)
+
+
+def test_descriptions_name_the_period_and_read_back() -> None:
+    t0 = datetime(2026, 12, 4, 15, tzinfo=UTC)
+    text = description("pro plan", "alice smith", t0, t0 + timedelta(seconds=300))
+    assert text == "pro plan subscription payment for alice smith (period 2026-12-04T15:00:00Z to 2026-12-04T15:05:00Z)"
+    assert parse_description(text) == Described(plan="pro plan", user_id="alice smith", start=t0,
+                                                end=t0 + timedelta(seconds=300))
+    # An older version's text, another tool's, or a period that ends before it starts: not ours.
+    for other in ("prover subscription payment for alice (period 3)", "rent", "",
+                  "p subscription payment for a (period 2026-12-04T15:05:00Z to 2026-12-04T15:00:00Z)",
+                  "p subscription payment for a (period 2026-12-04T15:00:00 to 2026-12-04T15:05:00)"):
+        assert parse_description(other) is None

@@ -24,7 +24,8 @@ from pipeline.payment_book import PaymentBook, PaymentState, Settled, evolve
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 APP = "app::1220" + "ab" * 32
 #: Canonical ids (hashes, as `billing` makes them) and two others the book must also take.
-IDS = [payment_id(APP, f"u{i % 2}::1220", "prover", i) for i in range(4)] + ["p-odd", "AB" * 16]
+IDS = [payment_id(APP, f"u{i % 2}::1220", "prover", T0 + timedelta(minutes=5 * i), T0 + timedelta(minutes=5 * i + 5))
+       for i in range(4)] + ["p-odd", "AB" * 16]
 
 
 class NaiveBook:

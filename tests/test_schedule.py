@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.catalogue import Plan, Subscription, User
-from commands.schedule import current_requests, missed_requests, period_index
+from commands.schedule import EPOCH, current_requests, missed_requests, period_index
 from pipeline.events import Recorded
 from pipeline.payment_book import PaymentBook
 
@@ -30,7 +30,8 @@ def book_with(*requests) -> PaymentBook:  # type: ignore[no-untyped-def]
 
 def test_first_sight_charges_the_current_period_only() -> None:
     (req,) = current_requests([PAIR], {}, T0, app_party=APP)
-    assert req.period.index == 0 and req.period.start == T0
+    # No starts_at: periods are aligned on the epoch, so T0 (12:00) starts one.
+    assert req.period.index == period_index(EPOCH, 300, T0) and req.period.start == T0
     assert req.amount == Decimal("2") and req.receiver == APP
     assert "Alice" not in req.description  # no display names on the ledger
     assert missed_requests([PAIR], {}, T0, app_party=APP, per_subscription=100) == []
@@ -41,7 +42,7 @@ def test_a_requested_period_is_not_requested_again() -> None:
     book = book_with(req)
     assert current_requests([PAIR], book.subscriptions, T0 + timedelta(seconds=299), app_party=APP) == []
     (nxt,) = current_requests([PAIR], book.subscriptions, T0 + timedelta(seconds=300), app_party=APP)
-    assert nxt.period.index == 1 and nxt.period.start == T0 + timedelta(seconds=300)
+    assert nxt.period.index == req.period.index + 1 and nxt.period.start == T0 + timedelta(seconds=300)
     assert nxt.payment_id != req.payment_id
 
 
@@ -50,11 +51,11 @@ def test_missed_periods_are_requested_once_newest_first_capped() -> None:
     book = book_with(req)
     later = T0 + timedelta(seconds=300 * 10 + 5)  # down for ten periods
     missed = missed_requests([PAIR], book.subscriptions, later, app_party=APP, per_subscription=4)
-    assert [m.period.index for m in missed] == [6, 7, 8, 9]
+    assert [m.period.index - req.period.index for m in missed] == [6, 7, 8, 9]
     assert {m.reason for m in missed} == {"recovery"}
     book2 = book_with(req, *missed)
     again = missed_requests([PAIR], book2.subscriptions, later, app_party=APP, per_subscription=4)
-    assert [m.period.index for m in again] == [2, 3, 4, 5]
+    assert [m.period.index - req.period.index for m in again] == [2, 3, 4, 5]
 
 
 def test_periods_after_expiry_are_never_charged() -> None:
@@ -67,6 +68,22 @@ def test_periods_after_expiry_are_never_charged() -> None:
     assert current_requests([pair], book.subscriptions, after, app_party=APP) == []
     missed = missed_requests([pair], book.subscriptions, after, app_party=APP, per_subscription=10_000)
     assert missed and all(m.period.start < datetime(2026, 11, 25, tzinfo=UTC) for m in missed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9), st.integers(0, 10**9), st.sampled_from([60, 300, 86_400, 2_592_000]))
+def test_any_state_folder_finds_the_same_period_and_id(a: int, b: int, interval: int) -> None:
+    """Two state folders that know nothing (a lost one and a new one) ask at two moments: they
+    name the same real period with the same id exactly when both moments fall in one period."""
+    plan = Plan(id="p", name="prover", price=Decimal("2"), currency="CC", interval_sec=str(interval))
+    pair = (ALICE, ALICE.subscriptions[0], plan)
+    at_a, at_b = EPOCH + timedelta(seconds=10**9 + a), EPOCH + timedelta(seconds=10**9 + b)
+    (ra,) = current_requests([pair], {}, at_a, app_party=APP)
+    (rb,) = current_requests([pair], {}, at_b, app_party=APP)
+    same_period = (10**9 + a) // interval == (10**9 + b) // interval
+    assert (ra.payment_id == rb.payment_id) == same_period
+    assert (ra.description == rb.description) == same_period
+    assert ra.period.start <= at_a < ra.period.end
 
 
 def test_starts_at_anchors_the_periods() -> None:

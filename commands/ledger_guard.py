@@ -1,0 +1,84 @@
+"""Before a state folder charges anyone: does the ledger show charges this folder does not know?
+
+The event log is the record of what was charged. A state folder that is new (ROCKSDB_PATH
+lost or moved, a cron job run from another directory) or behind (restored from a backup)
+would charge again periods that another folder already charged, once the ledger's
+deduplication window has passed. So before the first charge of a run, billing reads the
+completions of its own ledger user for the subscribers' parties, from the newest ledger
+offset its log mentions, and refuses to charge when an accepted billing command there
+(``pay-<payment id>``) is one the log does not hold. The operator then points ROCKSDB_PATH
+at the right folder, or rebuilds this one from the ledger (`billing replay --from-ledger`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from commands.errors import CommandError
+from pipeline.canton_types import Completion1
+from pipeline.ids import payment_of_command
+from pipeline.ledger_api import LedgerApi
+from pipeline.payment_book import PaymentBook
+
+PARTIES_PER_READ = 100  # a bounded request body; the completions of each group are read in pages
+ACKNOWLEDGED = "ledger-acknowledged"  # in the state folder: charges up to this offset were looked at
+
+
+def unknown_charges(completions: Iterable[Completion1], book: PaymentBook) -> list[Completion1]:
+    """The accepted billing commands among ``completions`` whose payment the log does not hold."""
+    out = []
+    for completion in completions:
+        payment = payment_of_command(completion.command_id)
+        if payment is not None and completion.accepted and book.get(payment) is None:
+            out.append(completion)
+    return out
+
+
+async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: int) -> list[Completion1]:
+    """Every completion of ``parties``' commands by our ledger user after offset ``after``, read
+    up to the ledger end as it is now (bounded: pages of ``ledger.page_size``, ``max_pages`` each)."""
+    end = await ledger.ledger_end()
+    found: list[Completion1] = []
+    for start in range(0, len(parties), PARTIES_PER_READ):
+        group, begin = parties[start : start + PARTIES_PER_READ], after
+        for _ in range(ledger.max_pages):
+            if begin >= end:
+                break
+            page = await ledger.completions(group, begin_exclusive=begin)
+            found += page.completions
+            if page.items == 0 or page.last_offset <= begin:
+                break  # the stream went quiet before the end: nothing more for these parties
+            begin = page.last_offset
+    return found
+
+
+def acknowledged(state: Path) -> int:
+    """The ledger offset up to which an operator looked at charges this folder could not map."""
+    try:
+        return int((state / ACKNOWLEDGED).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def acknowledge(state: Path, offset: int) -> None:
+    target = state / ACKNOWLEDGED
+    temp = target.with_suffix(".tmp")
+    temp.write_text(f"{offset}\n")
+    temp.replace(target)
+
+
+async def check_ledger_known(ledger: LedgerApi, book: PaymentBook, parties: list[str], state: Path) -> None:
+    """Raise `CommandError` (one line) when the ledger shows charges the log does not hold."""
+    after = max(book.ledger_offset, acknowledged(state))
+    strangers = unknown_charges(await billing_completions(ledger, parties, after=after), book)
+    if not strangers:
+        return
+    latest = max(strangers, key=lambda c: c.offset)
+    raise CommandError(
+        f"the ledger shows {len(strangers)} charge(s) by this app that the state folder "
+        f"{state.resolve()} does not hold (latest: command {latest.command_id}, update "
+        f"{latest.update_id}, offset {latest.offset}); nothing was charged, so no period is paid "
+        "twice: point ROCKSDB_PATH at the folder that recorded them, or rebuild this one from the "
+        "ledger with `billing replay --from-ledger`"
+    )

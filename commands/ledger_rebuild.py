@@ -1,0 +1,134 @@
+"""`billing replay --from-ledger`: record in this state folder the charges only the ledger knows.
+
+After a state folder is lost, the ledger still holds every charge billing made: its own ledger
+user's completions name each command (``pay-<payment id>``), and Scan shows each transfer with
+the description that names its period (`pipeline.ids.description`). A charge is recorded again
+(`PaymentRequested` + `PaymentConfirmed`, at the transfer's record time) only when that proves
+it: the description names a user and plan of the catalogue, the user's party sent it, and
+the payment id of that period is the command's. Anything else (another version's description,
+a user no longer in the catalogue) is listed and acknowledged: the guard will not stop on it
+again, and the operator decides what it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from commands.catalogue import Catalogue
+from commands.context import Context
+from commands.errors import CommandError
+from commands.ledger_guard import acknowledge, acknowledged, billing_completions, unknown_charges
+from commands.runtime import canton_factory, require_canton
+from commands.schedule import anchor_of, span
+from pipeline.canton_adapter import CantonAdapter
+from pipeline.canton_types import Completion1
+from pipeline.embedded_log import EmbeddedLog
+from pipeline.errors import StoreBusy
+from pipeline.events import PaymentConfirmed, PaymentRequested, Period
+from pipeline.ids import parse_description, payment_id, payment_of_command
+from pipeline.payment_book import PaymentBook
+from pipeline.scan_api import ScanApi
+from pipeline.splice_types import SEND
+
+Recovered = tuple[PaymentRequested, PaymentConfirmed]
+
+
+def run_rebuild(ctx: Context, args: argparse.Namespace) -> int:
+    require_canton(ctx, "`billing replay --from-ledger`")
+    try:
+        return asyncio.run(_rebuild(ctx))
+    except StoreBusy as err:
+        raise CommandError("stop `billing start` first: it owns the event log while it runs") from err
+
+
+async def _rebuild(ctx: Context) -> int:
+    state = Path(ctx.settings.rocksdb_path)
+    log = EmbeddedLog.open(ctx.settings.log_dir, sync=ctx.settings.log_fsync)
+    try:
+        book = PaymentBook()
+        async for record in log.read():
+            book.apply(record)
+        async with canton_factory(ctx)() as port:
+            assert isinstance(port, CantonAdapter)
+            parties = list(dict.fromkeys(u.party for u in ctx.catalogue.users))
+            after = max(book.ledger_offset, acknowledged(state))
+            with ctx.console.progress("reading the ledger's completions", total=None):
+                strangers = unknown_charges(await billing_completions(port.ledger, parties, after=after), book)
+            recovered, unmapped = [], []
+            for completion in strangers:
+                found = await _recover(port.scan, completion, ctx.catalogue, book, app=ctx.settings.party_app or "")
+                (recovered.append(found) if isinstance(found, tuple) else unmapped.append((completion, found)))
+        for pair in recovered:
+            await log.append_batch(list(pair))
+        if strangers:
+            acknowledge(state, max(c.offset for c in strangers))
+    finally:
+        await log.close()
+    _report(ctx, state, recovered, unmapped)
+    return 0
+
+
+async def _recover(
+    scan: ScanApi, completion: Completion1, catalogue: Catalogue, book: PaymentBook, *, app: str
+) -> Recovered | str:
+    """The two events that record ``completion``'s charge, or why it cannot be proved."""
+    if completion.update_id is None:
+        return "the completion names no update"
+    update = await scan.update_by_id(completion.update_id)
+    sends = update.exercises(SEND) if update is not None else []
+    if not sends:
+        return f"Scan shows no {SEND} in update {completion.update_id}"
+    arg = sends[0].choice_argument
+    text, sender = str(arg.get("description") or ""), str(arg.get("sender") or "")
+    said = parse_description(text)
+    if said is None:
+        return f"its description {text!r} names no period (another tool, or an older billing)"
+    user = next((u for u in catalogue.users if u.id == said.user_id), None)
+    sub = user.subscription(said.plan) if user is not None else None
+    if user is None or sub is None or user.party != sender:
+        return f"{said.user_id!r} with plan {said.plan!r} sent by {sender} is not in the catalogue"
+    if payment_id(app, sender, said.plan, said.start, said.end) != payment_of_command(completion.command_id):
+        return "its period and parties do not give its command id"
+    anchor, length = anchor_of(sub, book.subscriptions.get((sender, said.plan))), said.end - said.start
+    index, rest = divmod(said.start - anchor, length)
+    if rest or index < 0:
+        return f"its period does not fall on the subscription's periods (anchored at {anchor:%Y-%m-%d %H:%M} UTC)"
+    at = _time(update.record_time) if update is not None else datetime.now(UTC)
+    amount = Decimal(str(arg.get("amount")))
+    pid = payment_of_command(completion.command_id) or ""
+    requested = PaymentRequested(
+        payment_id=pid, at=at, party=sender, user_id=user.id, plan=said.plan,
+        period=Period(index=index, start=said.start, end=said.end), amount=amount, receiver=app,
+        description=text, reason="recovery",
+    )
+    confirmed = PaymentConfirmed(
+        payment_id=pid, at=at, party=sender, plan=said.plan, amount=amount,
+        update_id=completion.update_id, completion_offset=completion.offset, verified_by="scan",
+    )
+    return requested, confirmed
+
+
+def _time(text: str) -> datetime:
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _report(ctx: Context, state: Path, recovered: list[Recovered], unmapped: list[tuple[Completion1, str]]) -> None:
+    where = state.resolve()
+    if not recovered and not unmapped:
+        ctx.console.line(f"the ledger shows no charge that {where} does not hold: nothing to rebuild")
+        return
+    if recovered:
+        ctx.console.table(f"Recorded from the ledger into {where} ({len(recovered)})",
+                          ["user", "plan", "period", "amount", "update"],
+                          [(r.user_id, r.plan, span(r), f"{r.amount} CC", c.update_id) for r, c in recovered])
+    if unmapped:
+        ctx.console.table(f"Not recorded: charges this folder cannot map to a period ({len(unmapped)})",
+                          ["command", "update", "why"], [(c.command_id, c.update_id, why) for c, why in unmapped])
+        ctx.console.line("these are acknowledged: the check before charging no longer stops on them; look at "
+                         "each with `billing update <update id>` before billing charges again")
+    ctx.console.line("run `billing replay` to rebuild the metrics with them")
