@@ -126,9 +126,21 @@ class CantonAdapter:
         try:
             result = await self.ledger.submit_and_wait(commands)
         except CantonError as err:
+            if err.deadline_passed:
+                return await self._recheck_preapproval(err)
             return rejected(err, reading=False)
         self.ledger_end.committed(sender, result.completion_offset)
         return Accepted(update_id=result.update_id, completion_offset=result.completion_offset)
+
+    async def _recheck_preapproval(self, err: CantonError) -> Rejected:
+        """After Daml's deadline-exceeded: final PREAPPROVAL_EXPIRED if Scan's preapproval is
+        expired too, else retryable (renewed meanwhile, or our clock is behind ledger time)."""
+        self.context.invalidate()
+        try:
+            ctx = await self.usable_context()
+        except CantonError as read_err:
+            return rejected(read_err, reading=True)
+        return ctx if isinstance(ctx, Rejected) else rejected(err, reading=False)
 
     async def find_completion(
         self, *, party: str, command_id: str, begin_offset: int

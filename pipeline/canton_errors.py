@@ -23,6 +23,12 @@ from typing import Any
 from pipeline.errors import PipelineError
 
 INSUFFICIENT_FUNDS = "splice.lfdecentralizedtrust.org/insufficient-funds"
+# Daml's `assertDeadlineExceeded` / `assertWithinDeadline` fail as DAML_FAILURE with these
+# error ids (digital-asset/daml sdk/compiler/damlc/daml-stdlib-src/DA/Assert.daml): a round
+# that has not opened yet, and a deadline that passed (the preapproval's expiresAt).
+DEADLINE_NOT_EXCEEDED = "stdlib.daml.com/deadline-not-exceeded"
+DEADLINE_EXCEEDED = "stdlib.daml.com/deadline-exceeded"
+DEADLINE_IDS = frozenset({DEADLINE_NOT_EXCEEDED, DEADLINE_EXCEEDED})
 
 # Codes after which the same commandId may simply be submitted again (§7.2).
 RETRYABLE_CODES = frozenset(
@@ -36,7 +42,7 @@ RETRYABLE_CODES = frozenset(
 STALE_CODES = frozenset(
     {"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
 )
-# Daml `require`s failing as interpretation errors without an error id: only the cause names them.
+# Older Daml: `require`s failing as interpretation errors without an error id; the cause names them.
 STALE_CAUSES = ("openRound.opensAt", "TransferPreapproval.expiresAt")
 INTERPRETATION_CODES = frozenset(
     {
@@ -131,7 +137,16 @@ class CantonError(PipelineError):
     @property
     def stale_context(self) -> bool:
         """A disclosed contract or a Daml deadline check failed: refresh Scan before retrying."""
-        return self.code in STALE_CODES or any(c in self.cause for c in STALE_CAUSES)
+        return (
+            self.code in STALE_CODES
+            or self.error_id in DEADLINE_IDS
+            or any(c in self.cause for c in STALE_CAUSES)
+        )
+
+    @property
+    def deadline_passed(self) -> bool:
+        """A Daml deadline is behind ledger time (an expired preapproval): re-check before retrying."""
+        return self.error_id == DEADLINE_EXCEEDED
 
     @property
     def insufficient_funds(self) -> bool:
@@ -139,11 +154,20 @@ class CantonError(PipelineError):
 
 
 def classify_canton(
-    code: str, category: int, status: int, cause: str, retry_info: bool
+    code: str,
+    category: int,
+    status: int,
+    cause: str,
+    retry_info: bool,
+    error_id: str | None = None,
 ) -> ErrorClass:
     """The meaning of a JsCantonError answer (canton-apis.md §7.2), a pure function."""
     if code == "DUPLICATE_COMMAND":
         return ErrorClass.DUPLICATE
+    if code == "DAML_FAILURE" and error_id in DEADLINE_IDS:
+        # Category 9 (FAILED_PRECONDITION), i.e. "retry after reading updated state": a round
+        # not open yet, or a preapproval the adapter re-checks before calling it final.
+        return ErrorClass.RETRYABLE
     if category == 3 or code == "REQUEST_TIME_OUT":
         return ErrorClass.IN_DOUBT  # deadline exceeded: it may still commit
     if code in RETRYABLE_CODES or code in STALE_CODES:
@@ -198,7 +222,7 @@ def _from_canton(status: int, doc: dict[str, Any], service: str) -> CantonError:
         {str(k): str(v) for k, v in raw_context.items()} if isinstance(raw_context, dict) else {}
     )
     retry_info = bool(doc.get("retryInfo"))
-    kind = classify_canton(code, category, status, cause, retry_info)
+    kind = classify_canton(code, category, status, cause, retry_info, context.get("error_id"))
     return CantonError(
         kind,
         f"{service}: {code}: {cause}",

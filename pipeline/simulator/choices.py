@@ -3,7 +3,8 @@
 Checks follow the Daml model closely enough to exercise every client path: contracts
 the submitter cannot see must be disclosed (with the right blob), archived ones give
 LOCAL_VERDICT_INACTIVE_CONTRACTS, a round that is not open yet or an expired
-preapproval fail the Daml deadline checks (named in the cause, as Canton does), and a
+preapproval fail the Daml deadline checks (DAML_FAILURE with the stdlib's error id, the
+check named in the cause, as Canton does: `deadline_failure`), and a
 short balance fails with Splice's insufficient-funds error id. Transfers have no fees.
 """
 
@@ -27,6 +28,28 @@ from pipeline.simulator.model import (
 )
 
 Effects = tuple[Exercise, list[Contract], list[Contract]]  # root exercise, archived, created
+
+
+def deadline_failure(name: str, deadline: datetime, *, exceeded: bool) -> Rejection:
+    """What Daml's deadline assertions fail with, as Canton reports a `failWithStatus`.
+
+    digital-asset/daml sdk/compiler/damlc/daml-stdlib-src/DA/Assert.daml: `assertWithinDeadline`
+    fails with error id stdlib.daml.com/deadline-exceeded, `assertDeadlineExceeded` with
+    .../deadline-not-exceeded, category InvalidGivenCurrentSystemStateOther (9) and a `deadline`
+    metadata entry; digital-asset/canton community/ledger/ledger-api-core/src/main/scala/com/
+    digitalasset/canton/ledger/error/groups/CommandExecutionErrors.scala (FailureStatus) turns
+    that into code DAML_FAILURE with the metadata and `error_id` in the context. The checks are
+    Splice's (hyperledger-labs/splice daml/splice-amulet/daml/Splice/AmuletRules.daml).
+    """
+    error_id = "stdlib.daml.com/" + ("deadline-exceeded" if exceeded else "deadline-not-exceeded")
+    relation = "at or past" if exceeded else "strictly before"
+    message = f"Ledger time is {relation} deadline '{name}' at {iso(deadline)}"
+    return Rejection(
+        "DAML_FAILURE",
+        f"Interpretation error: Error: User failure: {error_id} (error category 9): {message}",
+        9,
+        {"error_id": error_id, "deadline": iso(deadline)},
+    )
 
 
 def execute(ledger: SimLedger, body: dict[str, Any], act_as: list[str]) -> Effects:
@@ -111,13 +134,8 @@ class _View:
             )
         self.fetch(cid, "OpenMiningRound")
         if alive[cid].opens_at > self.now:
-            raise Rejection(
-                "UNHANDLED_EXCEPTION",
-                "Interpretation error: Error: User failure: UNHANDLED_EXCEPTION"
-                f" DA.Exception.AssertionFailed: assertDeadlineExceeded openRound.opensAt "
-                f"(round {alive[cid].number} opens at {alive[cid].opens_at.isoformat()})",
-                9,
-            )
+            # Splice's summarizeAndValidateContext: assertDeadlineExceeded "openRound.opensAt"
+            raise deadline_failure("openRound.opensAt", alive[cid].opens_at, exceeded=False)
         return alive[cid].number
 
     def inputs(self, arg: dict[str, Any], owner: str) -> list[Contract]:
@@ -169,13 +187,10 @@ def _send(view: _View, preapproval_cid: str, arg: dict[str, Any]) -> Effects:
             8,
         )
     preapproval = view.fetch(preapproval_cid, "TransferPreapproval")
-    if parse_time(preapproval.payload["expiresAt"]) <= view.now:
-        raise Rejection(
-            "UNHANDLED_EXCEPTION",
-            "Interpretation error: Error: User failure: assertWithinDeadline "
-            "TransferPreapproval.expiresAt",
-            9,
-        )
+    expires = parse_time(preapproval.payload["expiresAt"])
+    if expires <= view.now:
+        # TransferPreapproval_Send: assertWithinDeadline "TransferPreapproval.expiresAt"
+        raise deadline_failure("TransferPreapproval.expiresAt", expires, exceeded=True)
     ctx = arg["context"]
     view.fetch(ctx["amuletRules"], "AmuletRules")
     round_number = view.open_round(ctx["context"]["openMiningRound"])
