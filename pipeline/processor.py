@@ -44,6 +44,7 @@ from pipeline.log import EventLog
 from pipeline.outcomes import RetryPolicy, failure_event, next_attempt
 from pipeline.payment_book import AnyState, PaymentBook, PaymentState, next_action
 from pipeline.rate_limit import RateLimiter
+from pipeline.submit_window import Aimd, SubmitWindow, submit_in_window
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class Processor:
         self.position = 0
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(max_in_flight)
+        # The participant's own in-flight limit is learnt (AIMD), up to ours.
+        self.submit_window = SubmitWindow(Aimd.starting(max_in_flight))
         self._limiter = RateLimiter(rate_limit)
         self._senders: dict[str, asyncio.Lock] = {}
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -266,14 +269,19 @@ class Processor:
             )
         )
         await self._limiter.acquire()
-        result = await self.canton.submit(
-            prepared,
-            sender=request.party,
-            receiver=request.receiver,
-            amount=request.amount,
-            description=request.description,
-            command_id=command_id(payment_id),
-            submission_id=submission_id,
+        result = await submit_in_window(
+            self.submit_window,
+            lambda: self.canton.submit(
+                prepared,
+                sender=request.party,
+                receiver=request.receiver,
+                amount=request.amount,
+                description=request.description,
+                command_id=command_id(payment_id),
+                submission_id=submission_id,
+            ),
+            clock=self.clock,
+            rng=self._rng,
         )
         state = self.book.get(payment_id)
         if isinstance(state, PaymentState):  # else confirmed meanwhile (another worker): nothing to settle

@@ -124,7 +124,7 @@ class FakeLedger:
 def _rejection(fault: str) -> Rejected:
     return {
         "timeout": Rejected(kind="in_doubt", code="REQUEST_TIME_OUT", message="timed out"),
-        "retryable": Rejected(kind="retryable", code="PARTICIPANT_BACKPRESSURE", message="busy"),
+        "retryable": Rejected(kind="retryable", code="LOCAL_VERDICT_LOCKED_CONTRACTS", message="input locked"),
         "final": Rejected(kind="final", code="DAML_FAILURE", message="preapproval expired"),
         "stale": Rejected(kind="retryable", code="LOCAL_VERDICT_INACTIVE_CONTRACTS",
                           message="round archived", stale_context=True),

@@ -30,6 +30,10 @@ from pipeline.simulator.model import Contract, Transaction
 from pipeline.simulator.responses import DroppedResponse, fault_error, proxy_page, scan_error
 
 STATIC_USER = "ledger-api-user"
+# Canton's command-service.max-commands-in-flight default (digital-asset/canton community/ledger/
+# ledger-api-core/src/main/scala/com/digitalasset/canton/platform/config/CommandServiceConfig.scala);
+# LocalNet sets 30 (hyperledger-labs/splice cluster/compose/localnet/conf/canton/app.conf).
+DEFAULT_MAX_COMMANDS_IN_FLIGHT = 256
 DEFAULT_CLIENT = ("billing", "billing-secret")
 
 
@@ -63,6 +67,7 @@ class Simulator:
         max_num_inputs: int = 100,
         default_dedup: timedelta = timedelta(seconds=30),
         submit_latency: float = 0.0,
+        max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
     ) -> None:
         self.clock = clock or wall_clock
         self.app_party = app_party
@@ -80,6 +85,8 @@ class Simulator:
         self.token_lifetime = token_lifetime
         self.tokens: dict[str, tuple[str, datetime]] = {}  # issued token -> (ledger user, expiry)
         self.in_flight: set[ChangeId] = set()
+        self.max_commands_in_flight = max_commands_in_flight
+        self.commands_in_flight = 0  # submit-and-wait requests being processed now
         self.requests: Counter[str] = Counter()  # endpoint -> how many requests reached it
         self.app = Starlette(
             routes=[

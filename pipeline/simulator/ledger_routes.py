@@ -252,10 +252,13 @@ def _submit(sim: Simulator) -> Handler:
         body = await _body(request, "submit")
         if isinstance(body, Response):
             return body
+        if sim.commands_in_flight >= sim.max_commands_in_flight:
+            return canton_error(backpressure())
         change = (str(body.get("userId") or user), frozenset(body["actAs"]), str(body["commandId"]))
         if change in sim.in_flight:
             return fault_error(Fault.IN_FLIGHT)
         sim.in_flight.add(change)
+        sim.commands_in_flight += 1
         try:
             delay = sim.submit_latency
             if planned is not None and planned.fault is Fault.LATENCY:
@@ -265,8 +268,21 @@ def _submit(sim: Simulator) -> Handler:
             return _run(sim, body, change, planned)
         finally:
             sim.in_flight.discard(change)
+            sim.commands_in_flight -= 1
 
     return handle
+
+
+def backpressure() -> Rejection:
+    """The command service's answer once max-commands-in-flight submissions are being tracked.
+
+    digital-asset/canton community/ledger/ledger-api-core/src/main/scala/com/digitalasset/canton/
+    platform/apiserver/services/tracking/StreamTracker.scala (`InFlight.Limited`) rejects before
+    submitting anything with LedgerApiErrors.ParticipantBackpressure (ledger/error/
+    LedgerApiErrors.scala): ContentionOnSharedResources (2, ABORTED, HTTP 409), context `reason`.
+    """
+    reason = "Maximum number of in-flight requests reached"
+    return Rejection("PARTICIPANT_BACKPRESSURE", f"The participant is overloaded: {reason}", 2, {"reason": reason})
 
 
 def _run(sim: Simulator, body: Body, change: Any, planned: Planned | None) -> Response:
