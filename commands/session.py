@@ -47,7 +47,7 @@ def processor_for(ctx: Context, log: EventLog, canton: CantonPort) -> Processor:
     )
     return Processor(
         log, canton, clock=ctx.clock, policy=policy, max_in_flight=s.max_in_flight,
-        rate_limit=s.payment_rate_limit,
+        rate_limit=s.payment_rate_limit, dedup_seconds=s.deduplication_secs,
     )
 
 

@@ -27,6 +27,7 @@ from pipeline.canton_port import (
     NotVisible,
     Prepared,
     Rejected,
+    Unproved,
     Verified,
 )
 from pipeline.clients import Http, make_client
@@ -38,6 +39,8 @@ from pipeline.transfer_builders import InsufficientFunds, select_inputs, send_co
 
 Clock = Callable[[], datetime]
 RECHECK_EXPIRED = timedelta(seconds=5)  # an expired preapproval may have been renewed meanwhile
+# Reads after which the ledger cannot prove an outcome, however often they are repeated.
+CANNOT_PROVE = frozenset({"PARTICIPANT_PRUNED_DATA_ACCESSED", "TOO_MANY_UPDATES"})
 
 
 class CantonAdapter:
@@ -145,7 +148,12 @@ class CantonAdapter:
     async def find_completion(
         self, *, party: str, command_id: str, begin_offset: int
     ) -> CompletionFound | None:
-        found = await self.ledger.find_completion(party, command_id, begin_exclusive=begin_offset)
+        try:
+            found = await self.ledger.find_completion(party, command_id, begin_exclusive=begin_offset)
+        except CantonError as err:
+            if err.code in CANNOT_PROVE:
+                return None  # pruned: `prove_outcome` decides what that means
+            raise
         if found is None:
             return None
         status = found.status
@@ -158,6 +166,28 @@ class CantonAdapter:
             update_id=found.update_id,
             message=status.message if status else "",
         )
+
+    async def prove_outcome(
+        self, *, party: str, command_id: str, begin_offset: int
+    ) -> CompletionFound | Unproved | None:
+        """Read ``party``'s transactions from ``begin_offset`` to the ledger end for the command.
+
+        A transient read failure raises (`CantonError`: try again later); a pruned history is
+        `Unproved`, for good.
+        """
+        end = await self.ledger.ledger_end()
+        try:
+            tx = await self.ledger.find_transaction(
+                party, command_id, begin_exclusive=begin_offset, end_inclusive=end
+            )
+        except CantonError as err:
+            if err.code in CANNOT_PROVE:
+                return Unproved(reason=err.message)
+            raise
+        if tx is None:
+            return None
+        self.ledger_end.committed(party, tx.offset)
+        return CompletionFound(accepted=True, offset=tx.offset, update_id=tx.update_id)
 
     async def update_at(self, offset: int, party: str) -> str | None:
         try:

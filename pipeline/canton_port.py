@@ -57,6 +57,12 @@ class CompletionFound(msgspec.Struct, frozen=True, kw_only=True):
     message: str = ""
 
 
+class Unproved(msgspec.Struct, frozen=True, kw_only=True):
+    """The ledger cannot say whether a command was accepted (its history is pruned, say)."""
+
+    reason: str
+
+
 class Verified(msgspec.Struct, frozen=True, kw_only=True):
     amount: Decimal
     round: int | None = None
@@ -96,6 +102,13 @@ class CantonPort(Protocol):
         self, *, party: str, command_id: str, begin_offset: int
     ) -> CompletionFound | None:
         """Look the commandId up in the completions after ``begin_offset``."""
+        ...
+
+    async def prove_outcome(
+        self, *, party: str, command_id: str, begin_offset: int
+    ) -> CompletionFound | Unproved | None:
+        """Whether the commandId was accepted after ``begin_offset``, read to the ledger end:
+        its acceptance, None (proved: not accepted), or `Unproved`."""
         ...
 
     async def update_at(self, offset: int, party: str) -> str | None:

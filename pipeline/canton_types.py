@@ -290,3 +290,13 @@ class Update(_OneOf, frozen=True):
 
 class JsGetUpdateResponse(_Response, frozen=True):
     update: Update | None = None
+
+
+class GetUpdatesRequest(_Request, frozen=True):
+    begin_exclusive: int
+    end_inclusive: int | None = None
+    update_format: UpdateFormat | None = None
+
+
+class JsGetUpdatesResponse(_Response, frozen=True):
+    update: Update | None = None

@@ -26,10 +26,12 @@ from pipeline.canton_types import (
     GetLedgerEndResponse,
     GetUpdateByIdRequest,
     GetUpdateByOffsetRequest,
+    GetUpdatesRequest,
     IdentifierFilter,
     JsCommands,
     JsGetActiveContractsResponse,
     JsGetUpdateResponse,
+    JsGetUpdatesResponse,
     JsTransaction,
     SubmitAndWaitResponse,
     TemplateFilter,
@@ -44,6 +46,8 @@ PAGE_SIZE = 500
 MAX_PAGES = 200
 COMPLETION_IDLE_MS = 500  # the HTTP list of an open-ended stream returns after this much silence
 NOT_FOUND_CODES = frozenset({"UPDATE_NOT_FOUND", "TRANSACTION_NOT_FOUND"})
+# A page of a bounded updates list: the node answers 413 above http-list-max-elements-limit (200).
+UPDATES_PAGE = 100
 
 
 def new_submission_id() -> str:
@@ -230,17 +234,60 @@ class LedgerApi:
     async def find_completion(
         self, party: str, command_id: str, *, begin_exclusive: int
     ) -> Completion1 | None:
-        """The first completion of ``command_id`` after ``begin_exclusive`` (None: none yet)."""
-        begin = begin_exclusive
+        """The completion of ``command_id`` after ``begin_exclusive`` that says most: an
+        acceptance wherever it is (an earlier attempt's rejection must not hide it), else the
+        latest rejection, else None.
+
+        None does not mean "not committed": the completions list ends at an idle timeout, so
+        an answer may be partial; `find_transaction` proves it either way.
+        """
+        begin, rejected = begin_exclusive, None
         for _ in range(self.max_pages):
             page = await self.completions(party, begin_exclusive=begin)
             for completion in page.completions:
-                if completion.command_id == command_id:
+                if completion.command_id != command_id:
+                    continue
+                if completion.status is None or completion.status.code == 0:
                     return completion
+                rejected = completion
             if page.items < self.page_size or page.last_offset <= begin:
-                return None
+                return rejected
             begin = page.last_offset
-        return None
+        return rejected
+
+    async def find_transaction(
+        self, party: str, command_id: str, *, begin_exclusive: int, end_inclusive: int
+    ) -> JsTransaction | None:
+        """The transaction of ``command_id`` among ``party``'s in (begin, end], or None: it was
+        not accepted there. `POST /v2/updates` with ``endInclusive`` is a bounded stream: the
+        node answers all of it (no idle timeout), so None is a proof, page after page.
+
+        Raises:
+            CantonError: the read failed (PARTICIPANT_PRUNED_DATA_ACCESSED when ``begin`` is
+                pruned; TOO_MANY_UPDATES past `max_pages` pages).
+        """
+        begin = begin_exclusive
+        for _ in range(self.max_pages):
+            if begin >= end_inclusive:
+                return None
+            body = GetUpdatesRequest(
+                begin_exclusive=begin, end_inclusive=end_inclusive, update_format=transaction_format(party)
+            )
+            rows: list[JsGetUpdatesResponse] = await self.http.read(
+                "POST", "/v2/updates", body, {"limit": UPDATES_PAGE}, into=list[JsGetUpdatesResponse]
+            )
+            for row in rows:
+                tx = row.update.transaction.value if row.update and row.update.transaction else None
+                if tx is not None and tx.command_id == command_id:
+                    return tx
+                begin = max(begin, tx.offset if tx is not None else _checkpoint_offset(row, begin))
+            if len(rows) < UPDATES_PAGE:
+                return None
+        raise CantonError(
+            ErrorClass.FINAL,
+            f"more than {self.max_pages * UPDATES_PAGE} transactions of {party} to search for {command_id}",
+            code="TOO_MANY_UPDATES",
+        )
 
     async def update_by_id(
         self, update_id: str, *, party: str, effects: bool = False
@@ -272,3 +319,8 @@ class LedgerApi:
                 return None
             raise
         return doc.update.transaction.value if doc.update and doc.update.transaction else None
+
+
+def _checkpoint_offset(row: JsGetUpdatesResponse, default: int) -> int:
+    checkpoint = row.update.offset_checkpoint if row.update else None
+    return checkpoint.value.offset if checkpoint is not None else default

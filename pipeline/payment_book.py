@@ -41,6 +41,9 @@ class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
     failures: int = 0
     #: Ledger offset before the first submission: completions are searched from here.
     first_offset: int | None = None
+    #: When the first submission was recorded: past the deduplication period after it, an
+    #: unproved outcome is never submitted again (the ledger would not deduplicate it).
+    first_submitted_at: datetime | None = None
     open_submission: PaymentSubmitted | None = None
     next_attempt_at: datetime | None = None
     last_error: str | None = None
@@ -88,8 +91,9 @@ def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
     seen = {"last_offset": record.offset}
     if isinstance(event, PaymentSubmitted):
         first = state.first_offset if state.first_offset is not None else event.ledger_offset_before
+        first_at = state.first_submitted_at or event.at
         return msgspec.structs.replace(
-            state, status="submitted", attempts=event.attempt, first_offset=first,
+            state, status="submitted", attempts=event.attempt, first_offset=first, first_submitted_at=first_at,
             open_submission=event, next_attempt_at=None, **seen,
         )
     if isinstance(event, PaymentConfirmed):

@@ -7,11 +7,12 @@ pure decision (a value in, a value out), `SubmitWindow` the asyncio gate that ap
 
 - Slow start: from ``start``, +1 per accepted submission (doubling per round trip) until
   the first backpressure; then +1/limit per accepted submission (+1 per round trip), and
-  only while the window is full (an idle window proves nothing about the participant).
+  only while the window holds submissions back (an idle window proves nothing).
 - On backpressure the limit is multiplied by ``decrease`` once per round trip: the
   rejections of submissions started before the last decrease are the same overload.
-  The participant's limit is a hard count, not a congested queue, so a mild decrease (0.9)
-  keeps the window close to it; halving would idle a quarter of the capacity on average.
+  The participant's limit is a hard count, not a congested queue, and a refused submission
+  costs one quick round trip, so a mild decrease (0.95) keeps the window close to the limit;
+  halving would idle a quarter of the capacity on average.
 """
 
 from __future__ import annotations
@@ -41,23 +42,24 @@ class Aimd:
     ceiling: int
     limit: float = 1.0
     floor: int = 1
-    decrease: float = 0.9
+    decrease: float = 0.95
     slow_start: bool = True
     #: Bumped at each decrease; a rejection of a submission started in an older epoch is ignored.
     epoch: int = 0
 
     @classmethod
-    def starting(cls, ceiling: int, start: int = 4) -> Aimd:
+    def starting(cls, ceiling: int, start: int = 8) -> Aimd:
         return cls(ceiling=ceiling, limit=float(min(max(start, 1), ceiling)))
 
     @property
     def size(self) -> int:
         return max(self.floor, min(self.ceiling, int(self.limit)))
 
-    def accepted(self, in_flight: int) -> Aimd:
-        """A submission got through while ``in_flight`` were in flight (itself included)."""
-        if in_flight < self.size:
-            return self  # the window was not full: no evidence that a larger one would be
+    def accepted(self, limiting: bool) -> Aimd:
+        """A submission got through; ``limiting``: the window held submissions back (some
+        waited for a slot, or all slots were taken)."""
+        if not limiting:
+            return self  # no evidence that a larger window would be used, or accepted
         step = 1.0 if self.slow_start else 1.0 / self.limit
         return replace(self, limit=min(float(self.ceiling), self.limit + step))
 
@@ -75,12 +77,17 @@ class SubmitWindow:
     def __init__(self, controller: Aimd) -> None:
         self.controller = controller
         self.in_flight = 0
+        self.waiting = 0
         self._changed = asyncio.Condition()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[int]:
         async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self.controller.size)
+            self.waiting += 1
+            try:
+                await self._changed.wait_for(lambda: self.in_flight < self.controller.size)
+            finally:
+                self.waiting -= 1
             self.in_flight += 1
         try:
             yield self.controller.epoch
@@ -90,7 +97,8 @@ class SubmitWindow:
                 self._changed.notify(max(1, self.controller.size - self.in_flight))
 
     def accepted(self) -> None:
-        self.controller = self.controller.accepted(self.in_flight)
+        limiting = self.waiting > 0 or self.in_flight >= self.controller.size
+        self.controller = self.controller.accepted(limiting)
 
     def backpressure(self, started_epoch: int) -> None:
         self.controller = self.controller.backpressure(started_epoch)

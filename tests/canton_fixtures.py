@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from openapi_core import Config, OpenAPI
 
 from pipeline.auth import StaticToken, TokenSource
+from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
 from pipeline.canton_types import JsCommands
 from pipeline.clients import Http, ReadRetry, asgi_transport, make_client
 from pipeline.ledger_api import LedgerApi
@@ -153,3 +155,16 @@ def specs_fixture() -> dict[str, OpenAPI]:
         "ledger": OpenAPI.from_file_path(str(shared / LEDGER_SPEC), config=config),
         "scan": OpenAPI.from_file_path(str(shared / SCAN_SPEC), config=config),
     }
+
+
+@asynccontextmanager
+async def adapter_on(
+    sim: Simulator, clock: Callable[[], datetime], *, dedup_seconds: int = 86400
+) -> AsyncIterator[CantonAdapter]:
+    """The product's adapter over ``sim`` (paying APP), on ``clock``."""
+    endpoints = Endpoints(ledger_url=LEDGER_URL, scan_url=SCAN_URL, timeout=5)
+    async with open_canton(
+        endpoints, lambda http: StaticToken(sim.static_token), receiver=APP,
+        dedup_seconds=dedup_seconds, clock=clock, transport=asgi_transport(sim),
+    ) as port:
+        yield port

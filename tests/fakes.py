@@ -100,6 +100,11 @@ class FakeLedger:
                 return CompletionFound(accepted=accepted, offset=offset, update_id=update_id)
         return None
 
+    async def prove_outcome(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:
+        self.calls.append("prove_outcome")
+        found = await self.find_completion(party=party, command_id=command_id, begin_offset=begin_offset)
+        return found if found is not None and found.accepted else None
+
     async def update_at(self, offset: int, party: str) -> str | None:
         return next((t.update_id for t in self.transfers if t.offset == offset), None)
 
@@ -162,6 +167,10 @@ class FaultAt:
     async def find_completion(self, **kw: Any) -> CompletionFound | None:
         self._trip("find_completion")
         return await self.port.find_completion(**kw)  # type: ignore[no-any-return]
+
+    async def prove_outcome(self, **kw: Any) -> Any:
+        self._trip("prove_outcome")
+        return await self.port.prove_outcome(**kw)
 
     async def update_at(self, offset: int, party: str) -> str | None:
         return await self.port.update_at(offset, party)  # type: ignore[no-any-return]

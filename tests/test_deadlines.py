@@ -8,42 +8,27 @@ but only after Scan was asked again (it may have been renewed meanwhile).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import msgspec
 import pytest
 
-from pipeline.auth import StaticToken
-from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
+from pipeline.canton_adapter import CantonAdapter
 from pipeline.canton_errors import DEADLINE_EXCEEDED, DEADLINE_NOT_EXCEEDED, CantonError, ErrorClass
 from pipeline.canton_port import Accepted, Prepared, Rejected
-from pipeline.clients import asgi_transport
-from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     APP,
     Canton,
+    adapter_on,
     canton_fixture,
     clock_fixture,
     new_sim,
     payment,
     sim_fixture,
 )
-
-ENDPOINTS = Endpoints(ledger_url="http://sim.test", scan_url="http://sim.test/api/scan", timeout=5)
-
-
-@asynccontextmanager
-async def adapter_on(sim: Simulator, clock: Callable[[], datetime]) -> AsyncIterator[CantonAdapter]:
-    async with open_canton(
-        ENDPOINTS, lambda http: StaticToken(sim.static_token), receiver=APP, dedup_seconds=86400,
-        clock=clock, transport=asgi_transport(sim),
-    ) as port:
-        yield port
 
 
 async def send(port: CantonAdapter, prepared: Prepared) -> Accepted | Rejected:

@@ -4,13 +4,11 @@ limited to a few commands in flight (the simulator in its real mode, only the li
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from pipeline.clients import asgi_transport
 from pipeline.embedded_log import EmbeddedLog
@@ -28,36 +26,36 @@ from tests.canton_sim import APP, TOKEN, adapter, simulator
 def test_slow_start_doubles_per_round_trip_until_the_first_backpressure() -> None:
     window = Aimd.starting(ceiling=100, start=4)
     for _ in range(4):  # one full window of acceptances
-        window = window.accepted(in_flight=window.size)
+        window = window.accepted(limiting=True)
     assert window.size == 8
     window = window.backpressure(started_epoch=0)
-    assert (window.size, window.slow_start, window.epoch) == (7, False, 1)  # 8 × 0.9
+    assert (window.size, window.slow_start, window.epoch) == (7, False, 1)  # 8 × 0.95
 
 
 def test_after_slow_start_it_grows_by_one_per_full_window() -> None:
     window = Aimd(ceiling=100, limit=10.0, slow_start=False)
     for _ in range(10):
-        window = window.accepted(in_flight=window.size)
+        window = window.accepted(limiting=True)
     assert window.size == 10 and 10.9 < window.limit < 11.0  # +1/limit each: one window's worth
-    window = window.accepted(in_flight=10)
+    window = window.accepted(limiting=True)
     assert window.size == 11
 
 
 def test_an_idle_window_does_not_grow() -> None:
     window = Aimd(ceiling=100, limit=10.0)
-    assert window.accepted(in_flight=3) == window
+    assert window.accepted(limiting=False) == window
 
 
 def test_one_overload_decreases_once_however_many_rejections_it_causes() -> None:
     window = Aimd(ceiling=100, limit=30.0, slow_start=False)
     once = window.backpressure(started_epoch=0)
     assert once.backpressure(started_epoch=0) == once  # started before the decrease: same overload
-    assert once.backpressure(started_epoch=1).size == 24  # a new overload: 27 × 0.9
+    assert once.backpressure(started_epoch=1).size == 27  # a new overload: 28.5 × 0.95
 
 
 def test_the_window_stays_between_floor_and_ceiling() -> None:
     window = Aimd(ceiling=3, limit=3.0)
-    assert window.accepted(in_flight=3).size == 3
+    assert window.accepted(limiting=True).size == 3
     low = Aimd(ceiling=3, limit=1.0)
     assert low.backpressure(started_epoch=0).size == 1
 
@@ -91,13 +89,6 @@ async def test_the_participant_refuses_submissions_beyond_its_in_flight_limit() 
 PARTIES = [f"user{i}::1220" + f"{i:02x}" * 30 for i in range(40)]
 
 
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[EmbeddedLog]:
-    opened = EmbeddedLog.open(tmp_path / "log", sync=False)
-    yield opened
-    await opened.close()
-
-
 def request(party: str) -> PaymentRequested:
     start = datetime(2026, 11, 24, tzinfo=UTC)
     return PaymentRequested(
@@ -108,7 +99,8 @@ def request(party: str) -> PaymentRequested:
     )
 
 
-async def test_backpressure_costs_no_attempt_and_every_payment_goes_through(log: EmbeddedLog) -> None:
+async def test_backpressure_costs_no_attempt_and_every_payment_goes_through(tmp_path: Path) -> None:
+    log = EmbeddedLog.open(tmp_path / "log", sync=False)
     sim = simulator({p: Decimal(100) for p in PARTIES})
     sim.max_commands_in_flight, sim.submit_latency = 4, 0.05
     reqs = [request(p) for p in PARTIES]
@@ -118,6 +110,7 @@ async def test_backpressure_costs_no_attempt_and_every_payment_goes_through(log:
         proc = Processor(log, port, clock=lambda: datetime.now(UTC), policy=policy, verify_timeout=0.5)
         await asyncio.wait_for(proc.run({r.payment_id for r in reqs}), timeout=60)
     events = [r.event async for r in log.read()]
+    await log.close()
     assert sim.requests["submit"] > len(reqs)  # the participant did push back
     assert [e for e in events if isinstance(e, PaymentFailed)] == []
     assert {e.attempt for e in events if isinstance(e, PaymentSubmitted)} == {1}

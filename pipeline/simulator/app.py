@@ -126,6 +126,10 @@ class Simulator:
         self.ledger.offset += 1
         self.ledger.contracts[contract_id].archived_offset = self.ledger.offset
 
+    def prune(self, offset: int) -> None:
+        """Prune the participant up to ``offset``: completions and updates before it are gone."""
+        self.ledger.pruned_offset = max(self.ledger.pruned_offset, min(offset, self.ledger.offset))
+
     def transfers(self) -> list[SimTransfer]:
         """Every TransferPreapproval_Send on the ledger, oldest first: what an auditor counts."""
         return [

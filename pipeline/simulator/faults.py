@@ -37,6 +37,7 @@ ENDPOINTS = frozenset(
         "ledger-end",
         "active-contracts",
         "completions",
+        "updates",
         "update-by-id",
         "update-by-offset",
         "scan-dso",

@@ -32,6 +32,7 @@ from pipeline.simulator.responses import (
     proxy_page,
     unauthenticated,
 )
+from pipeline.simulator.update_stream import check_not_pruned, updates
 
 if TYPE_CHECKING:
     from pipeline.simulator.app import Simulator
@@ -41,6 +42,7 @@ REQUIRED = {
     "submit": ("commands", "commandId", "actAs"),
     "active-contracts": ("activeAtOffset",),
     "completions": ("parties",),
+    "updates": ("beginExclusive",),
     "update-by-id": ("updateId", "updateFormat"),
     "update-by-offset": ("offset", "updateFormat"),
 }
@@ -59,6 +61,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route(
             "/v2/commands/completions", _guarded(sim, "completions", _completions), methods=["POST"]
         ),
+        Route("/v2/updates", _guarded(sim, "updates", updates), methods=["POST"]),
         Route(
             "/v2/updates/update-by-id",
             _guarded(sim, "update-by-id", _update_by_id),
@@ -196,6 +199,7 @@ def _completions(sim: Simulator, request: Request, user: str, body: Body) -> Res
     parties, begin = set(body["parties"]), int(body.get("beginExclusive") or 0)
     if not parties:
         raise Rejection("INVALID_ARGUMENT", "parties must not be empty", 8)
+    check_not_pruned(sim, begin)
     wanted_user = body.get("userId") or user
     limit = min(int(request.query_params.get("limit") or MAX_LIST), MAX_LIST)
     # Completions are appended in offset order: start at the first one after ``begin``.
