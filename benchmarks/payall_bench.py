@@ -94,7 +94,7 @@ def limited(users: int, latency_ms: int, participant_limit: int) -> None:
                  ("run", "payments", "seconds", "payments/s", "billing CPU ms/payment", "simulator CPU ms/payment"))
     body += (
         f"\n\nCeiling: {participant_limit} in flight / {latency_ms / 1000:g} s = {ceiling:g} payments/s; reached "
-        f"{rate / ceiling:.0%} (target ≥ 90 %: {'met' if rate >= 0.9 * ceiling else 'NOT met'}). Every subscription "
+        f"{rate / ceiling:.1%} (target ≥ 90 %: {'met' if rate >= 0.9 * ceiling else 'NOT met'}). Every subscription "
         "ends with exactly one transfer (none given up). The processor learns the participant's limit from its "
         "PARTICIPANT_BACKPRESSURE answers (AIMD window, `pipeline/submit_window.py`); a backpressure answer is "
         "submitted again and costs no attempt. Load average before the run: "
