@@ -41,6 +41,7 @@ from pipeline.canton_port import (
 from pipeline.errors import ProcessorStopped
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentRequested, PaymentSubmitted, Recorded
 from pipeline.ids import command_id
+from pipeline.in_doubt import beyond_dedup, parked
 from pipeline.log import EventLog
 from pipeline.outcomes import RetryPolicy, failure_event, next_attempt
 from pipeline.payment_book import AnyState, PaymentBook, PaymentState, next_action
@@ -55,7 +56,6 @@ Progress = Callable[[int, int], None]
 #: What a step may raise and still be tried again: classified and transient. Nothing was recorded
 #: for the step, and a payment already submitted is looked up on the ledger before anything else.
 RETRIED = (CantonError, TimeoutError)
-DEDUP_MARGIN = timedelta(minutes=5)  # the participant's clock may be ahead of ours
 
 
 class Processor:
@@ -252,7 +252,7 @@ class Processor:
             if found is None or not found.accepted:
                 found = await self._proof_beyond_dedup(state)
             if isinstance(found, Unproved):
-                await self._fail(state, parked_in_doubt(state, found.reason, self.dedup_seconds))
+                await self._fail(state, parked(state, found.reason, self.dedup_seconds))
                 return
             if found is not None and found.accepted:
                 await self._confirm(state, found.update_id, found.offset, answered=False)
@@ -321,13 +321,11 @@ class Processor:
         await self._fail(state, result)
 
     async def _proof_beyond_dedup(self, state: PaymentState) -> CompletionFound | Unproved | None:
-        """Within the deduplication period the ledger itself refuses a second acceptance, so a
-        missing completion is enough to submit again. Past it (less a margin for clock skew),
-        only a read to the ledger end may allow it: the acceptance, a proof of none, or Unproved."""
+        """Nothing (None) within the deduplication period: the ledger refuses a second
+        acceptance itself. Past it, a read to the ledger end: the acceptance, None (proved
+        not accepted), or Unproved."""
         assert state.first_offset is not None
-        window = timedelta(seconds=self.dedup_seconds)
-        first_at = state.first_submitted_at
-        if first_at is not None and self.clock() < first_at + window - min(DEDUP_MARGIN, window / 10):
+        if not beyond_dedup(state, self.clock(), self.dedup_seconds):
             return None
         return await self.canton.prove_outcome(
             party=state.request.party,
@@ -436,22 +434,6 @@ class Processor:
     def _final(self, payment_id: str) -> bool:
         state = self.book.get(payment_id)
         return state is not None and state.final
-
-
-def parked_in_doubt(state: PaymentState, reason: str, dedup_seconds: int) -> Rejected:
-    """A payment that may have been charged, which the ledger cannot prove either way: final,
-    never submitted again (`billing restart` does not ask it again either)."""
-    request = state.request
-    first = f"{state.first_submitted_at:%Y-%m-%d %H:%M} UTC" if state.first_submitted_at else "earlier"
-    return Rejected(
-        kind="final",
-        code="IN_DOUBT",
-        message=f"command {command_id(request.payment_id)} was first submitted {first}, more than the "
-        f"{dedup_seconds} s deduplication period ago, and the ledger cannot prove whether it was "
-        f"accepted ({reason}); it is NOT submitted again: look for that command among "
-        f"{request.party}'s transactions (Scan, the wallet, a non-pruned participant) and, only "
-        "if it is absent, charge the period by hand",
-    )
 
 
 def not_this_payment(request: PaymentRequested, update_id: str, why: str) -> Rejected:

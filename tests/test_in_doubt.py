@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from commands.payments import retry_requests
@@ -23,10 +24,13 @@ from pipeline.canton_port import Accepted, CompletionFound, Prepared, Unproved
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
 from pipeline.ids import command_id, payment_id
+from pipeline.in_doubt import beyond_dedup
 from pipeline.outcomes import RetryPolicy
+from pipeline.payment_book import PaymentState
 from pipeline.processor import Processor
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
+from pipeline.simulator.faults import Fault
 from tests.canton_fixtures import ALICE, APP, BOB, adapter_on, new_sim
 
 DEDUP = 3600
@@ -136,12 +140,12 @@ async def test_a_read_to_the_ledger_end_proves_no_acceptance_or_says_it_cannot()
 
 
 async def after_crash(
-    log: EmbeddedLog, attempts: list[bool], *, past_dedup: bool, pruned: bool = False
+    log: EmbeddedLog, attempts: list[bool], *, past_dedup: bool, pruned: bool = False, idle: bool = False
 ) -> tuple[Simulator, PaymentRequested, Processor]:
     """``attempts`` of one payment reach the ledger (True: accepted, False: rejected after
     sequencing) and are recorded, but their answers are lost (the process died); then the clock
-    moves past the deduplication period or not, the participant is pruned or not, and a new
-    processor resumes from the log."""
+    moves past the deduplication period or not, the participant is pruned or not, its
+    completions lists are cut by their idle timeout or not, and a new processor resumes."""
     clock = ManualClock()
     sim = new_sim(clock)
     req = request_at(clock)
@@ -154,6 +158,8 @@ async def after_crash(
         clock.advance(timedelta(seconds=2 * DEDUP))  # the ledger would not deduplicate a new submission
     if pruned:
         sim.prune(sim.ledger.offset)
+    if idle:
+        sim.inject("idle_timeout", count=100)  # every completions read answers []
     return sim, req, await resume(log, sim, clock, req)
 
 
@@ -184,3 +190,18 @@ async def test_within_the_dedup_period_a_pruned_lookup_lets_the_ledger_deduplica
     sim, req, proc = await after_crash(log, [True], past_dedup=False, pruned=True)
     assert charges(sim, req) == 1
     assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
+
+
+async def test_an_empty_completions_answer_is_not_taken_for_not_committed(log: EmbeddedLog) -> None:
+    sim, req, proc = await after_crash(log, [True], past_dedup=True, idle=True)
+    assert ("completions", Fault.IDLE_TIMEOUT) in sim.faults.fired
+    assert charges(sim, req) == 1  # found by the read to the ledger end, not submitted again
+    assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
+
+
+def test_the_dedup_period_ends_a_margin_early_and_an_unknown_start_counts_as_ended() -> None:
+    clock = ManualClock()
+    state = PaymentState(request=request_at(clock), first_submitted_at=clock())
+    assert not beyond_dedup(state, clock() + timedelta(seconds=DEDUP - 301), DEDUP)
+    assert beyond_dedup(state, clock() + timedelta(seconds=DEDUP - 300), DEDUP)  # 5 min margin
+    assert beyond_dedup(msgspec.structs.replace(state, first_submitted_at=None), clock(), DEDUP)

@@ -27,7 +27,7 @@ from pipeline.simulator.clock import Clock, ManualClock, wall_clock
 from pipeline.simulator.faults import Fault, FaultPlan, Planned
 from pipeline.simulator.ledger import TICK, ChangeId, SimLedger
 from pipeline.simulator.model import Contract, Transaction
-from pipeline.simulator.responses import DroppedResponse, fault_error, proxy_page, scan_error
+from pipeline.simulator.responses import DroppedResponse, fault_error, ok, proxy_page, scan_error
 
 STATIC_USER = "ledger-api-user"
 # Canton's command-service.max-commands-in-flight default (digital-asset/canton community/ledger/
@@ -215,6 +215,12 @@ class Simulator:
             return planned, DroppedResponse()
         if fault is Fault.SCAN_LAG:
             return planned, scan_error(404, "update not found (Scan has not ingested it yet)")
+        if fault is Fault.IDLE_TIMEOUT:
+            # An HTTP list of an open-ended stream (completions) ends after stream_idle_timeout_ms
+            # without a new element (digital-asset/canton community/ledger/ledger-json-api/src/
+            # main/scala/com/digitalasset/canton/http/json/v2/Endpoints.scala `asList`): a slow
+            # index answers [] although completions exist.
+            return planned, ok([])
         if endpoint == "submit" and fault in (
             Fault.TIMEOUT_AFTER_COMMIT,
             Fault.PROXY_502_AFTER_COMMIT,

@@ -29,6 +29,7 @@ class Fault(StrEnum):
     DROP_AFTER_COMMIT = "drop_after_commit"  # committed, then the connection closed
     SCAN_LAG = "scan_lag"  # Scan has not indexed the update yet: 404
     UNAUTHENTICATED = "unauthenticated"  # 401 as if the token had just expired
+    IDLE_TIMEOUT = "idle_timeout"  # a stream list cut by its idle timeout before any element: []
 
 
 ENDPOINTS = frozenset(
@@ -62,7 +63,8 @@ CLI_FAULTS: dict[str, Fault] = {
     "drop_after_commit": Fault.DROP_AFTER_COMMIT,
     "scan_lag": Fault.SCAN_LAG,
 }
-DEFAULT_TARGET = {Fault.SCAN_LAG: "scan-update"}  # every other fault defaults to "submit"
+# Every other fault defaults to "submit".
+DEFAULT_TARGET = {Fault.SCAN_LAG: "scan-update", Fault.IDLE_TIMEOUT: "completions"}
 AFTER_COMMIT = frozenset(
     {Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMMIT, Fault.DROP_AFTER_COMMIT}
 )

@@ -24,6 +24,7 @@ from pipeline.simulator.faults import Fault, Planned
 from pipeline.simulator.model import Rejection, iso, template_matches
 from pipeline.simulator.responses import (
     DroppedResponse,
+    backpressure,
     bad_body,
     canton_error,
     fault_error,
@@ -275,18 +276,6 @@ def _submit(sim: Simulator) -> Handler:
             sim.commands_in_flight -= 1
 
     return handle
-
-
-def backpressure() -> Rejection:
-    """The command service's answer once max-commands-in-flight submissions are being tracked.
-
-    digital-asset/canton community/ledger/ledger-api-core/src/main/scala/com/digitalasset/canton/
-    platform/apiserver/services/tracking/StreamTracker.scala (`InFlight.Limited`) rejects before
-    submitting anything with LedgerApiErrors.ParticipantBackpressure (ledger/error/
-    LedgerApiErrors.scala): ContentionOnSharedResources (2, ABORTED, HTTP 409), context `reason`.
-    """
-    reason = "Maximum number of in-flight requests reached"
-    return Rejection("PARTICIPANT_BACKPRESSURE", f"The participant is overloaded: {reason}", 2, {"reason": reason})
 
 
 def _run(sim: Simulator, body: Body, change: Any, planned: Planned | None) -> Response:

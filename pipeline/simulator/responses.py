@@ -81,6 +81,18 @@ def fault_error(fault: Fault) -> JSONResponse:
     return canton_error(Rejection(code, cause, category, dict(context)))
 
 
+def backpressure() -> Rejection:
+    """The command service's answer once max-commands-in-flight submissions are being tracked.
+
+    digital-asset/canton community/ledger/ledger-api-core/src/main/scala/com/digitalasset/canton/
+    platform/apiserver/services/tracking/StreamTracker.scala (`InFlight.Limited`) rejects before
+    submitting anything with LedgerApiErrors.ParticipantBackpressure (ledger/error/
+    LedgerApiErrors.scala): ContentionOnSharedResources (2, ABORTED, HTTP 409), context `reason`.
+    """
+    reason = "Maximum number of in-flight requests reached"
+    return Rejection("PARTICIPANT_BACKPRESSURE", f"The participant is overloaded: {reason}", 2, {"reason": reason})
+
+
 def unauthenticated() -> JSONResponse:
     return fault_error(Fault.UNAUTHENTICATED)
 
