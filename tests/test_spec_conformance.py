@@ -38,6 +38,8 @@ def _exercise_everything(tmp_path: Path) -> Recording:
             await asyncio.wait_for(proc.run(ids), 30)
             first = sim.transfers()[0]
             assert await port.update_at(first.offset, APP) == first.update_id  # update-by-offset
+            proof = await port.prove_outcome(party=first.sender, command_id=first.command_id, begin_offset=0)
+            assert proof is not None and proof.update_id == first.update_id  # /v2/updates
         await log.close()
 
     asyncio.run(go())
@@ -60,4 +62,5 @@ def test_requests_and_responses_match_the_specs(tmp_path: Path, specs: dict[str,
                    "/api/scan/v0/open-and-issuing-mining-rounds", "/api/scan/v0/transfer-preapprovals",
                    "/api/scan/v0/featured-apps", "/api/scan/v2/updates/"):
         assert any(p.startswith(needed) for p in paths), f"{needed} was never exercised: {sorted(paths)}"
+    assert "/v2/updates" in paths  # the bounded updates list of the in-doubt proof
 
