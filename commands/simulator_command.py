@@ -14,6 +14,7 @@ from commands.errors import BadArgument, CommandError
 from pipeline.asgi_server import serve
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.faults import CLI_FAULTS
+from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
 from pipeline.simulator.responses import quiet_dropped_connections
 from pipeline.simulator.serve import settings_lines
 
@@ -36,15 +37,22 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--latency-ms", type=int, default=0, help="delay added to every submission")
     p.add_argument("--fault", action="append", default=[], metavar="NAME=RATE", help="inject a fault at a rate")
     p.add_argument("--with-preapproval", action="store_true", help="start with the app's preapproval in place")
+    p.add_argument("--list-limit", type=int, default=DEFAULT_LIST_LIMIT, metavar="N",
+                   help="elements per HTTP list before answering 413, as the node's "
+                   f"http-list-max-elements-limit (default {DEFAULT_LIST_LIMIT})")
     p.set_defaults(handler=run_simulator)
 
 
-def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, preapproval: bool = False) -> Simulator:
+def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, preapproval: bool = False,
+          list_limit: int = DEFAULT_LIST_LIMIT) -> Simulator:
     """A simulator seeded with the app party and every user party of the catalogue."""
     app = ctx.settings.party_app or DEMO_APP_PARTY
     users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
+    if list_limit < 1:
+        raise BadArgument(f"--list-limit must be at least 1, got {list_limit}")
     sim = seeded(users.items(), app, app_amount=Decimal("100"), featured=True, preapproval=preapproval,
-                 static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000)
+                 static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000,
+                 list_limit=list_limit)
     for spec in faults:
         name, _, rate = spec.partition("=")
         try:
@@ -57,7 +65,8 @@ def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, prea
 def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         ctx.console.warn(f"listening on {args.host}: the simulator has no real security, keep it on loopback")
-    sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval)
+    sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
+                list_limit=args.list_limit)
     quiet_dropped_connections()
     return asyncio.run(_serve(ctx, sim, args.host, args.port))
 

@@ -45,6 +45,12 @@ INTERPRETATION_CODES = frozenset(
         "INTERPRETATION_USER_ERROR",
     }
 )
+# An HTTP list asked for more elements than the node's http-list-max-elements-limit (HTTP 413):
+# the same request fails again, a smaller page does not (pipeline/ledger_lists.py).
+LIST_LIMIT = "JSON_API_MAXIMUM_LIST_ELEMENTS_NUMBER_REACHED"
+# A read before the participant's pruning offset (context ``earliest_offset``): that history is
+# gone, so repeating the read can never succeed; read from a later offset or give up.
+PRUNED = "PARTICIPANT_PRUNED_DATA_ACCESSED"
 # errorCategory values Canton itself marks retryable (§6.1): transient, contention, deadline, seek.
 RETRYABLE_CATEGORIES = frozenset({1, 2, 3, 12})
 MAX_CAUSE = 400
@@ -134,6 +140,12 @@ class CantonError(PipelineError):
         return self.code in STALE_CODES or any(c in self.cause for c in STALE_CAUSES)
 
     @property
+    def pruned_up_to(self) -> int | None:
+        """The pruning offset, when the participant no longer holds the history asked for."""
+        raw = self.context.get("earliest_offset", "") if self.code == PRUNED else ""
+        return int(raw) if raw.isdigit() else None
+
+    @property
     def insufficient_funds(self) -> bool:
         return self.error_id == INSUFFICIENT_FUNDS
 
@@ -144,6 +156,8 @@ def classify_canton(
     """The meaning of a JsCantonError answer (canton-apis.md §7.2), a pure function."""
     if code == "DUPLICATE_COMMAND":
         return ErrorClass.DUPLICATE
+    if code == PRUNED:
+        return ErrorClass.FINAL  # whatever the category: that offset will never be readable again
     if category == 3 or code == "REQUEST_TIME_OUT":
         return ErrorClass.IN_DOUBT  # deadline exceeded: it may still commit
     if code in RETRYABLE_CODES or code in STALE_CODES:

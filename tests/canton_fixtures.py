@@ -73,7 +73,7 @@ async def open_clients(
     *,
     auth: Callable[[httpx.AsyncClient], TokenSource] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    page_size: int = 500,
+    page_size: int = 200,
     retry: ReadRetry | None = None,
 ) -> AsyncIterator[Canton]:
     """Ledger and Scan clients (one pooled httpx client each) over ``sim`` in-process."""
