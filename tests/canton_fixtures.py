@@ -73,7 +73,7 @@ async def open_clients(
     *,
     auth: Callable[[httpx.AsyncClient], TokenSource] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    page_size: int = 200,
+    page_size: int | None = None,
     retry: ReadRetry | None = None,
 ) -> AsyncIterator[Canton]:
     """Ledger and Scan clients (one pooled httpx client each) over ``sim`` in-process."""
@@ -88,9 +88,8 @@ async def open_clients(
         make_client(SCAN_URL, 5, transport) as sc,
     ):
         token = auth(lc) if auth else StaticToken(TOKEN)
-        ledger = LedgerApi(
-            Http(lc, "the Ledger API", token, retry=retry, sleep=sleep), page_size=page_size
-        )
+        http = Http(lc, "the Ledger API", token, retry=retry, sleep=sleep)
+        ledger = LedgerApi(http, page_size=page_size) if page_size else LedgerApi(http)  # billing's default
         scan = ScanApi(Http(sc, "Scan", retry=retry, sleep=sleep))
         assert isinstance(sim.clock, ManualClock)
         yield Canton(
