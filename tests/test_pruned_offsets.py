@@ -52,7 +52,8 @@ async def test_reads_before_the_pruning_offset_get_the_real_error(canton: Canton
         error = answer.json()
         assert answer.status_code == 400 and error["code"] == PRUNED and error["errorCategory"] == 9
         assert error["context"] == {"earliest_offset": str(pruned)} and error["grpcCodeValue"] == 9
-    assert "precedes pruned offset" in acs.json()["cause"] and "overlaps with pruned offset" in completions.json()["cause"]
+    assert "precedes pruned offset" in acs.json()["cause"]
+    assert "overlaps with pruned offset" in completions.json()["cause"]
     at_pruning = await post(sim, "/v2/state/active-contracts",
                             {"activeAtOffset": pruned, "eventFormat": {"filtersByParty": {ALICE: flt}}})
     assert at_pruning.status_code == 200  # the pruning offset itself is still readable
