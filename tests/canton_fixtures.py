@@ -127,6 +127,12 @@ async def payment(
     )
 
 
+async def raw_post(sim: Simulator, path: str, body: object, **params: int) -> httpx.Response:
+    """A request to the simulated Ledger API as any client could send it (the answer unchecked)."""
+    async with httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL) as client:
+        return await client.post(path, json=body, params=params, headers={"authorization": f"Bearer {TOKEN}"})
+
+
 @pytest.fixture(name="clock")
 def clock_fixture() -> ManualClock:
     return ManualClock()

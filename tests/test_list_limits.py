@@ -7,8 +7,6 @@ import argparse
 import asyncio
 from io import StringIO
 
-import httpx
-
 from commands.canton_commands import run_balance
 from commands.config import Settings
 from commands.console import Console
@@ -28,20 +26,14 @@ from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register
     new_sim,
     open_clients,
     payment,
+    raw_post,
     sim_fixture,
 )
-
-HEADERS = {"authorization": f"Bearer {TOKEN}"}
 
 
 def acs_request(party: str, offset: int) -> dict[str, object]:
     flt = {"identifierFilter": {"TemplateFilter": {"value": {"templateId": AMULET}}}}
     return {"activeAtOffset": offset, "eventFormat": {"filtersByParty": {party: {"cumulative": [flt]}}}}
-
-
-async def post(sim: Simulator, path: str, body: object, **params: int) -> httpx.Response:
-    async with httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL) as client:
-        return await client.post(path, json=body, params=params, headers=HEADERS)
 
 
 def fund_many(sim: Simulator, party: str, count: int) -> None:
@@ -56,23 +48,23 @@ async def test_the_node_answers_413_above_200_elements_with_the_real_error(sim: 
     fund_many(sim, APP, 300)  # an app that received 300 payments holds 300 Amulets
     body = acs_request(APP, sim.ledger.offset)
     for params in ({"limit": 500}, {}):  # too big a limit, or none: no element at all
-        answer = await post(sim, "/v2/state/active-contracts", body, **params)
+        answer = await raw_post(sim, "/v2/state/active-contracts", body, **params)
         assert answer.status_code == 413
         error = answer.json()
         assert error["code"] == "JSON_API_MAXIMUM_LIST_ELEMENTS_NUMBER_REACHED"
         assert error["cause"] == "The number of matching elements (201) is greater than the node limit (200)."
         assert error["errorCategory"] == 2 and error["definiteAnswer"] is False
         assert {"context", "correlationId", "traceId", "grpcCodeValue"} <= error.keys()
-    page = await post(sim, "/v2/state/active-contracts", body, limit=200)  # the node's own limit
+    page = await raw_post(sim, "/v2/state/active-contracts", body, limit=200)  # the node's own limit
     assert page.status_code == 200 and len(page.json()) == 200
 
 
 async def test_the_list_limit_is_a_simulator_option(clock: object) -> None:
     sim = new_sim(clock, list_limit=3)  # type: ignore[arg-type]
     fund_many(sim, APP, 5)
-    answer = await post(sim, "/v2/state/active-contracts", acs_request(APP, sim.ledger.offset), limit=4)
+    answer = await raw_post(sim, "/v2/state/active-contracts", acs_request(APP, sim.ledger.offset), limit=4)
     assert answer.status_code == 413 and "node limit (3)" in answer.json()["cause"]
-    full = await post(sim, "/v2/state/active-contracts", acs_request(APP, sim.ledger.offset), limit=3)
+    full = await raw_post(sim, "/v2/state/active-contracts", acs_request(APP, sim.ledger.offset), limit=3)
     assert full.status_code == 200 and len(full.json()) == 3
 
 

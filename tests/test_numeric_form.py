@@ -6,23 +6,20 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-import httpx
 import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.clients import asgi_transport
+from pipeline.simulator.app import Simulator
 from pipeline.splice_types import json_body, numeric_text
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     APP,
-    LEDGER_URL,
-    TOKEN,
-    Canton,
-    canton_fixture,
     clock_fixture,
+    open_clients,
     payment,
+    raw_post,
     sim_fixture,
 )
 
@@ -59,22 +56,22 @@ def test_what_no_numeric_can_hold_is_refused_before_sending(value: Decimal) -> N
         numeric_text(value)
 
 
-async def test_a_price_of_half_a_millionth_is_paid(canton: Canton) -> None:
-    commands = await payment(canton, ALICE, "0.0000005", "pay-tiny")
-    assert b'"amount":"0.0000005"' in json_body(commands)
-    await canton.ledger.submit_and_wait(commands)
-    assert [t.amount for t in canton.sim.transfers()] == [Decimal("0.0000005")]
-    assert canton.sim.balance(APP) == Decimal("100.0000005")
+async def test_a_price_of_half_a_millionth_is_paid(sim: Simulator) -> None:
+    async with open_clients(sim) as c:
+        commands = await payment(c, ALICE, "0.0000005", "pay-tiny")
+        assert b'"amount":"0.0000005"' in json_body(commands)
+        await c.ledger.submit_and_wait(commands)
+    assert [t.amount for t in sim.transfers()] == [Decimal("0.0000005")]
+    assert sim.balance(APP) == Decimal("100.0000005")
 
 
 @pytest.mark.parametrize("amount", ["5E-7", "5e-07", ".5", "1,5", 5e-07])
-async def test_the_simulator_refuses_other_numeric_forms_as_canton_does(canton: Canton, amount: object) -> None:
-    body = msgspec.json.decode(json_body(await payment(canton, ALICE, "1", "pay-odd")))
+async def test_the_simulator_refuses_other_numeric_forms_as_canton_does(sim: Simulator, amount: object) -> None:
+    async with open_clients(sim) as c:
+        body = msgspec.json.decode(json_body(await payment(c, ALICE, "1", "pay-odd")))
     body["commands"][0]["ExerciseCommand"]["choiceArgument"]["amount"] = amount
-    async with httpx.AsyncClient(transport=asgi_transport(canton.sim), base_url=LEDGER_URL) as client:
-        answer = await client.post("/v2/commands/submit-and-wait", json=body,
-                                   headers={"authorization": f"Bearer {TOKEN}"})
+    answer = await raw_post(sim, "/v2/commands/submit-and-wait", body)
     error = answer.json()
     assert answer.status_code == 400 and error["code"] == "INVALID_ARGUMENT" and error["errorCategory"] == 8
     assert error["cause"].startswith("The submitted request has invalid arguments: Could not read Numeric string")
-    assert canton.sim.transfers() == []
+    assert sim.transfers() == []

@@ -6,32 +6,23 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import httpx
 import pytest
 
 from commands.errors import CommandError
 from commands.ledger_guard import billing_completions, check_ledger_known
 from pipeline.canton_errors import PRUNED, CantonError, ErrorClass
-from pipeline.clients import asgi_transport
 from pipeline.payment_book import PaymentBook
-from pipeline.simulator.app import Simulator
 from pipeline.splice_types import AMULET
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     BOB,
-    LEDGER_URL,
-    TOKEN,
     Canton,
     canton_fixture,
     clock_fixture,
     payment,
+    raw_post,
     sim_fixture,
 )
-
-
-async def post(sim: Simulator, path: str, body: object) -> httpx.Response:
-    async with httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL) as client:
-        return await client.post(path, json=body, headers={"authorization": f"Bearer {TOKEN}"})
 
 
 async def pay(c: Canton, sender: str, command_id: str) -> int:
@@ -45,16 +36,16 @@ async def test_reads_before_the_pruning_offset_get_the_real_error(canton: Canton
     sim, old = canton.sim, await pay(canton, ALICE, "pay-old")
     pruned = sim.prune()
     flt = {"cumulative": [{"identifierFilter": {"TemplateFilter": {"value": {"templateId": AMULET}}}}]}
-    acs = await post(sim, "/v2/state/active-contracts",
+    acs = await raw_post(sim, "/v2/state/active-contracts",
                      {"activeAtOffset": old - 1, "eventFormat": {"filtersByParty": {ALICE: flt}}})
-    completions = await post(sim, "/v2/commands/completions", {"parties": [ALICE], "beginExclusive": 0})
+    completions = await raw_post(sim, "/v2/commands/completions", {"parties": [ALICE], "beginExclusive": 0})
     for answer in (acs, completions):  # FAILED_PRECONDITION: HTTP 400, category 9, where history begins
         error = answer.json()
         assert answer.status_code == 400 and error["code"] == PRUNED and error["errorCategory"] == 9
         assert error["context"] == {"earliest_offset": str(pruned)} and error["grpcCodeValue"] == 9
     assert "precedes pruned offset" in acs.json()["cause"]
     assert "overlaps with pruned offset" in completions.json()["cause"]
-    at_pruning = await post(sim, "/v2/state/active-contracts",
+    at_pruning = await raw_post(sim, "/v2/state/active-contracts",
                             {"activeAtOffset": pruned, "eventFormat": {"filtersByParty": {ALICE: flt}}})
     assert at_pruning.status_code == 200  # the pruning offset itself is still readable
     # a pruned update is simply gone: not found, as Canton's pointwise reader filters it out
