@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import signal
 import statistics
 import subprocess
@@ -29,11 +28,11 @@ from pathlib import Path
 
 from benchmarks.machine import record, table
 from pipeline.asgi_server import free_port
+from pipeline.ids import parse_description
 from tests.processes import BILLING, billing, clean_env, simulator, transfers_per_period
 from tests.secret_watch import record as record_output
 
 FAULTS = ["timeout_after_commit=0.02", "drop_after_commit=0.02", "in_flight=0.02", "proxy_502_after_commit=0.01"]
-PERIOD = re.compile(r"\(period (\d+)\)")
 MAX_GROWTH = 0.10
 
 
@@ -118,10 +117,10 @@ def check_ledger(sim_env: dict[str, str], anchor: datetime, interval: int, befor
                  after: datetime) -> dict[str, int]:
     """Every subscription: each period from its first to the one due at ``before`` once, none later than ``after``."""
     periods: dict[str, list[int]] = defaultdict(list)
-    for (sender, description), count in transfers_per_period(sim_env).items():
-        match = PERIOD.search(description)
-        assert match, description
-        periods[sender] += [int(match.group(1))] * count
+    for (sender, text), count in transfers_per_period(sim_env).items():
+        said = parse_description(text)
+        assert said is not None, text
+        periods[sender] += [int((said.start - anchor).total_seconds() // interval)] * count
     due = int((before - anchor).total_seconds() // interval)
     last = int((after - anchor).total_seconds() // interval)
     twice = sum(len(p) - len(set(p)) for p in periods.values())

@@ -77,6 +77,7 @@ INT_RANGES = {
     "--interval": (1, 86_400),
     "--port": (1, 65_535),
     "--latency-ms": (0, 600_000),
+    "--list-limit": (1, 1_000_000),
     "--period": (0, 10**9),
 }
 DEFAULT_INT_RANGE = (0, 2**62)

@@ -52,7 +52,6 @@ def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("the web dashboard serves the embedded log only; on Kafka the whole topic is in "
                            "`billing metrics`, `billing tail -f`, and the monitor's OpenTelemetry export "
                            "(dashboard/billing.json)")
-    ctx.require_state()
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     except StoreUnavailable as err:

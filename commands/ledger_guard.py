@@ -12,16 +12,21 @@ at the right folder, or rebuilds this one from the ledger (`billing replay --fro
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 from commands.errors import CommandError
+from pipeline.canton_errors import CantonError
 from pipeline.canton_types import Completion1
 from pipeline.ids import payment_of_command
 from pipeline.ledger_api import LedgerApi
 from pipeline.payment_book import PaymentBook
 
-PARTIES_PER_READ = 100  # a bounded request body; the completions of each group are read in pages
+log = logging.getLogger(__name__)
+PARTIES_PER_READ = 500  # a bounded request body; the completions of each group are read in pages
+READS_AT_ONCE = 8  # each read may wait out the stream's idle timeout: groups are read side by side
 ACKNOWLEDGED = "ledger-acknowledged"  # in the state folder: charges up to this offset were looked at
 
 
@@ -37,20 +42,38 @@ def unknown_charges(completions: Iterable[Completion1], book: PaymentBook) -> li
 
 async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: int) -> list[Completion1]:
     """Every completion of ``parties``' commands by our ledger user after offset ``after``, read
-    up to the ledger end as it is now (bounded: pages of ``ledger.page_size``, ``max_pages`` each)."""
+    up to the ledger end as it is now (bounded: pages of ``ledger.page_size``, ``max_pages`` each).
+
+    Completions the participant has pruned are gone: the read starts at its pruning offset
+    instead, and a warning names the offsets nobody can check any more (docs/canton-facts.md).
+    """
     end = await ledger.ledger_end()
-    found: list[Completion1] = []
-    for start in range(0, len(parties), PARTIES_PER_READ):
-        group, begin = parties[start : start + PARTIES_PER_READ], after
-        for _ in range(ledger.max_pages):
-            if begin >= end:
-                break
-            page = await ledger.completions(group, begin_exclusive=begin)
-            found += page.completions
-            if page.items == 0 or page.last_offset <= begin:
-                break  # the stream went quiet before the end: nothing more for these parties
-            begin = page.last_offset
-    return found
+    slots = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def read(group: list[str]) -> list[Completion1]:
+        found, begin = [], after
+        async with slots:
+            for _ in range(ledger.max_pages):
+                if begin >= end:
+                    break
+                try:
+                    page = await ledger.completions(group, begin_exclusive=begin)
+                except CantonError as err:
+                    pruned = err.pruned_up_to
+                    if pruned is None or pruned <= begin:
+                        raise
+                    log.warning("the participant pruned completions this check would read; starting at its "
+                                "pruning offset", extra={"from_offset": begin, "pruned_up_to": pruned})
+                    begin = pruned  # bounded: each fallback moves ``begin`` forward, up to ``end``
+                    continue
+                found += page.completions
+                if page.items == 0 or page.last_offset <= begin:
+                    break  # the stream went quiet before the end: nothing more for these parties
+                begin = page.last_offset
+        return found
+
+    groups = [parties[i : i + PARTIES_PER_READ] for i in range(0, len(parties), PARTIES_PER_READ)]
+    return [c for found in await asyncio.gather(*map(read, groups)) for c in found]
 
 
 def acknowledged(state: Path) -> int:

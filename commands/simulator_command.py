@@ -14,6 +14,7 @@ from commands.errors import BadArgument, CommandError
 from pipeline.asgi_server import serve
 from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT, Simulator, seeded
 from pipeline.simulator.faults import CLI_FAULTS
+from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
 from pipeline.simulator.responses import quiet_dropped_connections
 from pipeline.simulator.serve import settings_lines
 
@@ -38,17 +39,21 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--with-preapproval", action="store_true", help="start with the app's preapproval in place")
     p.add_argument("--max-commands-in-flight", type=int, default=DEFAULT_MAX_COMMANDS_IN_FLIGHT, metavar="N",
                    help="submissions in flight before PARTICIPANT_BACKPRESSURE (Canton's default 256; LocalNet 30)")
+    p.add_argument("--list-limit", type=int, default=DEFAULT_LIST_LIMIT, metavar="N",
+                   help="elements per HTTP list before answering 413, as the node's "
+                   f"http-list-max-elements-limit (default {DEFAULT_LIST_LIMIT})")
     p.set_defaults(handler=run_simulator)
 
 
 def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, preapproval: bool = False,
-          max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT) -> Simulator:
+          max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
+          list_limit: int = DEFAULT_LIST_LIMIT) -> Simulator:
     """A simulator seeded with the app party and every user party of the catalogue."""
     app = ctx.settings.party_app or DEMO_APP_PARTY
     users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
     sim = seeded(users.items(), app, app_amount=Decimal("100"), featured=True, preapproval=preapproval,
                  static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000,
-                 max_commands_in_flight=max_commands_in_flight)
+                 max_commands_in_flight=max_commands_in_flight, list_limit=list_limit)
     for spec in faults:
         name, _, rate = spec.partition("=")
         try:
@@ -64,7 +69,7 @@ def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
     if args.max_commands_in_flight < 1:
         raise BadArgument("--max-commands-in-flight must be at least 1")
     sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
-                max_commands_in_flight=args.max_commands_in_flight)
+                max_commands_in_flight=args.max_commands_in_flight, list_limit=args.list_limit)
     quiet_dropped_connections()
     return asyncio.run(_serve(ctx, sim, args.host, args.port))
 

@@ -18,7 +18,7 @@ import msgspec
 
 from pipeline.amulet_reads import AmuletReads
 from pipeline.auth import TokenSource
-from pipeline.canton_errors import CantonError, ErrorClass
+from pipeline.canton_errors import PRUNED, CantonError, ErrorClass
 from pipeline.canton_port import (
     Accepted,
     CompletionFound,
@@ -40,7 +40,7 @@ from pipeline.transfer_builders import InsufficientFunds, select_inputs, send_co
 Clock = Callable[[], datetime]
 RECHECK_EXPIRED = timedelta(seconds=5)  # an expired preapproval may have been renewed meanwhile
 # Reads after which the ledger cannot prove an outcome, however often they are repeated.
-CANNOT_PROVE = frozenset({"PARTICIPANT_PRUNED_DATA_ACCESSED", "TOO_MANY_UPDATES"})
+CANNOT_PROVE = frozenset({PRUNED, "TOO_MANY_UPDATES"})
 
 
 class CantonAdapter:

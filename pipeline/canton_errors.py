@@ -51,6 +51,12 @@ INTERPRETATION_CODES = frozenset(
         "INTERPRETATION_USER_ERROR",
     }
 )
+# An HTTP list asked for more elements than the node's http-list-max-elements-limit (HTTP 413):
+# the same request fails again, a smaller page does not (pipeline/ledger_lists.py).
+LIST_LIMIT = "JSON_API_MAXIMUM_LIST_ELEMENTS_NUMBER_REACHED"
+# A read before the participant's pruning offset (context ``earliest_offset``): that history is
+# gone, so repeating the read can never succeed; read from a later offset or give up.
+PRUNED = "PARTICIPANT_PRUNED_DATA_ACCESSED"
 # errorCategory values Canton itself marks retryable (§6.1): transient, contention, deadline, seek.
 RETRYABLE_CATEGORIES = frozenset({1, 2, 3, 12})
 MAX_CAUSE = 400
@@ -149,6 +155,12 @@ class CantonError(PipelineError):
         return self.error_id == DEADLINE_EXCEEDED
 
     @property
+    def pruned_up_to(self) -> int | None:
+        """The pruning offset, when the participant no longer holds the history asked for."""
+        raw = self.context.get("earliest_offset", "") if self.code == PRUNED else ""
+        return int(raw) if raw.isdigit() else None
+
+    @property
     def insufficient_funds(self) -> bool:
         return self.error_id == INSUFFICIENT_FUNDS
 
@@ -164,6 +176,8 @@ def classify_canton(
     """The meaning of a JsCantonError answer (canton-apis.md §7.2), a pure function."""
     if code == "DUPLICATE_COMMAND":
         return ErrorClass.DUPLICATE
+    if code == PRUNED:
+        return ErrorClass.FINAL  # whatever the category: that offset will never be readable again
     if code == "DAML_FAILURE" and error_id in DEADLINE_IDS:
         # Category 9 (FAILED_PRECONDITION), i.e. "retry after reading updated state": a round
         # not open yet, or a preapproval the adapter re-checks before calling it final.

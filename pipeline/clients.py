@@ -23,7 +23,8 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from pipeline.auth import ClientCredentials, FetchToken, TokenGrant, TokenSource
-from pipeline.canton_errors import CantonError, ErrorClass, from_response, transport_failure
+from pipeline.canton_errors import LIST_LIMIT, CantonError, ErrorClass, from_response, transport_failure
+from pipeline.splice_types import json_body
 
 Sleep = Callable[[float], Awaitable[None]]
 # The request never left this machine: safe to send again, nothing can have committed.
@@ -144,10 +145,9 @@ class ReadRetry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def retry_read(err: CantonError) -> bool:
-    """Is a failed read worth repeating? Transport trouble, 5xx, 429 and retryable Canton codes."""
-    return (
-        err.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) and err.code != "INVALID_RESPONSE"
-    )
+    """Is a failed read worth repeating? Transport trouble, 5xx, 429 and retryable Canton codes,
+    but not a list over the node's limit (retryable to Canton, yet only a smaller page helps)."""
+    return err.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) and err.code not in ("INVALID_RESPONSE", LIST_LIMIT)
 
 
 class Http:
@@ -199,7 +199,7 @@ class Http:
         into: Any = Any,
     ) -> Any:
         """One call (plus one repeat with a fresh token after a 401), decoded into ``into``."""
-        content = None if body is None else msgspec.json.encode(body)
+        content = None if body is None else json_body(body)
         response = await self._send(method, path, content, params)
         if response.status_code == 401 and self.auth is not None and self.auth.refreshable:
             self.auth.invalidate()  # the IdP may have rotated keys or the token expired early

@@ -2,7 +2,8 @@
 
 Reads (ledger end, active contracts, completions, update lookups) are retried by `Http`;
 `submit_and_wait` is sent exactly once: whether to try again is the processor's decision,
-made with the commandId in hand. Lists are paged and every paging loop is bounded.
+made with the commandId in hand. Lists are paged within the node's element limit
+(`pipeline/ledger_lists.py`) and every paging loop is bounded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 import msgspec
 
-from pipeline.canton_errors import CantonError, ErrorClass
+from pipeline.canton_errors import PRUNED, CantonError, ErrorClass
 from pipeline.canton_types import (
     Completion1,
     CompletionStreamRequest,
@@ -40,14 +41,13 @@ from pipeline.canton_types import (
     UpdateFormat,
 )
 from pipeline.clients import Http
+from pipeline.ledger_lists import LIST_PAGE, PageSize, read_list
 from pipeline.splice_types import AMULET, Amulet, read_payload
 
-PAGE_SIZE = 500
+PAGE_SIZE = LIST_PAGE
 MAX_PAGES = 200
 COMPLETION_IDLE_MS = 500  # the HTTP list of an open-ended stream returns after this much silence
 NOT_FOUND_CODES = frozenset({"UPDATE_NOT_FOUND", "TRANSACTION_NOT_FOUND"})
-# A page of a bounded updates list: the node answers 413 above http-list-max-elements-limit (200).
-UPDATES_PAGE = 100
 
 
 def new_submission_id() -> str:
@@ -132,7 +132,12 @@ class LedgerApi:
         max_pages: int = MAX_PAGES,
     ) -> None:
         self.http, self.user_id = http, user_id
-        self.page_size, self.max_pages = page_size, max_pages
+        self.pages, self.max_pages = PageSize(page_size), max_pages
+
+    @property
+    def page_size(self) -> int:
+        """Elements per list request (smaller once a node said its limit is lower)."""
+        return self.pages.size
 
     async def ledger_end(self) -> int:
         """`GET /v2/state/ledger-end`: the offset of the latest update (0 on an empty ledger)."""
@@ -159,12 +164,10 @@ class LedgerApi:
                 stream_continuation_token=token,
                 event_format=template_filter(party, template_id, include_blob=include_blob),
             )
-            page: list[JsGetActiveContractsResponse] = await self.http.read(
-                "POST",
-                "/v2/state/active-contracts",
-                body,
-                {"limit": self.page_size},
-                into=list[JsGetActiveContractsResponse],
+            asked = self.page_size
+            page: list[JsGetActiveContractsResponse] = await read_list(
+                self.http, "/v2/state/active-contracts", body,
+                pages=self.pages, into=list[JsGetActiveContractsResponse],
             )
             events.extend(
                 e.contract_entry.js_active_contract.created_event
@@ -172,7 +175,7 @@ class LedgerApi:
                 if e.contract_entry and e.contract_entry.js_active_contract
             )
             token = page[-1].stream_continuation_token if page else None
-            if len(page) < self.page_size or not token:
+            if len(page) < min(asked, self.page_size) or not token:
                 return events
         raise CantonError(
             ErrorClass.FINAL,
@@ -189,7 +192,14 @@ class LedgerApi:
     ) -> dict[str, list[Holding]]:
         """The Amulets of each of ``parties`` at ``at_offset``, read in one (paged) request."""
         offset = await self.ledger_end() if at_offset is None else at_offset
-        events = await self.active_contracts(parties, AMULET, at_offset=offset)
+        try:
+            events = await self.active_contracts(parties, AMULET, at_offset=offset)
+        except CantonError as err:
+            if err.code != PRUNED:
+                raise
+            # The participant pruned past ``offset`` (even between two pages): the ledger end
+            # is later still, and holdings are wanted at or after an offset, never before it.
+            events = await self.active_contracts(parties, AMULET, at_offset=await self.ledger_end())
         owned: dict[str, list[Holding]] = {p: [] for p in parties}
         for event in events:
             found = read_holding(event)
@@ -213,13 +223,9 @@ class LedgerApi:
         body = CompletionStreamRequest(
             parties=parties, user_id=self.user_id, begin_exclusive=begin_exclusive
         )
-        size = limit or self.page_size
-        rows: list[CompletionStreamResponse] = await self.http.read(
-            "POST",
-            "/v2/commands/completions",
-            body,
-            {"limit": size, "stream_idle_timeout_ms": COMPLETION_IDLE_MS},
-            into=list[CompletionStreamResponse],
+        rows: list[CompletionStreamResponse] = await read_list(
+            self.http, "/v2/commands/completions", body, pages=self.pages, limit=limit,
+            params={"stream_idle_timeout_ms": COMPLETION_IDLE_MS}, into=list[CompletionStreamResponse],
         )
         found, last = [], begin_exclusive
         for row in rows:
@@ -273,19 +279,19 @@ class LedgerApi:
             body = GetUpdatesRequest(
                 begin_exclusive=begin, end_inclusive=end_inclusive, update_format=transaction_format(party)
             )
-            rows: list[JsGetUpdatesResponse] = await self.http.read(
-                "POST", "/v2/updates", body, {"limit": UPDATES_PAGE}, into=list[JsGetUpdatesResponse]
+            rows: list[JsGetUpdatesResponse] = await read_list(
+                self.http, "/v2/updates", body, pages=self.pages, into=list[JsGetUpdatesResponse]
             )
             for row in rows:
                 tx = row.update.transaction.value if row.update and row.update.transaction else None
                 if tx is not None and tx.command_id == command_id:
                     return tx
                 begin = max(begin, tx.offset if tx is not None else _checkpoint_offset(row, begin))
-            if len(rows) < UPDATES_PAGE:
+            if len(rows) < self.page_size:  # the size that answered (it may have shrunk)
                 return None
         raise CantonError(
             ErrorClass.FINAL,
-            f"more than {self.max_pages * UPDATES_PAGE} transactions of {party} to search for {command_id}",
+            f"more than {self.max_pages * self.page_size} transactions of {party} to search for {command_id}",
             code="TOO_MANY_UPDATES",
         )
 

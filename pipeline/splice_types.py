@@ -2,11 +2,13 @@
 
 Choice arguments we send (`TransferPreapproval_Send`, `AmuletRules_CreateTransferPreapproval`)
 and read-only views of contract payloads (rounds, amulets, preapprovals). Daml-LF JSON
-puts Decimal and Int64 in strings; msgspec converts them with ``strict=False``.
+puts Decimal and Int64 in strings; msgspec converts them with ``strict=False``, and `json_body`
+writes every Decimal of a request as the plain decimal string Canton requires.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -116,6 +118,35 @@ class TransferPreapproval(_Daml, frozen=True):
 class FeaturedAppRight(_Daml, frozen=True):
     provider: str
     dso: str = ""
+
+
+# What the Ledger API accepts as a Numeric (digital-asset/canton ledger-api-core .../api/validation/
+# ValueValidator.scala `validNumericPattern`; the JSON API passes the string through unchanged).
+NUMERIC = re.compile(r"[+-]?\d{1,38}(\.\d{0,37})?")
+
+
+def numeric_text(value: Decimal) -> str:
+    """``value`` as a plain decimal string Canton accepts: "0.0000005", never "5E-7" (which is
+    what ``str`` and msgspec write for small or trailing-zero-free Decimals, and Canton rejects)."""
+    text = f"{value:f}" if value.is_finite() else ""
+    if NUMERIC.fullmatch(text) is None:
+        raise ValueError(f"{value} is not a Daml Numeric (at most 38 digits, 37 after the point)")
+    return text
+
+
+def json_body(body: Any) -> bytes:
+    """A request body as JSON, every Decimal in it a plain Numeric string (`numeric_text`)."""
+    return msgspec.json.encode(_plain(msgspec.to_builtins(body, builtin_types=(Decimal,))))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return numeric_text(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def read_payload(payload: Any, view: type[T]) -> T:

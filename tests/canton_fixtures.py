@@ -75,7 +75,7 @@ async def open_clients(
     *,
     auth: Callable[[httpx.AsyncClient], TokenSource] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    page_size: int = 500,
+    page_size: int | None = None,
     retry: ReadRetry | None = None,
 ) -> AsyncIterator[Canton]:
     """Ledger and Scan clients (one pooled httpx client each) over ``sim`` in-process."""
@@ -90,9 +90,8 @@ async def open_clients(
         make_client(SCAN_URL, 5, transport) as sc,
     ):
         token = auth(lc) if auth else StaticToken(TOKEN)
-        ledger = LedgerApi(
-            Http(lc, "the Ledger API", token, retry=retry, sleep=sleep), page_size=page_size
-        )
+        http = Http(lc, "the Ledger API", token, retry=retry, sleep=sleep)
+        ledger = LedgerApi(http, page_size=page_size) if page_size else LedgerApi(http)  # billing's default
         scan = ScanApi(Http(sc, "Scan", retry=retry, sleep=sleep))
         assert isinstance(sim.clock, ManualClock)
         yield Canton(
@@ -128,6 +127,12 @@ async def payment(
         submission_id=submission_id,
         dedup_seconds=dedup_seconds,
     )
+
+
+async def raw_post(sim: Simulator, path: str, body: object, **params: int) -> httpx.Response:
+    """A request to the simulated Ledger API as any client could send it (the answer unchecked)."""
+    async with httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL) as client:
+        return await client.post(path, json=body, params=params, headers={"authorization": f"Bearer {TOKEN}"})
 
 
 @pytest.fixture(name="clock")

@@ -77,6 +77,7 @@ def test_any_command_line_parses_or_is_one_error_line(capsys: pytest.CaptureFixt
     [
         (["pay", "-u", "alice", "-s", "prover", "--period", "99999999999999999999"], "--period: must be a whole"),
         (["simulator", "--port", "-1"], "--port: must be a whole number from 1 to 65535"),
+        (["simulator", "--list-limit", "0"], "--list-limit: must be a whole number from 1 to 1000000"),
         (["metrics", "--window", "2h"], "invalid choice: '2h'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.catalogue import Plan, Subscription, User
-from commands.schedule import Pair, period_index, tick_requests
+from commands.schedule import EPOCH, Pair, period_index, tick_requests
 from pipeline.events import Recorded
 from pipeline.payment_book import PaymentBook
 
@@ -42,7 +42,13 @@ def run_ticks(times: list[datetime]) -> tuple[Counter[str], PaymentBook]:
 
 
 def _periods(book: PaymentBook) -> dict[tuple[str, str], set[int]]:
-    return {key: history.requested for key, history in book.subscriptions.items()}
+    """The requested periods of each subscription, counted from the one T0 falls in (T0 starts
+    a period of both plans: periods are aligned on the epoch)."""
+    def base(plan: str) -> int:
+        return period_index(EPOCH, 60 if plan == "p60" else 300, T0)
+
+    return {(party, plan): {i - base(plan) for i in history.requested}
+            for (party, plan), history in book.subscriptions.items()}
 
 
 def test_a_forward_jump_requests_each_skipped_period_once() -> None:

@@ -186,8 +186,9 @@ async def test_an_outcome_the_pruned_ledger_cannot_prove_is_parked_in_doubt(log:
     assert retry_requests(proc.book, proc.clock()) == []  # `billing restart` leaves it alone
 
 
-async def test_within_the_dedup_period_a_pruned_lookup_lets_the_ledger_deduplicate(log: EmbeddedLog) -> None:
-    sim, req, proc = await after_crash(log, [True], past_dedup=False, pruned=True)
+async def test_within_the_dedup_period_a_pruned_lookup_is_not_parked(log: EmbeddedLog) -> None:
+    # The ledger still deduplicates: submitting again is safe, so nothing is parked.
+    sim, req, proc = await after_crash(log, [False], past_dedup=False, pruned=True)
     assert charges(sim, req) == 1
     assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
 

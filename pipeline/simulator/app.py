@@ -27,6 +27,7 @@ from pipeline.simulator.clock import Clock, ManualClock, wall_clock
 from pipeline.simulator.faults import Fault, FaultPlan, Planned
 from pipeline.simulator.ledger import TICK, ChangeId, SimLedger
 from pipeline.simulator.model import Contract, Transaction
+from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
 from pipeline.simulator.responses import DroppedResponse, fault_error, ok, proxy_page, scan_error
 
 STATIC_USER = "ledger-api-user"
@@ -68,6 +69,7 @@ class Simulator:
         default_dedup: timedelta = timedelta(seconds=30),
         submit_latency: float = 0.0,
         max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
+        list_limit: int = DEFAULT_LIST_LIMIT,
     ) -> None:
         self.clock = clock or wall_clock
         self.app_party = app_party
@@ -80,6 +82,10 @@ class Simulator:
         )
         self.faults = FaultPlan(seed, latency)
         self.submit_latency = submit_latency  # seconds every submission takes (`--latency-ms`)
+        if list_limit < 1:
+            raise ValueError(f"the list limit must be at least 1, got {list_limit}")
+        self.list_limit = list_limit  # the node's http-list-max-elements-limit (`--list-limit`)
+        self.pruned_up_to = 0  # reads of history before this offset fail as on a pruned node
         self.static_token = static_token or "sim-" + secrets.token_hex(16)
         self.oauth_clients = dict(oauth_clients or dict([DEFAULT_CLIENT]))
         self.token_lifetime = token_lifetime
@@ -126,9 +132,12 @@ class Simulator:
         self.ledger.offset += 1
         self.ledger.contracts[contract_id].archived_offset = self.ledger.offset
 
-    def prune(self, offset: int) -> None:
-        """Prune the participant up to ``offset``: completions and updates before it are gone."""
-        self.ledger.pruned_offset = max(self.ledger.pruned_offset, min(offset, self.ledger.offset))
+    def prune(self, up_to: int | None = None) -> int:
+        """Prune the participant's history up to ``up_to`` (default: the ledger end), as an
+        operator's `participant.pruning.prune` does; returns the pruning offset."""
+        offset = self.ledger.offset if up_to is None else min(up_to, self.ledger.offset)
+        self.pruned_up_to = max(self.pruned_up_to, offset)
+        return self.pruned_up_to
 
     def transfers(self) -> list[SimTransfer]:
         """Every TransferPreapproval_Send on the ledger, oldest first: what an auditor counts."""

@@ -11,7 +11,7 @@ short balance fails with Splice's insufficient-funds error id. Transfers have no
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pipeline.simulator.ledger import SimLedger
@@ -26,6 +26,7 @@ from pipeline.simulator.model import (
     parse_time,
     template_matches,
 )
+from pipeline.simulator.refusals import numeric_text
 
 Effects = tuple[Exercise, list[Contract], list[Contract]]  # root exercise, archived, created
 
@@ -166,10 +167,7 @@ def _need(arg: dict[str, Any], *names: str) -> None:
 
 
 def _amount(text: Any) -> Decimal:
-    try:
-        amount = Decimal(str(text))
-    except InvalidOperation as err:
-        raise Rejection("COMMAND_PREPROCESSING_FAILED", f"bad Decimal {text!r}", 8) from err
+    amount = Decimal(numeric_text(text))  # a plain decimal string, or INVALID_ARGUMENT
     if not amount.is_finite() or amount <= 0 or -amount.as_tuple().exponent > 10:  # type: ignore[operator]
         raise Rejection(
             "DAML_FAILURE", f"amount must be positive with at most 10 decimals, got {text}", 9

@@ -56,7 +56,6 @@ class SimLedger:
         # Mid-tick at start, so the newest open round has been open for a while.
         self.genesis = clock() - FIRST_ROUND * tick - tick / 2
         self.offset = 0
-        self.pruned_offset = 0  # streams may not start before it (`Simulator.prune`)
         self.contracts: dict[str, Contract] = {}
         # Indexes, so a query costs what it returns, not the ledger's size (10,000s of payments).
         self._by_party: dict[str, list[Contract]] = defaultdict(list)

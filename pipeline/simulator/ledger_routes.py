@@ -22,6 +22,12 @@ from pipeline.simulator import wire
 from pipeline.simulator.choices import execute
 from pipeline.simulator.faults import Fault, Planned
 from pipeline.simulator.model import Rejection, iso, template_matches
+from pipeline.simulator.refusals import (
+    acs_token_start,
+    check_active_at,
+    check_completions_from,
+    list_page,
+)
 from pipeline.simulator.responses import (
     DroppedResponse,
     backpressure,
@@ -33,7 +39,7 @@ from pipeline.simulator.responses import (
     proxy_page,
     unauthenticated,
 )
-from pipeline.simulator.update_stream import check_not_pruned, updates
+from pipeline.simulator.update_stream import updates
 
 if TYPE_CHECKING:
     from pipeline.simulator.app import Simulator
@@ -47,7 +53,6 @@ REQUIRED = {
     "update-by-id": ("updateId", "updateFormat"),
     "update-by-offset": ("offset", "updateFormat"),
 }
-MAX_LIST = 1000  # http-list-max-elements-limit
 
 
 def routes(sim: Simulator) -> list[Route]:
@@ -157,6 +162,7 @@ def _active_contracts(sim: Simulator, request: Request, user: str, body: Body) -
             f"activeAtOffset {at} is after the ledger end {ledger.offset}",
             12,
         )
+    check_active_at(at, sim.pruned_up_to)
     filters, _ = _filters(body.get("eventFormat") or body.get("filter"))
     blob = _wants_blob(body.get("eventFormat") or body.get("filter"))
     rows: dict[str, tuple[Any, str]] = {}
@@ -165,9 +171,8 @@ def _active_contracts(sim: Simulator, request: Request, user: str, body: Body) -
             if templates is None or any(template_matches(t, contract.template) for t in templates):
                 rows.setdefault(contract.contract_id, (contract, party or contract.signatories[0]))
     ordered = sorted(rows.values(), key=lambda r: (r[0].created_offset, r[0].contract_id))
-    start = _token_start(body.get("streamContinuationToken"), at)
-    limit = min(int(request.query_params.get("limit") or MAX_LIST), MAX_LIST)
-    page = ordered[start : start + limit]
+    start = acs_token_start(body.get("streamContinuationToken"), at)
+    page = list_page(ordered[start:], request.query_params.get("limit"), sim.list_limit)
     return ok(
         [
             wire.active_contract(
@@ -182,39 +187,26 @@ def _active_contracts(sim: Simulator, request: Request, user: str, body: Body) -
     )
 
 
-def _token_start(token: Any, at: int) -> int:
-    if not token:
-        return 0
-    prefix = f"sim-acs-{at}-"
-    if (
-        not isinstance(token, str)
-        or not token.startswith(prefix)
-        or not token[len(prefix) :].isdigit()
-    ):
-        raise Rejection("INVALID_ARGUMENT", f"invalid streamContinuationToken {token!r}", 8)
-    return int(token[len(prefix) :])
-
-
 def _completions(sim: Simulator, request: Request, user: str, body: Body) -> Response:
     ledger = sim.ledger
     parties, begin = set(body["parties"]), int(body.get("beginExclusive") or 0)
     if not parties:
         raise Rejection("INVALID_ARGUMENT", "parties must not be empty", 8)
-    check_not_pruned(sim, begin)
     wanted_user = body.get("userId") or user
-    limit = min(int(request.query_params.get("limit") or MAX_LIST), MAX_LIST)
+    check_completions_from(begin, ledger.offset, sim.pruned_up_to)
     # Completions are appended in offset order: start at the first one after ``begin``.
     start = bisect.bisect_right(ledger.completions, begin, key=lambda c: c.offset)
-    found = [
+    mine = (
         c
         for c in itertools.islice(ledger.completions, start, None)
         if c.user_id == wanted_user and parties & set(c.act_as)
-    ][:limit]
+    )
+    found = list(itertools.islice(mine, sim.list_limit + 1))  # tells full from over the limit
     items = [wire.completion(c, ledger.synchronizer_id) for c in found]
     last = found[-1].offset if found else begin
-    if len(items) < limit and ledger.offset > last:
+    if len(items) <= sim.list_limit and ledger.offset > last:
         items.append(wire.checkpoint(ledger.offset, ledger.synchronizer_id, iso(ledger.now())))
-    return ok(items)
+    return ok(list_page(items, request.query_params.get("limit"), sim.list_limit))
 
 
 def _update_format(body: Body) -> tuple[set[str] | None, bool]:
@@ -228,7 +220,10 @@ def _update_format(body: Body) -> tuple[set[str] | None, bool]:
 
 def _update(sim: Simulator, body: Body, tx: Any, what: str) -> Response:
     parties, effects = _update_format(body)
-    if tx is None or (parties is not None and not parties & tx.witnesses):
+    # Pointwise lookups drop pruned events (digital-asset/canton .../platform/store/dao/events/
+    # TransactionOrReassignmentPointwiseReader.scala, `filterPrunedEvents`): not found, not an error.
+    pruned = tx is not None and tx.offset <= sim.pruned_up_to
+    if tx is None or pruned or (parties is not None and not parties & tx.witnesses):
         raise Rejection("UPDATE_NOT_FOUND", f"Update not found: {what}", 11)
     doc = wire.transaction(tx, parties, effects=effects, synchronizer_id=sim.ledger.synchronizer_id)
     return ok({"update": {"Transaction": {"value": doc}}})

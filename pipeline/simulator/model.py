@@ -149,10 +149,12 @@ class Rejection(Exception):
     category: int
     context: dict[str, str] = field(default_factory=dict)
     sequenced: bool = False  # rejected after sequencing: leaves a completion behind
+    http_status: int | None = None  # when the JSON API does not map the category (413 list limit)
+    definite: bool | None = None  # definiteAnswer, when it is not simply "not a deadline"
 
     @property
     def status(self) -> int:
-        return CATEGORY_STATUS[self.category]
+        return self.http_status or CATEGORY_STATUS[self.category]
 
     def body(self, correlation_id: str) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -163,7 +165,7 @@ class Rejection(Exception):
             "grpcCodeValue": CATEGORY_GRPC[self.category],
             "correlationId": correlation_id,
             "traceId": digest("trace", correlation_id)[:32],
-            "definiteAnswer": self.category != 3,
+            "definiteAnswer": self.category != 3 if self.definite is None else self.definite,
         }
         if self.category in (1, 2, 3, 12):
             doc["retryInfo"] = "1 second"
