@@ -67,7 +67,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route(
             "/v2/commands/completions", _guarded(sim, "completions", _completions), methods=["POST"]
         ),
-        Route("/v2/updates", _guarded(sim, "updates", updates), methods=["POST"]),
+        Route("/v2/updates", _guarded(sim, "updates", _updates), methods=["POST"]),
         Route(
             "/v2/updates/update-by-id",
             _guarded(sim, "update-by-id", _update_by_id),
@@ -207,6 +207,10 @@ def _completions(sim: Simulator, request: Request, user: str, body: Body) -> Res
     if len(items) <= sim.list_limit and ledger.offset > last:
         items.append(wire.checkpoint(ledger.offset, ledger.synchronizer_id, iso(ledger.now())))
     return ok(list_page(items, request.query_params.get("limit"), sim.list_limit))
+
+
+def _updates(sim: Simulator, request: Request, user: str, body: Body) -> Response:
+    return ok(updates(sim, body, request.query_params.get("limit")))
 
 
 def _update_format(body: Body) -> tuple[set[str] | None, bool]:

@@ -13,19 +13,16 @@ import bisect
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from pipeline.simulator import wire
 from pipeline.simulator.model import Rejection
 from pipeline.simulator.refusals import check_updates_from, list_page
-from pipeline.simulator.responses import ok
 
 if TYPE_CHECKING:
     from pipeline.simulator.app import Simulator
 
 
-def updates(sim: Simulator, request: Request, user: str, body: dict[str, Any]) -> Response:
+def updates(sim: Simulator, body: dict[str, Any], limit: str | None) -> list[dict[str, Any]]:
+    """The `JsGetUpdatesResponse` items answering ``body`` (``limit``: the query parameter)."""
     ledger = sim.ledger
     begin = int(body["beginExclusive"])
     end = body.get("endInclusive")
@@ -46,10 +43,10 @@ def updates(sim: Simulator, request: Request, user: str, body: dict[str, Any]) -
     seen = (t for t in in_range if parties is None or parties & t.witnesses)
     # More than the node's limit is a 413, not a shorter list: one element past it tells.
     found = list(itertools.islice(seen, sim.list_limit + 1))
-    rows = list_page(found, request.query_params.get("limit"), sim.list_limit)
+    rows = list_page(found, limit, sim.list_limit)
     docs = [
         wire.transaction(t, parties, effects=effects, synchronizer_id=ledger.synchronizer_id)
         for t in rows
     ]
-    return ok([{"update": {"Transaction": {"value": doc}}} for doc in docs])
+    return [{"update": {"Transaction": {"value": doc}}} for doc in docs]
 
