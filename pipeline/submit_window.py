@@ -11,7 +11,7 @@ pure decision (a value in, a value out), `SubmitWindow` the asyncio gate that ap
 - On backpressure the limit is multiplied by ``decrease`` once per round trip: the
   rejections of submissions started before the last decrease are the same overload.
   The participant's limit is a hard count, not a congested queue, and a refused submission
-  costs one quick round trip, so a mild decrease (0.95) keeps the window close to the limit;
+  costs one quick round trip, so a mild decrease (0.97) keeps the window close to the limit;
   halving would idle a quarter of the capacity on average.
 """
 
@@ -42,7 +42,7 @@ class Aimd:
     ceiling: int
     limit: float = 1.0
     floor: int = 1
-    decrease: float = 0.95
+    decrease: float = 0.97
     slow_start: bool = True
     #: Bumped at each decrease; a rejection of a submission started in an older epoch is ignored.
     epoch: int = 0
