@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from commands.context import Context
-from commands.errors import CommandError
+from commands.errors import CatalogueError, CommandError, NotFound
 from commands.runtime import canton_factory, require_canton
 from pipeline.canton_adapter import CantonAdapter
 from pipeline.canton_errors import CantonError
@@ -132,7 +132,7 @@ def _total(holdings: list[Holding]) -> Decimal:
 
 
 def run_balance(ctx: Context, args: argparse.Namespace) -> int:
-    party = args.party or ctx.settings.party_app
+    party = party_named(ctx, args.party) if args.party else ctx.settings.party_app
     if not party:
         raise CommandError("name a party with --party, or set PARTY_APP")
 
@@ -141,9 +141,31 @@ def run_balance(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.table(f"Amulets of {party}", ["contract", "amount (CC)"],
                           [(h.contract_id, h.initial_amount) for h in holdings])
         ctx.console.line(f"Total: {_total(holdings)} CC in {len(holdings)} amulet(s)")
+        if not holdings:
+            ctx.console.note("no Amulet of this party is visible to the ledger user; a party id must be "
+                             "whole (`billing user NAME` shows it)")
         return 0
 
     return _run(ctx, "`billing balance`", show)
+
+
+def party_named(ctx: Context, given: str) -> str:
+    """The whole party id ``given`` stands for: the ledger matches party ids exactly, so the
+    shortened id `billing users` prints ("alice::12202bd8…"), a user id or an email would
+    read as an empty wallet. A catalogue user is looked up as `pay -u` does."""
+    query = given.strip().removesuffix("…")
+    if query == ctx.settings.party_app:
+        return query
+    try:
+        return ctx.catalogue.find_user(query).party
+    except NotFound as err:
+        if "::" in query and query == given.strip():
+            return query  # a whole party id outside the catalogue
+        raise NotFound(f"--party {given!r}: {err}; or give a whole party id (name::1220…)") from err
+    except CatalogueError:
+        if "::" in query and query == given.strip():
+            return query  # no usable catalogue here: take the id as given
+        raise
 
 
 def run_config(ctx: Context, args: argparse.Namespace) -> int:

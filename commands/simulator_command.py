@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from commands.context import Context
 from commands.errors import BadArgument, CommandError
+from commands.ports import claim_port
 from pipeline.asgi_server import serve
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.faults import CLI_FAULTS
@@ -63,15 +65,19 @@ def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, prea
 def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         ctx.console.warn(f"listening on {args.host}: the simulator has no real security, keep it on loopback")
-    sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
-                list_limit=args.list_limit)
-    quiet_dropped_connections()
-    return asyncio.run(_serve(ctx, sim, args.host, args.port))
+    sock = claim_port(args.host, args.port, "choose another --port")
+    try:
+        sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
+                    list_limit=args.list_limit)
+        quiet_dropped_connections()
+        return asyncio.run(_serve(ctx, sim, args.host, args.port, sock))
+    finally:
+        sock.close()  # already closed when the server ran; closing twice is harmless
 
 
-async def _serve(ctx: Context, sim: Simulator, host: str, port: int) -> int:
+async def _serve(ctx: Context, sim: Simulator, host: str, port: int, sock: socket.socket) -> int:
     ready = asyncio.Event()
-    server = asyncio.create_task(serve(sim.app, host, port, ready=ready))
+    server = asyncio.create_task(serve(sim.app, host, port, ready=ready, sock=sock))
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait([server, waiter], return_when=asyncio.FIRST_COMPLETED)
     if server.done():
