@@ -42,7 +42,7 @@ def add_commands(sub: Any) -> None:
     parser("info", "configuration, API reachability, balance and preapproval status", run_info)
     balance = parser("balance", "Canton Coin holdings of a party", run_balance,
                      "examples:\n  billing balance\n  billing balance --party alice::1220…")
-    balance.add_argument("--party", help="party id (default PARTY_APP)")
+    balance.add_argument("--party", help="party id, or a user's id or email (default PARTY_APP)")
     parser("config", "show the Scan context payments use (rules, round, featured app, preapproval)", run_config)
     update = parser("update", "show one ledger update, e.g. the proof of a payment", run_update,
                     "example:\n  billing update 1220ab…   # the update id from `billing tail`")
