@@ -1,6 +1,7 @@
 """Issue #17 points 2-5 through the CLI, as real processes: `restart` retries a payment the *ledger*
 refused for insufficient funds; a busy port fails in one line before anything is done; a misspelled
-catalogue key is an error; `balance --party` takes the names `billing users` shows."""
+catalogue key is an error; `balance --party` takes the names `billing users` shows. One pure test
+beside them: the fold `restart` decides on, over old and new failure records."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import msgspec
 import pytest
 
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
+from commands.payments import retry_requests
 from commands.simulator_command import build
 from pipeline.asgi_server import free_port
+from pipeline.canton_errors import INSUFFICIENT_FUNDS
+from pipeline.events import Envelope, Recorded
+from pipeline.payment_book import PaymentBook
 from pipeline.simulator.faults import Fault
 from pipeline.simulator.serve import settings_lines
 from tests.processes import ROOT, billing, simulator, write_catalogue
@@ -67,6 +73,29 @@ def test_restart_retries_a_payment_the_ledger_refused_for_insufficient_funds(
     assert listener.senders() == {"u0::1220" + f"{0:060x}": 1}, "restart did not charge the refused period"
     again = billing("restart", "--no-recover-missed", env=env)
     assert again.returncode == 0 and sum(listener.senders().values()) == 1, "charged twice"
+
+
+SAMPLES = ROOT / "tests" / "event_samples"
+
+
+@pytest.mark.parametrize(("error_id", "retried"), [
+    (INSUFFICIENT_FUNDS, True),
+    (None, False),  # a record written before PaymentFailed had error_id: it still folds
+    ("splice.lfdecentralizedtrust.org/maximum-inputs-exceeded", False),  # a bad request: never asked again
+])
+def test_the_book_keeps_the_error_id_restart_decides_on(error_id: str | None, retried: bool) -> None:
+    request = msgspec.json.decode((SAMPLES / "v1_requested.json").read_bytes(), type=Envelope).event
+    doc = json.loads((SAMPLES / "v1_failed.json").read_text())
+    doc["event"].pop("error_id")
+    if error_id is not None:
+        doc["event"]["error_id"] = error_id
+    failed = msgspec.json.decode(json.dumps(doc), type=Envelope).event
+    book = PaymentBook()
+    book.apply(Recorded(0, request))
+    state = book.apply(Recorded(1, failed))
+    assert state is not None and state.status == "failed"
+    assert state.last_error_id == error_id and state.last_error == "DAML_FAILURE: Insufficient funds"
+    assert [r.payment_id for r in retry_requests(book, request.at)] == ([request.payment_id] if retried else [])
 
 
 class _Counting(BaseHTTPRequestHandler):
