@@ -22,9 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from pipeline.simulator import ledger_routes, scan_routes
+from pipeline.simulator import ledger_routes, party_routes, scan_routes
 from pipeline.simulator.clock import Clock, ManualClock, wall_clock
 from pipeline.simulator.faults import Fault, FaultPlan, Planned
+from pipeline.simulator.hosting import Hosting
 from pipeline.simulator.ledger import TICK, ChangeId, SimLedger
 from pipeline.simulator.model import Contract, Transaction
 from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
@@ -87,11 +88,13 @@ class Simulator:
         self.tokens: dict[str, tuple[str, datetime]] = {}  # issued token -> (ledger user, expiry)
         self.in_flight: set[ChangeId] = set()
         self.requests: Counter[str] = Counter()  # endpoint -> how many requests reached it
+        self.hosting = Hosting(app_party, admins=[STATIC_USER])
         self.app = Starlette(
             routes=[
                 Route("/oauth/token", ledger_routes.oauth_token(self), methods=["POST"]),
                 Mount("/api/scan", routes=scan_routes.routes(self)),
                 *ledger_routes.routes(self),
+                *party_routes.routes(self),
             ]
         )
 
@@ -102,11 +105,29 @@ class Simulator:
 
     def fund(self, party: str, amount: Decimal | int | str) -> str:
         """Give ``party`` a new Amulet of ``amount``; returns its contract id."""
+        self.hosting.see([party])
         return self.ledger.fund(party, Decimal(amount)).contract_id
+
+    def fund_old(self, party: str, amount: Decimal | int | str, *, rounds_ago: int) -> str:
+        """An Amulet created ``rounds_ago`` rounds ago: its holding fees exceed a fresh one's."""
+        self.hosting.see([party])
+        return self.ledger.fund(party, Decimal(amount), rounds_ago=rounds_ago).contract_id
 
     def feature(self, provider: str) -> str:
         """Make ``provider`` a featured app; returns the FeaturedAppRight's contract id."""
+        self.hosting.see([provider])
         return self.ledger.feature(provider).contract_id
+
+    def host_elsewhere(self, party: str) -> None:
+        """``party`` lives on another participant: this one can neither submit for it nor see it."""
+        self.hosting.see([party])
+        self.hosting.elsewhere.add(party)
+
+    def revoke_act_as(self, party: str, user: str | None = None) -> None:
+        """Take CanActAs for ``party`` from ``user`` (default: every user this simulator knows)."""
+        self.hosting.see([party])
+        for who in [user] if user else [STATIC_USER, *self.oauth_clients]:
+            self.hosting.revoked[who].add(party)
 
     def add_preapproval(
         self,
@@ -117,6 +138,7 @@ class Simulator:
     ) -> str:
         """Pre-seed a TransferPreapproval (default: the app's own, valid for a year)."""
         receiver = receiver or self.app_party
+        self.hosting.see([receiver, provider or receiver])
         expires = expires_at or self.clock() + timedelta(days=365)
         return self.ledger.add_preapproval(receiver, provider or receiver, expires).contract_id
 

@@ -160,9 +160,12 @@ def _active_contracts(sim: Simulator, request: Request, user: str, body: Body) -
         )
     check_active_at(at, sim.pruned_up_to)
     filters, _ = _filters(body.get("eventFormat") or body.get("filter"))
+    sim.hosting.check_readers(user, filters)
     blob = _wants_blob(body.get("eventFormat") or body.get("filter"))
     rows: dict[str, tuple[Any, str]] = {}
     for party, templates in filters.items():
+        if party is not None and not sim.hosting.hosted(party):
+            continue  # this participant's ACS holds no contract of a party it does not host
         for contract in ledger.active(party=party, at_offset=at):
             if templates is None or any(template_matches(t, contract.template) for t in templates):
                 rows.setdefault(contract.contract_id, (contract, party or contract.signatories[0]))
@@ -258,16 +261,17 @@ def _submit(sim: Simulator) -> Handler:
                 delay += planned.delay
             if delay > 0:
                 await asyncio.sleep(delay)
-            return _run(sim, body, change, planned)
+            return _run(sim, body, change, planned, user)
         finally:
             sim.in_flight.discard(change)
 
     return handle
 
 
-def _run(sim: Simulator, body: Body, change: Any, planned: Planned | None) -> Response:
+def _run(sim: Simulator, body: Body, change: Any, planned: Planned | None, user: str) -> Response:
     ledger, submission = sim.ledger, body.get("submissionId")
     try:
+        sim.hosting.check_submitters(user, body["actAs"])  # before sequencing: no completion
         ledger.check_duplicate(change, body.get("deduplicationPeriod"))
         root, archived, created = execute(ledger, body, list(body["actAs"]))
     except Rejection as rejection:
