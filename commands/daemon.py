@@ -27,6 +27,7 @@ from commands.catalogue import Catalogue, load
 from commands.context import Context
 from commands.dashboard_command import announce, in_daemon
 from commands.errors import CatalogueError, CommandError
+from commands.hosting_report import report_hosting
 from commands.local_api import api_token, make_app
 from commands.metrics_commands import retention_of, start_telemetry
 from commands.ports import claim_port
@@ -113,6 +114,7 @@ class Daemon:
             async with canton_factory(self.ctx)() as canton:
                 processor = processor_for(self.ctx, event_log, canton)
                 await processor.load()
+                await report_hosting(self.ctx, canton)  # one line per subscriber that cannot be charged
                 if not self.dry_run:
                     await check_ledger(self.ctx, processor.book, canton)
                 if self.once:

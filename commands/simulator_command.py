@@ -50,7 +50,7 @@ def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, prea
     """A simulator seeded with the app party and every user party of the catalogue."""
     app = ctx.settings.party_app or DEMO_APP_PARTY
     users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
-    sim = seeded(users.items(), app, app_amount=Decimal("100"), featured=True, preapproval=preapproval,
+    sim = seeded(users.items(), app, app_amount=Decimal("500"), featured=True, preapproval=preapproval,
                  static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000,
                  list_limit=list_limit)
     for spec in faults:

@@ -30,19 +30,18 @@ from pipeline.scan_context import PaymentContext
 from pipeline.splice_types import (
     AMULET_RULES,
     CREATE_PREAPPROVAL,
+    RENEW_PREAPPROVAL,
     SEND,
     TRANSFER_PREAPPROVAL,
     AmuletRulesCreateTransferPreapproval,
     PaymentTransferContext,
     TransferContext,
     TransferInput,
+    TransferPreapprovalRenew,
     TransferPreapprovalSend,
 )
 
 MAX_SCALE = 10  # Daml Decimal = Numeric 10
-ROUNDS_AHEAD = (
-    2  # holding fees keep accruing while the command travels: value inputs a little later
-)
 
 
 class Selection(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,16 +88,17 @@ def select_inputs(
     amount: Decimal,
     *,
     max_inputs: int,
-    round_number: int,
     fee_margin: Decimal = Decimal(0),
 ) -> Selection | InsufficientFunds:
     """Largest first, as few as cover ``amount + fee_margin``, at most ``max_inputs`` of them.
 
-    Each holding is valued at ``round_number + ROUNDS_AHEAD`` (after holding fees).
+    Each holding counts at its ``initialAmount``: current Splice charges no holding fee when
+    an Amulet is a transfer input (the Canton Coin fee-removal CIP, hyperledger-labs/splice
+    PR 1722; docs/canton-facts.md), so an old Amulet is worth what it says.
     """
     required = amount + fee_margin
     valued = sorted(
-        ((h.amount_at(round_number + ROUNDS_AHEAD), h.contract_id) for h in holdings),
+        ((h.initial_amount, h.contract_id) for h in holdings),
         key=lambda pair: (-pair[0], pair[1]),
     )
     valued = [(value, cid) for value, cid in valued if value > 0]
@@ -211,6 +211,51 @@ def create_preapproval_commands(
         template_id=AMULET_RULES,
         contract_id=amulet_rules.contract_id,
         choice=CREATE_PREAPPROVAL,
+        choice_argument=argument,
+    )
+    return _envelope(
+        exercise,
+        act_as=[party],
+        command_id=command_id,
+        submission_id=submission_id,
+        dedup_seconds=dedup_seconds,
+        user_id=user_id,
+        synchronizer_id=amulet_rules.synchronizer_id,
+        disclosed=[amulet_rules, open_round],
+    )
+
+
+def renew_preapproval_commands(
+    *,
+    preapproval_id: str,
+    amulet_rules: DisclosedContract,
+    open_round: DisclosedContract,
+    party: str,
+    inputs: Sequence[str],
+    new_expires_at: datetime,
+    command_id: str,
+    submission_id: str,
+    dedup_seconds: int,
+    user_id: str | None = None,
+) -> JsCommands:
+    """`TransferPreapproval_Renew` of the app's own preapproval (``party`` is its provider and
+    pays the fee for the extension from ``inputs``)."""
+    if new_expires_at.tzinfo is None:
+        raise ValueError("new_expires_at must be an aware (UTC) datetime")
+    if amulet_rules.contract_id is None or open_round.contract_id is None:
+        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
+    argument = TransferPreapprovalRenew(
+        context=PaymentTransferContext(
+            amuletRules=amulet_rules.contract_id,
+            context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
+        ),
+        inputs=_inputs(inputs),
+        newExpiresAt=new_expires_at,
+    )
+    exercise = ExerciseCommand(
+        template_id=TRANSFER_PREAPPROVAL,
+        contract_id=preapproval_id,
+        choice=RENEW_PREAPPROVAL,
         choice_argument=argument,
     )
     return _envelope(

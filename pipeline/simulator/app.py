@@ -283,7 +283,7 @@ def seeded(
     Args:
         holdings: (party, amount) pairs, e.g. the users of data/users.json.
         app_party: the app provider's party (PARTY_APP), receiver of payments.
-        app_amount: the app party's own Amulet (0 for none).
+        app_amount: the app party's own Amulet (0 for none; a year's preapproval fee is ~151 CC).
         featured: give the app a FeaturedAppRight.
         preapproval: pre-seed the app's TransferPreapproval (else `billing setup` makes it).
         options: passed to `Simulator` (clock, tick, seed, static_token, ...).
