@@ -8,7 +8,7 @@ import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -27,12 +27,15 @@ from commands.simulator_command import DEMO_APP_PARTY, START_BALANCE
 from pipeline.canton_adapter import CantonAdapter
 from pipeline.canton_port import Prepared, Rejected
 from pipeline.clients import asgi_transport
+from pipeline.hosting import read_rights, standing
+from pipeline.preapproval_fee import preapproval_fee, terms_of
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
 from tests.processes import ROOT
 
 DATA = ROOT / "data"
 YEAR = 525600  # minutes
+DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -202,3 +205,33 @@ async def test_an_old_amulet_pays_its_full_initial_amount(tmp_path: object) -> N
                                      description="old amulet", command_id="pay-old", submission_id="s-1")
     assert not isinstance(answer, Rejected), answer
     assert [t.amount for t in run.sim.transfers() if t.sender == erin] == [10]
+
+
+# --- the pure decisions ----------------------------------------------------------------------------
+
+
+def test_the_fee_terms_follow_the_config_schedule_in_force() -> None:
+    later = {"transferPreapprovalFee": "0.01", "transferPreapprovalBaseDuration": {"microseconds": "0"}}
+    rules = {"configSchedule": {"initialValue": {"transferPreapprovalFee": "0.00274",
+                                                 "transferPreapprovalBaseDuration": {"microseconds": str(90 * DAY_US)}},
+                                "futureValues": [{"_1": "2030-01-01T00:00:00Z", "_2": later}]}}
+    before = terms_of(rules, datetime(2029, 12, 31, tzinfo=UTC))
+    assert preapproval_fee(before, timedelta(days=365), Decimal("0.005")) == Decimal("150.7")
+    after = terms_of(rules, datetime(2030, 1, 2, tzinfo=UTC))
+    assert preapproval_fee(after, timedelta(days=10), Decimal("0.005")) == Decimal(20)
+    # A network without the free base duration charges the whole lifetime: billing assumes so.
+    assert preapproval_fee(terms_of({}, before_2030()), timedelta(days=1), Decimal("0.00274")) == 1
+
+
+def before_2030() -> datetime:
+    return datetime(2029, 1, 1, tzinfo=UTC)
+
+
+def test_standing_names_the_fix() -> None:
+    rights = read_rights("billing", {"rights": [{"kind": {"CanActAs": {"value": {"party": "a::1"}}}},
+                                                {"kind": {"ParticipantAdmin": {"value": {}}}}]})
+    assert standing("a::1", rights, True).chargeable and standing("a::1", rights, None).chargeable
+    assert "grant it CanActAs" in (standing("b::1", rights, True).reason or "")
+    assert "not hosted" in (standing("a::1", rights, False).reason or "")
+    anyone = read_rights("billing", {"rights": [{"kind": {"CanActAsAnyParty": {"value": {}}}}]})
+    assert standing("b::1", anyone, None).chargeable
