@@ -192,37 +192,16 @@ def create_preapproval_commands(
     ``amulet_rules`` and ``open_round`` come from `disclose` (their ``synchronizer_id`` is
     also the command's); ``party`` pays any preapproval fee from ``inputs``.
     """
-    if expires_at.tzinfo is None:
-        raise ValueError("expires_at must be an aware (UTC) datetime")
-    if amulet_rules.contract_id is None or open_round.contract_id is None:
-        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
     argument = AmuletRulesCreateTransferPreapproval(
-        context=PaymentTransferContext(
-            amuletRules=amulet_rules.contract_id,
-            context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
-        ),
+        context=_rules_context(amulet_rules, open_round, expires_at),
         inputs=_inputs(inputs),
         receiver=party,
         provider=party,
         expiresAt=expires_at,
         expectedDso=dso_party,
     )
-    exercise = ExerciseCommand(
-        template_id=AMULET_RULES,
-        contract_id=amulet_rules.contract_id,
-        choice=CREATE_PREAPPROVAL,
-        choice_argument=argument,
-    )
-    return _envelope(
-        exercise,
-        act_as=[party],
-        command_id=command_id,
-        submission_id=submission_id,
-        dedup_seconds=dedup_seconds,
-        user_id=user_id,
-        synchronizer_id=amulet_rules.synchronizer_id,
-        disclosed=[amulet_rules, open_round],
-    )
+    exercise = (AMULET_RULES, amulet_rules.contract_id or "", CREATE_PREAPPROVAL, argument)
+    return _as_app(exercise, party, amulet_rules, open_round, command_id, submission_id, dedup_seconds, user_id)
 
 
 def renew_preapproval_commands(
@@ -240,26 +219,30 @@ def renew_preapproval_commands(
 ) -> JsCommands:
     """`TransferPreapproval_Renew` of the app's own preapproval (``party`` is its provider and
     pays the fee for the extension from ``inputs``)."""
-    if new_expires_at.tzinfo is None:
-        raise ValueError("new_expires_at must be an aware (UTC) datetime")
-    if amulet_rules.contract_id is None or open_round.contract_id is None:
-        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
     argument = TransferPreapprovalRenew(
-        context=PaymentTransferContext(
-            amuletRules=amulet_rules.contract_id,
-            context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
-        ),
+        context=_rules_context(amulet_rules, open_round, new_expires_at),
         inputs=_inputs(inputs),
         newExpiresAt=new_expires_at,
     )
-    exercise = ExerciseCommand(
-        template_id=TRANSFER_PREAPPROVAL,
-        contract_id=preapproval_id,
-        choice=RENEW_PREAPPROVAL,
-        choice_argument=argument,
-    )
+    exercise = (TRANSFER_PREAPPROVAL, preapproval_id, RENEW_PREAPPROVAL, argument)
+    return _as_app(exercise, party, amulet_rules, open_round, command_id, submission_id, dedup_seconds, user_id)
+
+
+def _as_app(
+    exercise: tuple[str, str, str, object],
+    party: str,
+    amulet_rules: DisclosedContract,
+    open_round: DisclosedContract,
+    command_id: str,
+    submission_id: str,
+    dedup_seconds: int,
+    user_id: str | None,
+) -> JsCommands:
+    """The app (``party``) exercising (template, contract id, choice, argument), with AmuletRules
+    and the round disclosed."""
+    template_id, contract_id, choice, argument = exercise
     return _envelope(
-        exercise,
+        ExerciseCommand(template_id=template_id, contract_id=contract_id, choice=choice, choice_argument=argument),
         act_as=[party],
         command_id=command_id,
         submission_id=submission_id,
@@ -267,6 +250,20 @@ def renew_preapproval_commands(
         user_id=user_id,
         synchronizer_id=amulet_rules.synchronizer_id,
         disclosed=[amulet_rules, open_round],
+    )
+
+
+def _rules_context(
+    amulet_rules: DisclosedContract, open_round: DisclosedContract, expiry: datetime
+) -> PaymentTransferContext:
+    """The context of a preapproval choice (no featured right: the app pays itself)."""
+    if expiry.tzinfo is None:
+        raise ValueError("the expiry must be an aware (UTC) datetime")
+    if amulet_rules.contract_id is None or open_round.contract_id is None:
+        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
+    return PaymentTransferContext(
+        amuletRules=amulet_rules.contract_id,
+        context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
     )
 
 

@@ -146,6 +146,22 @@ class _View:
             )
         return amulets
 
+    def inputs_covering(
+        self, arg: dict[str, Any], owner: str, needed: Decimal, what: str
+    ) -> tuple[list[Contract], Decimal]:
+        """The input Amulets and their total at initialAmount (current Splice charges no holding
+        fee on transfer); Splice's insufficient-funds failure when they hold less than ``needed``."""
+        inputs = self.inputs(arg, owner)
+        total = sum((Decimal(a.payload["amount"]["initialAmount"]) for a in inputs), Decimal(0))
+        if total < needed:
+            raise Rejection(
+                "DAML_FAILURE",
+                f"Insufficient funds: inputs hold {total}, {what} {needed}",
+                9,
+                {"error_id": INSUFFICIENT_FUNDS, "requiredAmount": numeric(needed)},
+            )
+        return inputs, total
+
 
 def _need(arg: dict[str, Any], *names: str) -> None:
     missing = [n for n in names if n not in arg]
@@ -186,15 +202,7 @@ def _send(view: _View, preapproval_cid: str, arg: dict[str, Any]) -> Effects:
     round_number = view.open_round(ctx["context"]["openMiningRound"])
     _check_featured(view, ctx["context"].get("featuredAppRight"), preapproval.payload["provider"])
     amount = _amount(arg["amount"])
-    inputs = view.inputs(arg, sender)
-    total = sum((Decimal(a.payload["amount"]["initialAmount"]) for a in inputs), Decimal(0))
-    if total < amount:
-        raise Rejection(
-            "DAML_FAILURE",
-            f"Insufficient funds: inputs hold {total}, the transfer needs {amount}",
-            9,
-            {"error_id": INSUFFICIENT_FUNDS, "requiredAmount": numeric(amount)},
-        )
+    inputs, total = view.inputs_covering(arg, sender, amount, "the transfer needs")
     ledger = view.ledger
     paid = ledger.new_amulet(preapproval.payload["receiver"], amount, round_number)
     change = [ledger.new_amulet(sender, total - amount, round_number)] if total > amount else []

@@ -18,7 +18,7 @@ from typing import Any
 
 # `choices` imports this module only when it runs a choice, so this import is no cycle.
 from pipeline.simulator.choices import Effects, _need, _time, _View
-from pipeline.simulator.model import INSUFFICIENT_FUNDS, Contract, Exercise, Rejection, iso, numeric
+from pipeline.simulator.model import Contract, Exercise, Rejection, iso, numeric
 
 DAY_US = 86_400_000_000
 
@@ -41,15 +41,7 @@ def preapproval_fee(rules: Contract, open_round: Contract, lifetime: timedelta) 
 def _burn(
     view: _View, arg: dict[str, Any], provider: str, fee: Decimal, rnd: int
 ) -> tuple[list[Contract], list[Contract]]:
-    inputs = view.inputs(arg, provider)
-    total = sum((Decimal(a.payload["amount"]["initialAmount"]) for a in inputs), Decimal(0))
-    if total < fee:
-        raise Rejection(
-            "DAML_FAILURE",
-            f"Insufficient funds: inputs hold {total}, the preapproval fee is {fee}",
-            9,
-            {"error_id": INSUFFICIENT_FUNDS, "requiredAmount": numeric(fee)},
-        )
+    inputs, total = view.inputs_covering(arg, provider, fee, "the preapproval fee is")
     change = [view.ledger.new_amulet(provider, total - fee, rnd)] if total > fee else []
     return inputs, change
 
