@@ -13,6 +13,7 @@ admin rights: without them hosting is unknown and only the rights decide.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +91,8 @@ class PartyDirectory:
         self.http, self.user_id, self.clock = http, user_id, clock
         self._rights: tuple[datetime, Rights] | None = None
         self._hosted: dict[str, tuple[datetime, bool | None]] = {}
+        # One refresh at a time: hundreds of payments prepared at once must not each re-read.
+        self._lock = asyncio.Lock()
 
     async def standings(self, parties: Sequence[str]) -> dict[str, Standing]:
         """The standing of each of ``parties`` (rights read once, hosting in bounded lookups)."""
@@ -98,24 +101,29 @@ class PartyDirectory:
         return {p: standing(p, rights, hosted.get(p)) for p in dict.fromkeys(parties)}
 
     async def rights(self) -> Rights:
-        now = self.clock()
-        if self._rights is None or now - self._rights[0] > RECHECK_AFTER:
-            user = self.user_id or await self._authenticated_user()
-            doc = await self.http.read("GET", f"/v2/users/{quote(user, safe='')}/rights")
-            self._rights = (now, read_rights(user, doc))
-        return self._rights[1]
+        async with self._lock:
+            now = self.clock()
+            if self._rights is None or now - self._rights[0] > RECHECK_AFTER:
+                user = self.user_id or await self._authenticated_user()
+                doc = await self.http.read("GET", f"/v2/users/{quote(user, safe='')}/rights")
+                self._rights = (now, read_rights(user, doc))
+            return self._rights[1]
 
     async def hosted(self, parties: Sequence[str]) -> dict[str, bool | None]:
-        """``isLocal`` per party; None for all when the user may not list parties (not admin)."""
-        now = self.clock()
-        stale = [p for p in dict.fromkeys(parties)
-                 if p not in self._hosted or now - self._hosted[p][0] > RECHECK_AFTER]
-        for start in range(0, len(stale), PARTIES_PER_LOOKUP):
-            group = stale[start : start + PARTIES_PER_LOOKUP]
-            found = await self._lookup(group)
-            for party in group:
-                self._hosted[party] = (now, found.get(party, False) if found is not None else None)
-        return {p: self._hosted[p][1] for p in parties}
+        """``isLocal`` per party; None for all when the user may not list parties (not admin).
+
+        A refresh re-reads every stale party seen so far, so that the payments of many
+        subscribers share a few lookups of up to `PARTIES_PER_LOOKUP` parties each."""
+        async with self._lock:
+            now = self.clock()
+            stale = [p for p in dict.fromkeys([*parties, *self._hosted])
+                     if p not in self._hosted or now - self._hosted[p][0] > RECHECK_AFTER]
+            for start in range(0, len(stale), PARTIES_PER_LOOKUP):
+                group = stale[start : start + PARTIES_PER_LOOKUP]
+                found = await self._lookup(group)
+                for party in group:
+                    self._hosted[party] = (now, found.get(party, False) if found is not None else None)
+            return {p: self._hosted[p][1] for p in parties}
 
     async def _lookup(self, group: list[str]) -> dict[str, bool] | None:
         try:
