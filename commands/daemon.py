@@ -31,6 +31,7 @@ from commands.hosting_report import report_hosting
 from commands.local_api import api_token, make_app
 from commands.metrics_commands import retention_of, start_telemetry
 from commands.ports import claim_port
+from commands.preapproval_setup import warn_if_expiring
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import missed_requests, tick_requests
 from commands.session import announce_new_state, check_ledger, processor_for
@@ -115,6 +116,7 @@ class Daemon:
                 processor = processor_for(self.ctx, event_log, canton)
                 await processor.load()
                 await report_hosting(self.ctx, canton)  # one line per subscriber that cannot be charged
+                await warn_if_expiring(self.ctx, canton)
                 if not self.dry_run:
                     await check_ledger(self.ctx, processor.book, canton)
                 if self.once:

@@ -10,6 +10,7 @@ and the operator sees the price; the ledger burns exactly the same amount.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from commands.context import Context
 from commands.errors import CommandError
 from commands.hosting_report import report_hosting
 from pipeline.canton_adapter import CantonAdapter
+from pipeline.canton_errors import CantonError
 from pipeline.ledger_api import new_submission_id
 from pipeline.preapproval_fee import PreapprovalTerms, preapproval_fee, terms_of
 from pipeline.scan_context import ChosenRound, choose_round, disclose, open_round_contracts, read_rounds
@@ -30,6 +32,7 @@ from pipeline.transfer_builders import (
     select_inputs,
 )
 
+log = logging.getLogger(__name__)
 EXPIRY_WARNING = timedelta(days=30)  # Splice's validator renews its own preapprovals this early
 DEDUP_SECONDS = 86400
 
@@ -46,6 +49,19 @@ def expiry_warning(expires: datetime, now: datetime) -> str | None:
         return (f"the TransferPreapproval expires {expires:%Y-%m-%d %H:%M} UTC (in {(expires - now).days} days): "
                 "renew it with `billing setup --renew`")
     return None
+
+
+async def warn_if_expiring(ctx: Context, canton: CantonAdapter) -> None:
+    """At start-up: say when the app's preapproval is missing, expired or about to expire."""
+    try:
+        found = await canton.scan.transfer_preapproval(ctx.settings.party_app or "")
+    except CantonError as err:  # Scan down: payments will say so themselves, in their turn
+        log.warning("preapproval not checked", extra={"error": str(err)})
+        return
+    if found is None:
+        ctx.console.warn("Scan shows no TransferPreapproval for PARTY_APP: payments fail; run `billing setup`")
+    elif (warning := expiry_warning(expiry_of(found.contract), ctx.clock())) is not None:
+        ctx.console.warn(warning)
 
 
 async def setup_preapproval(ctx: Context, canton: CantonAdapter, minutes: int, *, renew: bool = False) -> int:

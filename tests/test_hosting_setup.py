@@ -176,17 +176,23 @@ async def test_a_preapproval_near_expiry_is_flagged_and_renewed_with_transferpre
 ) -> None:
     run = make_run(tmp_path, preapproval=False)
     old = run.sim.add_preapproval(expires_at=run.sim.clock() + timedelta(days=10))
+    start = Daemon(run.ctx, argparse.Namespace(once=True, dry_run=False, interval=None))
+    assert await start.run() == 0 and "renew it with `billing setup --renew`" in run.err.getvalue()
+    run.err.seek(0), run.err.truncate()
     async with run.canton() as canton:
         assert await setup_preapproval(run.ctx, canton, YEAR) == 0
         assert "already exists" in run.out.getvalue() and "renew it with `billing setup --renew`" in run.err.getvalue()
+        before = run.sim.balance(DEMO_APP_PARTY)
         assert await setup_preapproval(run.ctx, canton, YEAR, renew=True) == 0
+    assert await Daemon(run.ctx, argparse.Namespace(once=True, dry_run=False, interval=None)).run() == 0
+    assert run.err.getvalue().count("renew it with `billing setup --renew`") == 1  # renewed: start is quiet
     renew = [tx for tx in run.sim.ledger.transactions if tx.root.choice == "TransferPreapproval_Renew"]
     assert len(renew) == 1 and renew[0].root.contract.contract_id == old
     current = run.sim.ledger.preapproval_of(DEMO_APP_PARTY)
     assert current is not None and current.contract_id != old
     # The extension is 355 days, 265 of them beyond the free 90: 265 x 0.00274 / 0.005 CC.
     assert renew[0].root.result["amuletPaid"] == "145.2200000000"
-    assert run.sim.balance(DEMO_APP_PARTY) == Decimal("354.78")
+    assert before - run.sim.balance(DEMO_APP_PARTY) == Decimal("145.22")
 
 
 # --- point 9: holdings at initialAmount ----------------------------------------------------------

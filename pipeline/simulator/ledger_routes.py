@@ -191,6 +191,7 @@ def _completions(sim: Simulator, request: Request, user: str, body: Body) -> Res
     parties, begin = set(body["parties"]), int(body.get("beginExclusive") or 0)
     if not parties:
         raise Rejection("INVALID_ARGUMENT", "parties must not be empty", 8)
+    sim.hosting.check_readers(user, parties)
     wanted_user = body.get("userId") or user
     check_completions_from(begin, ledger.offset, sim.pruned_up_to)
     # Completions are appended in offset order: start at the first one after ``begin``.
