@@ -22,10 +22,13 @@ from commands.schedule import anchor_of, current_requests, missed_requests, peri
 from commands.session import Session, open_session
 from pipeline.canton_errors import INSUFFICIENT_FUNDS
 from pipeline.events import PaymentRequested
+from pipeline.hosting import NO_RIGHT_CODES, NOT_CHARGEABLE, NOT_HOSTED_CODES
 from pipeline.ids import legacy_payment_id
 from pipeline.payment_book import PaymentBook, PaymentState
 
-RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE"}
+RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE",
+                         # once the party is hosted here / the user granted CanActAs (pipeline/hosting.py)
+                         *NOT_HOSTED_CODES, *NO_RIGHT_CODES, NOT_CHARGEABLE}
 #: The ledger's own refusals carry their cause as Splice's error id (code DAML_FAILURE).
 RETRYABLE_ERROR_IDS = {INSUFFICIENT_FUNDS}
 

@@ -30,7 +30,14 @@ from pipeline.canton_port import (
     Verified,
 )
 from pipeline.clients import Http, make_client
-from pipeline.hosting import NO_RIGHT_CODES, NOT_HOSTED_CODES, PartyDirectory, no_right_reason, not_hosted_reason
+from pipeline.hosting import (
+    NO_RIGHT_CODES,
+    NOT_CHARGEABLE,
+    NOT_HOSTED_CODES,
+    PartyDirectory,
+    no_right_reason,
+    not_hosted_reason,
+)
 from pipeline.ledger_api import LedgerApi
 from pipeline.ledger_end import LedgerEnd
 from pipeline.scan_api import ScanApi, find_transfer
@@ -88,7 +95,7 @@ class CantonAdapter:
                 return ctx
             standing = (await self.parties.standings([sender]))[sender]
             if standing.reason is not None:  # decided before any read of its holdings
-                return Rejected(kind="final", code="PARTY_NOT_CHARGEABLE", message=standing.reason)
+                return Rejected(kind="final", code=NOT_CHARGEABLE, message=standing.reason)
             offset = await self.ledger_end.read(sender)
             holdings = await self.amulet_reads.amulets(sender, at_offset=offset)
         except CantonError as err:

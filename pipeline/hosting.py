@@ -29,6 +29,7 @@ RECHECK_AFTER = timedelta(minutes=10)  # a right granted meanwhile is seen withi
 # The ledger's own refusals for the same reasons (TransactionRoutingError / authorization).
 NOT_HOSTED_CODES = frozenset({"NO_SYNCHRONIZER_ON_WHICH_ALL_SUBMITTERS_CAN_SUBMIT", "UNKNOWN_SUBMITTERS"})
 NO_RIGHT_CODES = frozenset({"PERMISSION_DENIED"})
+NOT_CHARGEABLE = "PARTY_NOT_CHARGEABLE"  # billing's own verdict, before asking the ledger
 
 
 class Rights(msgspec.Struct, frozen=True, kw_only=True):

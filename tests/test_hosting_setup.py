@@ -20,7 +20,7 @@ from commands.console import Console
 from commands.context import Context
 from commands.daemon import Daemon
 from commands.errors import CommandError
-from commands.payments import pay_all_async
+from commands.payments import _restart, pay_all_async
 from commands.preapproval_setup import setup_preapproval
 from commands.runtime import canton_factory
 from commands.simulator_command import DEMO_APP_PARTY, START_BALANCE
@@ -99,6 +99,18 @@ async def test_info_setup_start_and_payments_name_each_party_that_cannot_be_char
     assert await daemon.run() == 0
     lines = [line for line in run.err.getvalue().splitlines() if line.startswith("warning: subscriber")]
     assert len(lines) == 2 and {"bob", "carol"} == {line.split()[2].rstrip(":") for line in lines}
+
+
+async def test_once_the_operator_grants_the_right_billing_restart_charges_the_subscriber(tmp_path: object) -> None:
+    run = make_run(tmp_path)
+    carol = run.party("carol")
+    run.sim.revoke_act_as(carol)
+    assert await pay_all_async(run.ctx, argparse.Namespace(dry_run=False)) == 1
+    assert all(t.sender != carol for t in run.sim.transfers())
+    run.sim.grant_act_as(carol)
+    restart = argparse.Namespace(limit=10, dry_run=False, recover_missed=True, process_pending=True)
+    assert await _restart(run.ctx, restart) == 0
+    assert sum(t.sender == carol for t in run.sim.transfers()) == 2  # her two plans, charged once each
 
 
 async def test_the_simulated_ledger_refuses_as_canton_does_and_billing_ends_the_payment(tmp_path: object) -> None:

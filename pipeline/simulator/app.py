@@ -129,6 +129,11 @@ class Simulator:
         for who in [user] if user else [STATIC_USER, *self.oauth_clients]:
             self.hosting.revoked[who].add(party)
 
+    def grant_act_as(self, party: str) -> None:
+        """Give every user CanActAs for ``party`` back (what an operator does to fix a refusal)."""
+        for revoked in self.hosting.revoked.values():
+            revoked.discard(party)
+
     def add_preapproval(
         self,
         receiver: str | None = None,
