@@ -8,6 +8,7 @@ their billing periods). Expiry is judged in UTC, the `expires_at` day included.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -169,11 +170,37 @@ def _load_entries(path: Path, key: str, kind: type[T], problems: list[str]) -> l
         return []
     out = []
     for index, entry in enumerate(entries):
+        problems += _unknown_fields(f"{path.name}: {key}[{index}]", msgspec.json.decode(entry), kind)
         try:
             out.append((index, msgspec.json.decode(entry, type=kind)))
         except msgspec.DecodeError as err:
             problems.append(f"{path.name}: {key}[{index}]: {_field_error(err)}")
     return out
+
+
+#: The entries nested in an entry, by field (a user's subscriptions).
+_NESTED: dict[type, dict[str, type]] = {User: {"subscriptions": Subscription}}
+
+
+def _unknown_fields(where: str, doc: object, kind: type, entry_id: object = None) -> list[str]:
+    """Every key ``kind`` does not know. A misspelled key ("subscriptons") would otherwise be
+    ignored, and its user kept with no subscription: billed for nothing, silently."""
+    if not isinstance(doc, dict):
+        return []  # not an object: the typed decode reports it
+    entry_id = doc.get("id") if entry_id is None else entry_id
+    owner = f" in the entry with id {_short(entry_id)}" if isinstance(entry_id, str) else ""
+    known: tuple[str, ...] = kind.__struct_fields__  # type: ignore[attr-defined]
+    problems = [f"{where}.{key}: unknown field{owner}{_did_you_mean(key, known)}" for key in doc if key not in known]
+    for field, inner in _NESTED.get(kind, {}).items():
+        items = doc.get(field)
+        for j, item in enumerate(items if isinstance(items, list) else []):
+            problems += _unknown_fields(f"{where}.{field}[{j}]", item, inner, entry_id)
+    return problems
+
+
+def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean \"{close[0]}\"?)" if close else f" (known fields: {', '.join(known)})"
 
 
 def _field_error(err: msgspec.DecodeError) -> str:

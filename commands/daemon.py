@@ -16,6 +16,7 @@ import functools
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,8 +27,11 @@ from commands.catalogue import Catalogue, load
 from commands.context import Context
 from commands.dashboard_command import announce, in_daemon
 from commands.errors import CatalogueError, CommandError
+from commands.hosting_report import report_hosting
 from commands.local_api import api_token, make_app
 from commands.metrics_commands import retention_of, start_telemetry
+from commands.ports import claim_port
+from commands.preapproval_setup import warn_if_expiring
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import missed_requests, tick_requests
 from commands.session import announce_new_state, check_ledger, processor_for
@@ -70,15 +74,24 @@ def run_start(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("--backend embedded contradicts EVENT_LOG; unset EVENT_LOG (or set it to embedded)")
     require_canton(ctx, "`billing start`")
     ctx.catalogue  # fail now, with exit code 2, if the files are broken  # noqa: B018
+    # The local API's port is taken before the store is opened or Canton asked anything.
+    serves = not args.once and not ctx.settings.kafka
+    port = ctx.settings.api_port
+    sock = claim_port("127.0.0.1", port, "another billing daemon or program listens there; stop it, "
+                      "or set BILLING_API_PORT to a free port") if serves else None
     try:
-        return asyncio.run(Daemon(ctx, args).run())
+        return asyncio.run(Daemon(ctx, args, sock).run())
     except StoreBusy as err:
         raise CommandError(f"another billing daemon is running on this data: {err}") from err
+    finally:
+        if sock is not None:
+            sock.close()  # already closed when the API ran; closing twice is harmless
 
 
 class Daemon:
-    def __init__(self, ctx: Context, args: argparse.Namespace) -> None:
+    def __init__(self, ctx: Context, args: argparse.Namespace, sock: socket.socket | None = None) -> None:
         self.ctx = ctx
+        self.sock = sock  # the local API's listening socket (`claim_port`), None when it serves none
         self.once = args.once
         self.dry_run = args.dry_run
         self.interval = args.interval or ctx.settings.check_interval_secs
@@ -102,6 +115,8 @@ class Daemon:
             async with canton_factory(self.ctx)() as canton:
                 processor = processor_for(self.ctx, event_log, canton)
                 await processor.load()
+                await report_hosting(self.ctx, canton)  # one line per subscriber that cannot be charged
+                await warn_if_expiring(self.ctx, canton)
                 if not self.dry_run:
                     await check_ledger(self.ctx, processor.book, canton)
                 if self.once:
@@ -134,7 +149,7 @@ class Daemon:
             asyncio.create_task(follow(event_log, projection, observe=exporter.observe if exporter else None),
                                 name="projections"),
             asyncio.create_task(self._schedule(processor), name="scheduler"),
-            asyncio.create_task(serve(app, "127.0.0.1", self.ctx.settings.api_port), name="api"),
+            asyncio.create_task(serve(app, "127.0.0.1", self.ctx.settings.api_port, sock=self.sock), name="api"),
         ]
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from commands.dashboard_routes import Page, dashboard_app, dashboard_routes, oth
 from commands.errors import BadArgument, CommandError
 from commands.local_api import api_token
 from commands.metrics_commands import current_projection
+from commands.ports import claim_port
 from pipeline.asgi_server import serve
 from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreUnavailable
@@ -47,6 +49,14 @@ def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else ctx.settings.api_port + 1
     if not 0 < port < 65536:
         raise BadArgument(f"--port {port} is not a port number (1-65535)")
+    sock = claim_port(HOST, port, "choose another --port (the default is BILLING_API_PORT + 1)")
+    try:
+        return _open_and_serve(ctx, port, sock)
+    finally:
+        sock.close()  # already closed when the server ran; closing twice is harmless
+
+
+def _open_and_serve(ctx: Context, port: int, sock: socket.socket) -> int:
     ctx.catalogue  # a broken catalogue is reported before anything is served  # noqa: B018
     if ctx.settings.kafka:
         raise CommandError("the web dashboard serves the embedded log only; on Kafka the whole topic is in "
@@ -57,7 +67,7 @@ def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     except StoreUnavailable as err:
         raise CommandError(f"nothing to show yet: there is no event log at {ctx.settings.log_dir}; "
                            "run `billing start` (or `billing demo --keep DIR` and ROCKSDB_PATH=DIR)") from err
-    return asyncio.run(_serve_alone(ctx, log, port))
+    return asyncio.run(_serve_alone(ctx, log, port, sock))
 
 
 def standalone_app(ctx: Context, log: EventLog) -> tuple[Any, Sessions]:
@@ -73,10 +83,10 @@ def standalone_app(ctx: Context, log: EventLog) -> tuple[Any, Sessions]:
     return dashboard_app(dashboard_routes(source, log, lambda: ctx.catalogue, sessions, _about(ctx))), sessions
 
 
-async def _serve_alone(ctx: Context, log: EmbeddedLog, port: int) -> int:
+async def _serve_alone(ctx: Context, log: EmbeddedLog, port: int, sock: socket.socket) -> int:
     app, sessions = standalone_app(ctx, log)
     ready = asyncio.Event()
-    server = asyncio.create_task(serve(app, HOST, port, ready=ready))
+    server = asyncio.create_task(serve(app, HOST, port, ready=ready, sock=sock))
     waiter = asyncio.create_task(ready.wait())
     try:
         await asyncio.wait([server, waiter], return_when=asyncio.FIRST_COMPLETED)

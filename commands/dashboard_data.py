@@ -118,7 +118,7 @@ def _detail(event: AnyEvent) -> str:
         case PaymentConfirmed():
             return f"ledger update {event.update_id}"
         case PaymentFailed():
-            return f"{event.code}: {event.message}" + (" (final)" if event.final else " (will retry)")
+            return event.reason + (" (final)" if event.final else " (will retry)")
         case _:
             assert_never(event)
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
-from commands.canton_commands import setup_preapproval
 from commands.context import Context
 from commands.metrics_commands import show_metrics
 from commands.payments import pay_all_async
+from commands.preapproval_setup import setup_preapproval
 from commands.runtime import canton_factory
 from commands.simulator_command import DEMO_APP_PARTY, build
 from commands.tail import event_line

@@ -20,11 +20,17 @@ from commands.errors import CommandError
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import anchor_of, current_requests, missed_requests, period_index, request_for, span
 from commands.session import Session, open_session
+from pipeline.canton_errors import INSUFFICIENT_FUNDS
 from pipeline.events import PaymentRequested
+from pipeline.hosting import NO_RIGHT_CODES, NOT_CHARGEABLE, NOT_HOSTED_CODES
 from pipeline.ids import legacy_payment_id
 from pipeline.payment_book import PaymentBook, PaymentState
 
-RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE"}
+RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE",
+                         # once the party is hosted here / the user granted CanActAs (pipeline/hosting.py)
+                         *NOT_HOSTED_CODES, *NO_RIGHT_CODES, NOT_CHARGEABLE}
+#: The ledger's own refusals carry their cause as Splice's error id (code DAML_FAILURE).
+RETRYABLE_ERROR_IDS = {INSUFFICIENT_FUNDS}
 
 
 def add_commands(sub: Any) -> None:
@@ -206,7 +212,7 @@ def retry_requests(book: PaymentBook, now: Any) -> list[PaymentRequested]:
     """Final failures an operator can fix (funds topped up, network back): ask again once."""
     out = []
     for state in book.failed_states():
-        if state.last_code in RETRYABLE_BY_OPERATOR:
+        if state.last_code in RETRYABLE_BY_OPERATOR or state.last_error_id in RETRYABLE_ERROR_IDS:
             out.append(_as_retry(state.request, now))
     return out
 

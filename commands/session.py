@@ -146,7 +146,11 @@ async def check_ledger(ctx: Context, book: PaymentBook, port: CantonPort) -> Non
     """Refuse to charge when the ledger shows charges this state folder does not hold."""
     assert isinstance(port, CantonAdapter), "billing checks the ledger through the real adapter"
     parties = list(dict.fromkeys(u.party for u in ctx.catalogue.users))
-    await check_ledger_known(port.ledger, book, parties, Path(ctx.settings.rocksdb_path))
+    # The ledger refuses a completions read naming a party the user has no right for
+    # (PERMISSION_DENIED): such a subscriber was never charged by this user anyway.
+    standings = await port.parties.standings(parties)
+    readable = [p for p in parties if standings[p].can_act]
+    await check_ledger_known(port.ledger, book, readable, Path(ctx.settings.rocksdb_path))
 
 
 @asynccontextmanager

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from commands.context import Context
 from commands.errors import BadArgument, CommandError
+from commands.ports import claim_port
 from pipeline.asgi_server import serve
 from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT, Simulator, seeded
 from pipeline.simulator.faults import CLI_FAULTS
@@ -51,7 +53,7 @@ def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, prea
     """A simulator seeded with the app party and every user party of the catalogue."""
     app = ctx.settings.party_app or DEMO_APP_PARTY
     users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
-    sim = seeded(users.items(), app, app_amount=Decimal("100"), featured=True, preapproval=preapproval,
+    sim = seeded(users.items(), app, app_amount=Decimal("500"), featured=True, preapproval=preapproval,
                  static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000,
                  max_commands_in_flight=max_commands_in_flight, list_limit=list_limit)
     for spec in faults:
@@ -68,15 +70,19 @@ def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.warn(f"listening on {args.host}: the simulator has no real security, keep it on loopback")
     if args.max_commands_in_flight < 1:
         raise BadArgument("--max-commands-in-flight must be at least 1")
-    sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
-                max_commands_in_flight=args.max_commands_in_flight, list_limit=args.list_limit)
-    quiet_dropped_connections()
-    return asyncio.run(_serve(ctx, sim, args.host, args.port))
+    sock = claim_port(args.host, args.port, "choose another --port")
+    try:
+        sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
+                    max_commands_in_flight=args.max_commands_in_flight, list_limit=args.list_limit)
+        quiet_dropped_connections()
+        return asyncio.run(_serve(ctx, sim, args.host, args.port, sock))
+    finally:
+        sock.close()  # already closed when the server ran; closing twice is harmless
 
 
-async def _serve(ctx: Context, sim: Simulator, host: str, port: int) -> int:
+async def _serve(ctx: Context, sim: Simulator, host: str, port: int, sock: socket.socket) -> int:
     ready = asyncio.Event()
-    server = asyncio.create_task(serve(sim.app, host, port, ready=ready))
+    server = asyncio.create_task(serve(sim.app, host, port, ready=ready, sock=sock))
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait([server, waiter], return_when=asyncio.FIRST_COMPLETED)
     if server.done():

@@ -200,7 +200,7 @@ def _detail(event: AnyEvent) -> str:
         return f"update {event.update_id} ({event.verified_by})"
     assert isinstance(event, PaymentFailed)
     when = "final" if event.final else f"retry at {event.next_attempt_at:%H:%M:%S}"
-    return f"{event.code}: {event.message} [{when}]"
+    return f"{event.reason} [{when}]"
 
 
 def _short(party: str) -> str:

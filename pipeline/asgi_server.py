@@ -8,12 +8,15 @@ import socket
 import uvicorn
 
 
-async def serve(app: object, host: str, port: int, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until cancelled; set ``ready`` once connections are accepted."""
+async def serve(
+    app: object, host: str, port: int, *, ready: asyncio.Event | None = None, sock: socket.socket | None = None
+) -> None:
+    """Serve until cancelled; set ``ready`` once connections are accepted. ``sock``: a socket
+    from `listening_socket`, already bound to ``host:port`` (uvicorn then binds nothing)."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the caller owns signals
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     try:
         while not server.started:
             if task.done():
@@ -27,6 +30,27 @@ async def serve(app: object, host: str, port: int, *, ready: asyncio.Event | Non
         server.should_exit = True
         if not task.done():
             await asyncio.wait([task], timeout=5)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """``host:port`` bound and listening now, for `serve(sock=...)`.
+
+    A command takes its port first, before it opens its store or sends a request: a busy
+    port then fails at once, with nothing done, and nobody can take the port meanwhile.
+
+    Raises:
+        OSError: the port is in use (EADDRINUSE) or not ours to take (EACCES).
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As uvicorn binds: a port left in TIME_WAIT by our previous run is free, a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def install_fast_loop() -> bool:

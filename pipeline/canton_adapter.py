@@ -31,6 +31,14 @@ from pipeline.canton_port import (
     Verified,
 )
 from pipeline.clients import Http, make_client
+from pipeline.hosting import (
+    NO_RIGHT_CODES,
+    NOT_CHARGEABLE,
+    NOT_HOSTED_CODES,
+    PartyDirectory,
+    no_right_reason,
+    not_hosted_reason,
+)
 from pipeline.ledger_api import LedgerApi
 from pipeline.ledger_end import LedgerEnd
 from pipeline.scan_api import ScanApi, find_transfer
@@ -61,6 +69,7 @@ class CantonAdapter:
         self.context = ScanContextCache(scan, receiver=receiver, clock=clock)
         self.ledger_end = ledger_end or LedgerEnd(ledger)
         self.amulet_reads = AmuletReads(ledger)
+        self.parties = PartyDirectory(ledger.http, user_id=ledger.user_id, clock=clock)
 
     def invalidate_context(self) -> None:
         self.context.invalidate()
@@ -87,12 +96,15 @@ class CantonAdapter:
             ctx = await self.usable_context()
             if isinstance(ctx, Rejected):
                 return ctx
+            standing = (await self.parties.standings([sender]))[sender]
+            if standing.reason is not None:  # decided before any read of its holdings
+                return Rejected(kind="final", code=NOT_CHARGEABLE, message=standing.reason)
             offset = await self.ledger_end.read(sender)
             holdings = await self.amulet_reads.amulets(sender, at_offset=offset)
         except CantonError as err:
             return rejected(err, reading=True)
         chosen = select_inputs(
-            holdings, amount, max_inputs=ctx.open_round.max_num_inputs, round_number=ctx.open_round.number
+            holdings, amount, max_inputs=ctx.open_round.max_num_inputs
         )
         if isinstance(chosen, InsufficientFunds):
             return Insufficient(
@@ -129,6 +141,10 @@ class CantonAdapter:
         try:
             result = await self.ledger.submit_and_wait(commands)
         except CantonError as err:
+            if err.code in NOT_HOSTED_CODES | NO_RIGHT_CODES:  # the ledger's word on the same check
+                reason = not_hosted_reason(sender) if err.code in NOT_HOSTED_CODES else (
+                    no_right_reason(sender, self.ledger.user_id or "(the token's user)"))
+                return Rejected(kind="final", code=err.code, message=reason)
             if err.deadline_passed:
                 return await self._recheck_preapproval(err)
             return rejected(err, reading=False)

@@ -94,6 +94,12 @@ class PaymentFailed(Event, tag="payment.failed"):
     error_id: str | None = None
     next_attempt_at: Time | None = None
 
+    @property
+    def reason(self) -> str:
+        """The failure in one line, naming the code once: a Canton error's message already
+        starts with it ("Ledger API: DAML_FAILURE: ..."), ours do not ("holdings of ...")."""
+        return self.message if self.code in self.message else f"{self.code}: {self.message}"
+
 
 AnyEvent = PaymentRequested | PaymentSubmitted | PaymentConfirmed | PaymentFailed
 

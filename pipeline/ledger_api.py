@@ -63,11 +63,6 @@ class Holding(msgspec.Struct, frozen=True, kw_only=True):
     created_round: int
     rate_per_round: Decimal = Decimal(0)
 
-    def amount_at(self, round_number: int) -> Decimal:
-        """The amount left in ``round_number`` after holding fees (never below zero)."""
-        fees = self.rate_per_round * max(round_number - self.created_round, 0)
-        return max(self.initial_amount - fees, Decimal(0))
-
 
 class CompletionsPage(msgspec.Struct, frozen=True, kw_only=True):
     completions: list[Completion1]

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from pipeline.canton_errors import INSUFFICIENT_FUNDS
 from pipeline.canton_port import Rejected
 from pipeline.events import MESSAGE_LIMIT, PaymentFailed, PaymentRequested
 
@@ -57,6 +58,9 @@ def failure_event(
     message = rejection.message
     if retryable and final:
         message = f"gave up after {attempt} attempt(s): {message}"
+    if rejection.error_id == INSUFFICIENT_FUNDS or rejection.code == "INSUFFICIENT_FUNDS":
+        # Ledger-refused (DAML_FAILURE + error id) or refused by our own pre-check: say what to do.
+        message = f"{message}; fund the sender, then `billing restart` charges it again"
     return PaymentFailed(
         payment_id=request.payment_id,
         at=now,

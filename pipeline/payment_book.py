@@ -48,6 +48,9 @@ class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     last_code: str | None = None
+    #: Splice's ``error_id`` of the last failure (e.g. insufficient-funds under DAML_FAILURE):
+    #: the code alone does not say whether an operator can fix the cause.
+    last_error_id: str | None = None
     update_id: str | None = None
     last_offset: int = -1
 
@@ -108,8 +111,9 @@ def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
         open_submission=None,
         next_attempt_at=None if event.final else event.next_attempt_at,
         failures=state.failures + 1,
-        last_error=f"{event.code}: {event.message}",
+        last_error=event.reason,
         last_code=event.code,
+        last_error_id=event.error_id,
         **seen,
     )
 

@@ -20,6 +20,7 @@ AMULET_RULES = "#splice-amulet:Splice.AmuletRules:AmuletRules"
 TRANSFER_PREAPPROVAL = "#splice-amulet:Splice.AmuletRules:TransferPreapproval"
 SEND = "TransferPreapproval_Send"
 CREATE_PREAPPROVAL = "AmuletRules_CreateTransferPreapproval"
+RENEW_PREAPPROVAL = "TransferPreapproval_Renew"
 
 T = TypeVar("T")
 
@@ -70,6 +71,14 @@ class AmuletRulesCreateTransferPreapproval(_Daml, frozen=True):
     provider: str
     expiresAt: datetime
     expectedDso: str | None
+
+
+class TransferPreapprovalRenew(_Daml, frozen=True):
+    """Argument of `TransferPreapproval_Renew` (controller: provider; consuming)."""
+
+    context: PaymentTransferContext
+    inputs: list[TransferInput]
+    newExpiresAt: datetime
 
 
 # --- payload views (what Scan's `payload` and the ACS `createArgument` hold) --------------------

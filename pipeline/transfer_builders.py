@@ -30,19 +30,18 @@ from pipeline.scan_context import PaymentContext
 from pipeline.splice_types import (
     AMULET_RULES,
     CREATE_PREAPPROVAL,
+    RENEW_PREAPPROVAL,
     SEND,
     TRANSFER_PREAPPROVAL,
     AmuletRulesCreateTransferPreapproval,
     PaymentTransferContext,
     TransferContext,
     TransferInput,
+    TransferPreapprovalRenew,
     TransferPreapprovalSend,
 )
 
 MAX_SCALE = 10  # Daml Decimal = Numeric 10
-ROUNDS_AHEAD = (
-    2  # holding fees keep accruing while the command travels: value inputs a little later
-)
 
 
 class Selection(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,16 +88,17 @@ def select_inputs(
     amount: Decimal,
     *,
     max_inputs: int,
-    round_number: int,
     fee_margin: Decimal = Decimal(0),
 ) -> Selection | InsufficientFunds:
     """Largest first, as few as cover ``amount + fee_margin``, at most ``max_inputs`` of them.
 
-    Each holding is valued at ``round_number + ROUNDS_AHEAD`` (after holding fees).
+    Each holding counts at its ``initialAmount``: current Splice charges no holding fee when
+    an Amulet is a transfer input (the Canton Coin fee-removal CIP, hyperledger-labs/splice
+    PR 1722; docs/canton-facts.md), so an old Amulet is worth what it says.
     """
     required = amount + fee_margin
     valued = sorted(
-        ((h.amount_at(round_number + ROUNDS_AHEAD), h.contract_id) for h in holdings),
+        ((h.initial_amount, h.contract_id) for h in holdings),
         key=lambda pair: (-pair[0], pair[1]),
     )
     valued = [(value, cid) for value, cid in valued if value > 0]
@@ -192,29 +192,57 @@ def create_preapproval_commands(
     ``amulet_rules`` and ``open_round`` come from `disclose` (their ``synchronizer_id`` is
     also the command's); ``party`` pays any preapproval fee from ``inputs``.
     """
-    if expires_at.tzinfo is None:
-        raise ValueError("expires_at must be an aware (UTC) datetime")
-    if amulet_rules.contract_id is None or open_round.contract_id is None:
-        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
     argument = AmuletRulesCreateTransferPreapproval(
-        context=PaymentTransferContext(
-            amuletRules=amulet_rules.contract_id,
-            context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
-        ),
+        context=_rules_context(amulet_rules, open_round, expires_at),
         inputs=_inputs(inputs),
         receiver=party,
         provider=party,
         expiresAt=expires_at,
         expectedDso=dso_party,
     )
-    exercise = ExerciseCommand(
-        template_id=AMULET_RULES,
-        contract_id=amulet_rules.contract_id,
-        choice=CREATE_PREAPPROVAL,
-        choice_argument=argument,
+    exercise = (AMULET_RULES, amulet_rules.contract_id or "", CREATE_PREAPPROVAL, argument)
+    return _as_app(exercise, party, amulet_rules, open_round, command_id, submission_id, dedup_seconds, user_id)
+
+
+def renew_preapproval_commands(
+    *,
+    preapproval_id: str,
+    amulet_rules: DisclosedContract,
+    open_round: DisclosedContract,
+    party: str,
+    inputs: Sequence[str],
+    new_expires_at: datetime,
+    command_id: str,
+    submission_id: str,
+    dedup_seconds: int,
+    user_id: str | None = None,
+) -> JsCommands:
+    """`TransferPreapproval_Renew` of the app's own preapproval (``party`` is its provider and
+    pays the fee for the extension from ``inputs``)."""
+    argument = TransferPreapprovalRenew(
+        context=_rules_context(amulet_rules, open_round, new_expires_at),
+        inputs=_inputs(inputs),
+        newExpiresAt=new_expires_at,
     )
+    exercise = (TRANSFER_PREAPPROVAL, preapproval_id, RENEW_PREAPPROVAL, argument)
+    return _as_app(exercise, party, amulet_rules, open_round, command_id, submission_id, dedup_seconds, user_id)
+
+
+def _as_app(
+    exercise: tuple[str, str, str, object],
+    party: str,
+    amulet_rules: DisclosedContract,
+    open_round: DisclosedContract,
+    command_id: str,
+    submission_id: str,
+    dedup_seconds: int,
+    user_id: str | None,
+) -> JsCommands:
+    """The app (``party``) exercising (template, contract id, choice, argument), with AmuletRules
+    and the round disclosed."""
+    template_id, contract_id, choice, argument = exercise
     return _envelope(
-        exercise,
+        ExerciseCommand(template_id=template_id, contract_id=contract_id, choice=choice, choice_argument=argument),
         act_as=[party],
         command_id=command_id,
         submission_id=submission_id,
@@ -222,6 +250,20 @@ def create_preapproval_commands(
         user_id=user_id,
         synchronizer_id=amulet_rules.synchronizer_id,
         disclosed=[amulet_rules, open_round],
+    )
+
+
+def _rules_context(
+    amulet_rules: DisclosedContract, open_round: DisclosedContract, expiry: datetime
+) -> PaymentTransferContext:
+    """The context of a preapproval choice (no featured right: the app pays itself)."""
+    if expiry.tzinfo is None:
+        raise ValueError("the expiry must be an aware (UTC) datetime")
+    if amulet_rules.contract_id is None or open_round.contract_id is None:
+        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
+    return PaymentTransferContext(
+        amuletRules=amulet_rules.contract_id,
+        context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
     )
 
 

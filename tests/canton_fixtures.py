@@ -114,7 +114,6 @@ async def payment(
         await c.ledger.amulets(sender),
         Decimal(amount),
         max_inputs=ctx.open_round.max_num_inputs,
-        round_number=ctx.open_round.number,
     )
     assert isinstance(chosen, Selection), chosen
     return send_commands(

@@ -27,10 +27,10 @@ def test_info_balance_config_update_show_the_network(sim_env: dict[str, str], tm
     env = {**sim_env, "ROCKSDB_PATH": str(tmp_path / "state"), "LOG_LEVEL": "warn"}
     info = billing("info", env=env)
     assert info.returncode == 0, info.stderr
-    assert "DSO party" in info.stdout and "100.0000000000 CC" in info.stdout
+    assert "DSO party" in info.stdout and "500.0000000000 CC" in info.stdout
     assert sim_env["APP_PROVIDER_JWT"] not in info.stdout and "******** (set)" in info.stdout
     balance = billing("balance", env=env)
-    assert balance.returncode == 0 and "Total: 100.0000000000 CC in 1 amulet(s)" in balance.stdout
+    assert balance.returncode == 0 and "Total: 500.0000000000 CC in 1 amulet(s)" in balance.stdout
     config = billing("config", env=env)
     assert config.returncode == 0 and "Payment context from Scan" in config.stdout and "max inputs" in config.stdout
     pay = billing("pay", "-u", "bob", "-s", "prover", env=env)

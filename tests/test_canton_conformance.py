@@ -18,14 +18,16 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from pipeline.auth import StaticToken
 from pipeline.canton_errors import CantonError
+from pipeline.hosting import PartyDirectory
 from pipeline.scan_context import choose_round, disclose, open_round_contracts, read_rounds
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from pipeline.simulator.faults import Fault
-from pipeline.transfer_builders import create_preapproval_commands, send_commands
+from pipeline.transfer_builders import create_preapproval_commands, renew_preapproval_commands, send_commands
 from tests.canton_fixtures import (
     ALICE,
     APP,
+    BOB,
     CAROL,
     Canton,
     new_sim,
@@ -77,6 +79,7 @@ async def exercise_everything(sim: Simulator, recording: Recording) -> None:
         await _payments(c)
         await _lookups(c)
         await _setup(c)
+        await _hosting(c)
     async with open_clients(sim, transport=recording, auth=lambda http: StaticToken("wrong")) as c:
         with pytest.raises(CantonError):
             await c.ledger.ledger_end()  # 401
@@ -155,6 +158,37 @@ async def _setup(c: Canton) -> None:
     )
 
 
+async def _hosting(c: Canton) -> None:
+    """The user and party reads of `pipeline/hosting.py`, a renewal, and the ledger's refusals."""
+    directory = PartyDirectory(c.ledger.http, user_id=None, clock=c.sim.clock)
+    c.sim.host_elsewhere(BOB)
+    c.sim.revoke_act_as(CAROL)
+    found = await directory.standings([APP, ALICE, BOB, CAROL])
+    assert [p for p, s in found.items() if not s.chargeable] == [BOB, CAROL]
+    ctx = await c.context.get()
+    preapproval = await c.scan.transfer_preapproval(APP)
+    assert preapproval is not None
+    await c.ledger.submit_and_wait(
+        renew_preapproval_commands(
+            preapproval_id=preapproval.contract.contract_id,
+            amulet_rules=disclose(ctx.amulet_rules, ctx.synchronizer_id),
+            open_round=disclose(ctx.open_round.contract, ctx.synchronizer_id),
+            party=APP,
+            inputs=[h.contract_id for h in await c.ledger.amulets(APP)],
+            new_expires_at=c.sim.clock() + timedelta(days=100),  # 70 more days: free
+            command_id="renew",
+            submission_id="s-renew",
+            dedup_seconds=600,
+        )
+    )
+    for sender in (BOB, CAROL):  # 404 NO_SYNCHRONIZER_…, 403 PERMISSION_DENIED
+        with pytest.raises(CantonError):
+            await c.ledger.submit_and_wait(
+                send_commands(ctx, sender=sender, amount=Decimal(1), inputs=["00ab"], description=None,
+                              command_id=f"pay-{sender}", submission_id="s", dedup_seconds=60)
+            )
+
+
 def check(specs: dict[str, OpenAPI], exchange: Exchange) -> None:
     sent, status, body, content_type = exchange
     kind, request = mock_request(sent)
@@ -199,10 +233,13 @@ async def test_client_requests_and_simulator_answers_match_the_specs(
         "/api/scan/v0",
         "/api/scan/v0/transfer-preapprovals",
         "/api/scan/v2/updates",
+        "/v2/authenticated-user",
+        "/v2/users/ledger-api-user/rights",
+        f"/v2/parties/{APP}",
     ):
         assert needed in paths, f"{needed} was never exercised"
     statuses = {status for path, status in seen if path == "/v2/commands/submit-and-wait"}
-    assert statuses == {200, 400, 404, 409, 504}
+    assert statuses == {200, 400, 403, 404, 409, 504}
     assert any(path.startswith("/api/scan/v2/updates/") for path in paths)
 
 

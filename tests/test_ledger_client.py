@@ -276,48 +276,44 @@ def holdings(*amounts: str, rate: str = "0", created: int = 10) -> list[Holding]
 
 def test_inputs_are_the_largest_first_and_as_few_as_needed() -> None:
     chosen = select_inputs(
-        holdings("5", "50", "20", "30"), Decimal("60"), max_inputs=10, round_number=10
+        holdings("5", "50", "20", "30"), Decimal("60"), max_inputs=10
     )
     assert chosen == Selection(inputs=("a1", "a3"), total=Decimal(80))
 
 
 def test_an_exact_balance_is_enough_without_a_margin_and_short_with_one() -> None:
     assert isinstance(
-        select_inputs(holdings("10"), Decimal(10), max_inputs=5, round_number=10), Selection
+        select_inputs(holdings("10"), Decimal(10), max_inputs=5), Selection
     )
     short = select_inputs(
-        holdings("10"), Decimal(10), max_inputs=5, round_number=10, fee_margin=Decimal("0.01")
+        holdings("10"), Decimal(10), max_inputs=5, fee_margin=Decimal("0.01")
     )
     assert isinstance(short, InsufficientFunds) and short.required == Decimal("10.01")
 
 
 def test_too_many_small_amulets_is_insufficient_because_fragmented() -> None:
-    result = select_inputs(holdings(*["1"] * 10), Decimal(5), max_inputs=3, round_number=10)
+    result = select_inputs(holdings(*["1"] * 10), Decimal(5), max_inputs=3)
     assert isinstance(result, InsufficientFunds) and result.fragmented
     assert (result.available, result.spendable) == (Decimal(10), Decimal(3))
     assert "3 largest amulets" in result.reason
 
 
 def test_no_amulets_at_all() -> None:
-    result = select_inputs([], Decimal(1), max_inputs=100, round_number=1)
+    result = select_inputs([], Decimal(1), max_inputs=100)
     assert isinstance(result, InsufficientFunds) and not result.fragmented
     assert result.available == 0 and "holds 0 CC" in result.reason
 
 
-def test_holding_fees_are_deducted_a_few_rounds_ahead() -> None:
-    # 10 CC created in round 10 at 0.1 CC/round is worth 10 - 0.1 x (20 + 2 - 10) = 8.8 in round 22.
-    assert isinstance(
-        select_inputs(holdings("10", rate="0.1"), Decimal("8.8"), max_inputs=1, round_number=20),
-        Selection,
-    )
-    assert isinstance(
-        select_inputs(holdings("10", rate="0.1"), Decimal("8.81"), max_inputs=1, round_number=20),
-        InsufficientFunds,
-    )
+def test_old_amulets_count_at_their_initial_amount() -> None:
+    # Current Splice charges no holding fee on transfer: 10 CC created in round 10 at 0.1 CC/round
+    # still pays 10 CC many rounds later (it used to be worth 10 - 0.1 x rounds, nothing by round 110).
+    old = holdings("10", rate="0.1", created=10)
+    assert select_inputs(old, Decimal(10), max_inputs=1) == Selection(inputs=("a0",), total=Decimal(10))
+    assert isinstance(select_inputs(old, Decimal("10.01"), max_inputs=1), InsufficientFunds)
 
 
 def test_equal_amulets_are_chosen_in_a_stable_order() -> None:
-    first = select_inputs(holdings("5", "5", "5"), Decimal(6), max_inputs=3, round_number=10)
+    first = select_inputs(holdings("5", "5", "5"), Decimal(6), max_inputs=3)
     assert isinstance(first, Selection) and first.inputs == ("a0", "a1")
 
 
@@ -410,6 +406,7 @@ async def test_send_needs_inputs_and_ids(canton: Canton) -> None:
 
 async def test_setup_creates_the_preapproval_through_submit_and_wait(clock: ManualClock) -> None:
     sim = new_sim(clock, preapproval=False)
+    sim.fund(APP, 100)  # a year costs (365 - 90) x 0.00274 USD / 0.005 USD/CC = 150.7 CC
     async with open_clients(sim) as c:
         dso = await c.scan.dso()
         rounds = await c.scan.open_and_issuing_mining_rounds()
@@ -442,7 +439,7 @@ async def test_setup_creates_the_preapproval_through_submit_and_wait(clock: Manu
         await c.ledger.submit_and_wait(command)
         found = await c.scan.transfer_preapproval(APP)
     assert found is not None and found.contract.payload["provider"] == APP
-    assert sim.balance(APP) == 100  # the simulator charges no preapproval fee
+    assert sim.balance(APP) == Decimal("49.3")  # 200 CC less Splice's preapproval fee, burnt
 
 
 def test_setup_needs_an_aware_expiry() -> None:

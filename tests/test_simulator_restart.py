@@ -9,13 +9,9 @@ in memory, so killing it would lose the ledger the check needs).
 
 from __future__ import annotations
 
-import asyncio
-import io
 import signal
 import subprocess
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,56 +21,12 @@ from commands.console import Console
 from commands.context import Context
 from commands.simulator_command import build
 from pipeline.asgi_server import free_port
-from pipeline.simulator.app import Simulator
-from pipeline.simulator.serve import serve_async, settings_lines
+from pipeline.simulator.serve import settings_lines
 from tests.processes import BILLING, clean_env, write_catalogue
 from tests.secret_watch import SECRETS, record
+from tests.sim_thread import Listener
 
 USERS = 60
-
-
-class Listener:
-    """The simulator's HTTP listener on a fixed port, on a thread of its own; stop and start it."""
-
-    def __init__(self, sim: Simulator, port: int) -> None:
-        self.sim, self.port = sim, port
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = asyncio.Event()
-
-    def _run(self, coro):  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def start(self) -> None:
-        async def go() -> None:
-            ready, self.stopping = asyncio.Event(), asyncio.Event()
-            self.task = asyncio.create_task(serve_async(self.sim, "127.0.0.1", self.port, out=io.StringIO(),
-                                                        on_ready=lambda _: ready.set(), stop=self.stopping))
-            await asyncio.wait_for(ready.wait(), 10)
-
-        self._run(go())
-
-    def stop(self) -> None:
-        async def go() -> None:
-            assert self.task is not None
-            self.stopping.set()  # uvicorn's own shutdown: the socket is closed before it returns
-            await self.task
-
-        self._run(go())
-
-    def senders(self) -> Counter[str]:
-        async def go() -> Counter[str]:
-            return Counter(t.sender for t in self.sim.transfers())
-
-        result: Counter[str] = self._run(go())
-        return result
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 def _wait(listener: Listener, count: int, seconds: float) -> int:

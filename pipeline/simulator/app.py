@@ -22,9 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from pipeline.simulator import ledger_routes, scan_routes
+from pipeline.simulator import ledger_routes, party_routes, scan_routes
 from pipeline.simulator.clock import Clock, ManualClock, wall_clock
 from pipeline.simulator.faults import Fault, FaultPlan, Planned
+from pipeline.simulator.hosting import Hosting
 from pipeline.simulator.ledger import TICK, ChangeId, SimLedger
 from pipeline.simulator.model import Contract, Transaction
 from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
@@ -94,11 +95,13 @@ class Simulator:
         self.max_commands_in_flight = max_commands_in_flight
         self.commands_in_flight = 0  # submit-and-wait requests being processed now
         self.requests: Counter[str] = Counter()  # endpoint -> how many requests reached it
+        self.hosting = Hosting(app_party, admins=[STATIC_USER])
         self.app = Starlette(
             routes=[
                 Route("/oauth/token", ledger_routes.oauth_token(self), methods=["POST"]),
                 Mount("/api/scan", routes=scan_routes.routes(self)),
                 *ledger_routes.routes(self),
+                *party_routes.routes(self),
             ]
         )
 
@@ -109,11 +112,34 @@ class Simulator:
 
     def fund(self, party: str, amount: Decimal | int | str) -> str:
         """Give ``party`` a new Amulet of ``amount``; returns its contract id."""
+        self.hosting.see([party])
         return self.ledger.fund(party, Decimal(amount)).contract_id
+
+    def fund_old(self, party: str, amount: Decimal | int | str, *, rounds_ago: int) -> str:
+        """An Amulet created ``rounds_ago`` rounds ago: its holding fees exceed a fresh one's."""
+        self.hosting.see([party])
+        return self.ledger.fund(party, Decimal(amount), rounds_ago=rounds_ago).contract_id
 
     def feature(self, provider: str) -> str:
         """Make ``provider`` a featured app; returns the FeaturedAppRight's contract id."""
+        self.hosting.see([provider])
         return self.ledger.feature(provider).contract_id
+
+    def host_elsewhere(self, party: str) -> None:
+        """``party`` lives on another participant: this one can neither submit for it nor see it."""
+        self.hosting.see([party])
+        self.hosting.elsewhere.add(party)
+
+    def revoke_act_as(self, party: str, user: str | None = None) -> None:
+        """Take CanActAs for ``party`` from ``user`` (default: every user this simulator knows)."""
+        self.hosting.see([party])
+        for who in [user] if user else [STATIC_USER, *self.oauth_clients]:
+            self.hosting.revoked[who].add(party)
+
+    def grant_act_as(self, party: str) -> None:
+        """Give every user CanActAs for ``party`` back (what an operator does to fix a refusal)."""
+        for revoked in self.hosting.revoked.values():
+            revoked.discard(party)
 
     def add_preapproval(
         self,
@@ -124,6 +150,7 @@ class Simulator:
     ) -> str:
         """Pre-seed a TransferPreapproval (default: the app's own, valid for a year)."""
         receiver = receiver or self.app_party
+        self.hosting.see([receiver, provider or receiver])
         expires = expires_at or self.clock() + timedelta(days=365)
         return self.ledger.add_preapproval(receiver, provider or receiver, expires).contract_id
 
@@ -274,7 +301,7 @@ def seeded(
     Args:
         holdings: (party, amount) pairs, e.g. the users of data/users.json.
         app_party: the app provider's party (PARTY_APP), receiver of payments.
-        app_amount: the app party's own Amulet (0 for none).
+        app_amount: the app party's own Amulet (0 for none; a year's preapproval fee is ~151 CC).
         featured: give the app a FeaturedAppRight.
         preapproval: pre-seed the app's TransferPreapproval (else `billing setup` makes it).
         options: passed to `Simulator` (clock, tick, seed, static_token, ...).

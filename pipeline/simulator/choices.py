@@ -5,7 +5,9 @@ the submitter cannot see must be disclosed (with the right blob), archived ones 
 LOCAL_VERDICT_INACTIVE_CONTRACTS, a round that is not open yet or an expired
 preapproval fail the Daml deadline checks (DAML_FAILURE with the stdlib's error id, the
 check named in the cause, as Canton does: `deadline_failure`), and a
-short balance fails with Splice's insufficient-funds error id. Transfers have no fees.
+short balance fails with Splice's insufficient-funds error id. Transfers have no fees and
+inputs count at their initialAmount (no holding fee on transfer, as in current Splice).
+Creating and renewing a preapproval are in `preapproval_choices.py`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def execute(ledger: SimLedger, body: dict[str, Any], act_as: list[str]) -> Effec
     if sync is not None and sync != ledger.synchronizer_id:
         raise Rejection("INVALID_ARGUMENT", f"unknown synchronizer {sync}", 8)
     view = _View(ledger, act_as, disclosed)
+    # Imported here: those choices build on this module's `_View` (no import cycle at load time).
+    from pipeline.simulator.preapproval_choices import create_preapproval, renew_preapproval
     if ex.get("choice") == "TransferPreapproval_Send" and template_matches(
         ex["templateId"], "TransferPreapproval"
     ):
@@ -77,7 +81,11 @@ def execute(ledger: SimLedger, body: dict[str, Any], act_as: list[str]) -> Effec
     if ex.get("choice") == "AmuletRules_CreateTransferPreapproval" and template_matches(
         ex["templateId"], "AmuletRules"
     ):
-        return _create_preapproval(view, ex["contractId"], ex.get("choiceArgument") or {})
+        return create_preapproval(view, ex["contractId"], ex.get("choiceArgument") or {})
+    if ex.get("choice") == "TransferPreapproval_Renew" and template_matches(
+        ex["templateId"], "TransferPreapproval"
+    ):
+        return renew_preapproval(view, ex["contractId"], ex.get("choiceArgument") or {})
     raise Rejection(
         "INVALID_ARGUMENT",
         f"choice {ex.get('choice')} of {ex.get('templateId')} is not simulated",
@@ -157,6 +165,22 @@ class _View:
             )
         return amulets
 
+    def inputs_covering(
+        self, arg: dict[str, Any], owner: str, needed: Decimal, what: str
+    ) -> tuple[list[Contract], Decimal]:
+        """The input Amulets and their total at initialAmount (current Splice charges no holding
+        fee on transfer); Splice's insufficient-funds failure when they hold less than ``needed``."""
+        inputs = self.inputs(arg, owner)
+        total = sum((Decimal(a.payload["amount"]["initialAmount"]) for a in inputs), Decimal(0))
+        if total < needed:
+            raise Rejection(
+                "DAML_FAILURE",
+                f"Insufficient funds: inputs hold {total}, {what} {needed}",
+                9,
+                {"error_id": INSUFFICIENT_FUNDS, "requiredAmount": numeric(needed)},
+            )
+        return inputs, total
+
 
 def _need(arg: dict[str, Any], *names: str) -> None:
     missing = [n for n in names if n not in arg]
@@ -194,15 +218,7 @@ def _send(view: _View, preapproval_cid: str, arg: dict[str, Any]) -> Effects:
     round_number = view.open_round(ctx["context"]["openMiningRound"])
     _check_featured(view, ctx["context"].get("featuredAppRight"), preapproval.payload["provider"])
     amount = _amount(arg["amount"])
-    inputs = view.inputs(arg, sender)
-    total = sum((Decimal(a.payload["amount"]["initialAmount"]) for a in inputs), Decimal(0))
-    if total < amount:
-        raise Rejection(
-            "DAML_FAILURE",
-            f"Insufficient funds: inputs hold {total}, the transfer needs {amount}",
-            9,
-            {"error_id": INSUFFICIENT_FUNDS, "requiredAmount": numeric(amount)},
-        )
+    inputs, total = view.inputs_covering(arg, sender, amount, "the transfer needs")
     ledger = view.ledger
     paid = ledger.new_amulet(preapproval.payload["receiver"], amount, round_number)
     change = [ledger.new_amulet(sender, total - amount, round_number)] if total > amount else []
@@ -238,64 +254,6 @@ def _check_featured(view: _View, cid: str | None, provider: str) -> None:
             f"provider's ({provider})",
             9,
         )
-
-
-def _create_preapproval(view: _View, rules_cid: str, arg: dict[str, Any]) -> Effects:
-    _need(arg, "context", "inputs", "receiver", "provider", "expiresAt")
-    receiver, provider = arg["receiver"], arg["provider"]
-    if not {receiver, provider} <= view.act_as:
-        raise Rejection(
-            "DAML_AUTHORIZATION_ERROR",
-            "AmuletRules_CreateTransferPreapproval needs the authority of "
-            "the receiver and the provider",
-            8,
-        )
-    ledger = view.ledger
-    if arg.get("expectedDso") not in (None, ledger.dso_party):
-        raise Rejection(
-            "UNHANDLED_EXCEPTION",
-            f"Interpretation error: expectedDso {arg['expectedDso']} is not {ledger.dso_party}",
-            9,
-        )
-    rules = view.fetch(rules_cid, "AmuletRules")
-    round_number = view.open_round(arg["context"]["context"]["openMiningRound"])
-    expires = _time(arg["expiresAt"])
-    if expires <= view.now:
-        raise Rejection(
-            "UNHANDLED_EXCEPTION", "Interpretation error: expiresAt must be in the future", 9
-        )
-    inputs = view.inputs(arg, provider)
-    total = sum((Decimal(a.payload["amount"]["initialAmount"]) for a in inputs), Decimal(0))
-    change = [ledger.new_amulet(provider, total, round_number)] if total > 0 else []
-    now = iso(ledger.now())
-    preapproval = ledger.new_contract(
-        "TransferPreapproval",
-        {
-            "dso": ledger.dso_party,
-            "receiver": receiver,
-            "provider": provider,
-            "validFrom": arg.get("optCreatedAt") or now,
-            "lastRenewedAt": now,
-            "expiresAt": arg["expiresAt"],
-        },
-        [receiver, provider, ledger.dso_party],
-        [],
-    )
-    result = {
-        "transferPreapprovalCid": preapproval.contract_id,
-        "amuletPaid": numeric(Decimal(0)),
-        "meta": None,
-        "transferResult": {"round": {"number": str(round_number)}},
-    }
-    root = Exercise(
-        rules,
-        "AmuletRules_CreateTransferPreapproval",
-        arg,
-        [receiver, provider],
-        consuming=False,
-        result=result,
-    )
-    return root, inputs, [*change, preapproval]
 
 
 def _time(text: Any) -> datetime:

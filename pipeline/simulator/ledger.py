@@ -35,6 +35,11 @@ from pipeline.simulator.model import (
 ChangeId = tuple[str, frozenset[str], str]
 TICK = timedelta(minutes=10)
 FIRST_ROUND = 100
+AMULET_PRICE = Decimal("0.005")  # USD per CC, as on DevNet
+# Splice's holding fee, 1 USD a year at 10-minute rounds (the Canton Coin fee-removal CIP quotes
+# "holdingFeeRate of 1 $/year"), kept on each Amulet in CC per round: since that CIP
+# (hyperledger-labs/splice PR 1722) it is no longer charged when the Amulet is a transfer input.
+HOLDING_FEE_USD = Decimal("0.0000190259")
 
 
 class SimLedger:
@@ -67,7 +72,7 @@ class SimLedger:
         self.accepted: dict[ChangeId, tuple[int, datetime, str | None]] = {}
         self._last_record_time = datetime.min.replace(tzinfo=clock().tzinfo)
         self.amulet_rules = self._genesis_contract(
-            "AmuletRules", {"dso": self.dso_party, "isDevNet": True}, [self.dso_party], []
+            "AmuletRules", amulet_rules_payload(self.dso_party, max_num_inputs), [self.dso_party], []
         )
 
     # --- time and rounds ------------------------------------------------------------------------
@@ -96,7 +101,7 @@ class SimLedger:
             payload = {
                 "dso": self.dso_party,
                 "round": {"number": str(info.number)},
-                "amuletPrice": "0.0050000000",
+                "amuletPrice": numeric(AMULET_PRICE),
                 "opensAt": iso(info.opens_at),
                 "targetClosesAt": iso(info.target_closes_at),
                 "issuingFor": {
@@ -114,12 +119,13 @@ class SimLedger:
 
     # --- seeding --------------------------------------------------------------------------------
 
-    def fund(self, party: str, amount: Decimal) -> Contract:
-        """Give ``party`` one new Amulet (like the DevNet faucet)."""
+    def fund(self, party: str, amount: Decimal, *, rounds_ago: int = 0) -> Contract:
+        """Give ``party`` one new Amulet (like the DevNet faucet), dated ``rounds_ago`` rounds back."""
         if amount <= 0:
             raise ValueError(f"cannot fund {party} with {amount}")
         self.offset += 1
-        return self._create_amulet(party, amount, self.current_round(), self.clock(), self.offset)
+        created = max(self.current_round() - rounds_ago, 0)
+        return self._create_amulet(party, amount, created, self.clock(), self.offset)
 
     def feature(self, provider: str) -> Contract:
         """A FeaturedAppRight for ``provider`` (signed by the DSO)."""
@@ -161,7 +167,7 @@ class SimLedger:
             "amount": {
                 "initialAmount": numeric(amount),
                 "createdAt": {"number": str(round_number)},
-                "ratePerRound": {"rate": numeric(Decimal(0))},
+                "ratePerRound": {"rate": numeric(HOLDING_FEE_USD / AMULET_PRICE)},
             },
         }
         contract = self.new_contract("Amulet", payload, [self.dso_party, owner], [])
@@ -343,11 +349,24 @@ def _within(
     return now - when < window
 
 
+def amulet_rules_payload(dso: str, max_inputs: int) -> dict[str, Any]:
+    """AmuletRules with the config fields billing reads: the preapproval fee and its free base
+    duration (splice-amulet AmuletConfig: `transferPreapprovalFee`, 0.00274 USD/day by default,
+    `transferPreapprovalBaseDuration`, 90 days, from the Canton Coin fee-removal CIP)."""
+    config = {
+        "transferConfig": _transfer_config(max_inputs),
+        "tickDuration": {"microseconds": str(int(TICK / timedelta(microseconds=1)))},
+        "transferPreapprovalFee": "0.0027400000",
+        "transferPreapprovalBaseDuration": {"microseconds": str(90 * 86_400_000_000)},
+    }
+    return {"dso": dso, "configSchedule": {"initialValue": config, "futureValues": []}, "isDevNet": True}
+
+
 def _transfer_config(max_inputs: int) -> dict[str, Any]:
     zero = {"initialRate": "0.0000000000", "steps": []}
     return {
         "createFee": {"fee": "0.0000000000"},
-        "holdingFee": {"rate": "0.0000000000"},
+        "holdingFee": {"rate": numeric(HOLDING_FEE_USD)},
         "transferFee": zero,
         "lockHolderFee": {"fee": "0.0000000000"},
         "extraFeaturedAppRewardAmount": "1.0000000000",

@@ -164,9 +164,12 @@ def _active_contracts(sim: Simulator, request: Request, user: str, body: Body) -
         )
     check_active_at(at, sim.pruned_up_to)
     filters, _ = _filters(body.get("eventFormat") or body.get("filter"))
+    sim.hosting.check_readers(user, filters)
     blob = _wants_blob(body.get("eventFormat") or body.get("filter"))
     rows: dict[str, tuple[Any, str]] = {}
     for party, templates in filters.items():
+        if party is not None and not sim.hosting.hosted(party):
+            continue  # this participant's ACS holds no contract of a party it does not host
         for contract in ledger.active(party=party, at_offset=at):
             if templates is None or any(template_matches(t, contract.template) for t in templates):
                 rows.setdefault(contract.contract_id, (contract, party or contract.signatories[0]))
@@ -192,6 +195,7 @@ def _completions(sim: Simulator, request: Request, user: str, body: Body) -> Res
     parties, begin = set(body["parties"]), int(body.get("beginExclusive") or 0)
     if not parties:
         raise Rejection("INVALID_ARGUMENT", "parties must not be empty", 8)
+    sim.hosting.check_readers(user, parties)
     wanted_user = body.get("userId") or user
     check_completions_from(begin, ledger.offset, sim.pruned_up_to)
     # Completions are appended in offset order: start at the first one after ``begin``.
@@ -269,7 +273,7 @@ def _submit(sim: Simulator) -> Handler:
                 delay += planned.delay
             if delay > 0:
                 await asyncio.sleep(delay)
-            return _run(sim, body, change, planned)
+            return _run(sim, body, change, planned, user)
         finally:
             sim.in_flight.discard(change)
             sim.commands_in_flight -= 1
@@ -277,9 +281,10 @@ def _submit(sim: Simulator) -> Handler:
     return handle
 
 
-def _run(sim: Simulator, body: Body, change: Any, planned: Planned | None) -> Response:
+def _run(sim: Simulator, body: Body, change: Any, planned: Planned | None, user: str) -> Response:
     ledger, submission = sim.ledger, body.get("submissionId")
     try:
+        sim.hosting.check_submitters(user, body["actAs"])  # before sequencing: no completion
         ledger.check_duplicate(change, body.get("deduplicationPeriod"))
         root, archived, created = execute(ledger, body, list(body["actAs"]))
     except Rejection as rejection:

@@ -151,20 +151,23 @@ class Rejection(Exception):
     sequenced: bool = False  # rejected after sequencing: leaves a completion behind
     http_status: int | None = None  # when the JSON API does not map the category (413 list limit)
     definite: bool | None = None  # definiteAnswer, when it is not simply "not a deadline"
+    redacted: bool = False  # security-sensitive: ``cause`` is a template naming the request only
 
     @property
     def status(self) -> int:
         return self.http_status or CATEGORY_STATUS[self.category]
 
     def body(self, correlation_id: str) -> dict[str, Any]:
+        trace = digest("trace", correlation_id)[:32]
+        cause = self.cause.format(correlation=correlation_id, trace=trace) if self.redacted else self.cause
         doc: dict[str, Any] = {
             "code": self.code,
-            "cause": self.cause,
+            "cause": cause,
             "context": dict(self.context),
             "errorCategory": self.category,
             "grpcCodeValue": CATEGORY_GRPC[self.category],
             "correlationId": correlation_id,
-            "traceId": digest("trace", correlation_id)[:32],
+            "traceId": trace,
             "definiteAnswer": self.category != 3 if self.definite is None else self.definite,
         }
         if self.category in (1, 2, 3, 12):
