@@ -27,6 +27,8 @@ from pipeline.ids import legacy_payment_id
 from pipeline.payment_book import PaymentBook, PaymentState
 
 RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE",
+                         # once `billing setup` (or `setup --renew`) made the app's preapproval usable
+                         "PREAPPROVAL_EXPIRED", "NO_PREAPPROVAL",
                          # once the party is hosted here / the user granted CanActAs (pipeline/hosting.py)
                          *NOT_HOSTED_CODES, *NO_RIGHT_CODES, NOT_CHARGEABLE}
 #: The ledger's own refusals carry their cause as Splice's error id (code DAML_FAILURE).

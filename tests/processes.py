@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -137,11 +138,14 @@ def transfers_per_period(env: dict[str, str]) -> Counter[tuple[str, str]]:
 
 
 def write_catalogue(folder: Path, users: int) -> Path:
-    """A catalogue of ``users`` users, each on one plan (300 s periods)."""
+    """A catalogue of ``users`` users, each on one plan (300 s periods starting a second ago: without
+    ``starts_at`` periods are aligned on the epoch, and a boundary could fall in the middle of a test)."""
     folder.mkdir(parents=True, exist_ok=True)
+    starts = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0).isoformat()
     plans = [{"id": "p", "name": "prover", "price": 2, "currency": "CC", "interval_sec": "300"}]
     people = [{"id": f"u{i}", "party": f"u{i}::1220{i:060x}", "name": f"User {i}", "email": f"u{i}@example.com",
-               "subscriptions": [{"name": "prover", "expires_at": "2031-12-31"}]} for i in range(users)]
+               "subscriptions": [{"name": "prover", "expires_at": "2031-12-31", "starts_at": starts}]}
+              for i in range(users)]
     (folder / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     (folder / "users.json").write_text(json.dumps({"users": people}))
     return folder

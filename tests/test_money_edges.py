@@ -195,3 +195,18 @@ def test_balance_of_an_unknown_name_is_one_line(sim_env: dict[str, str], tmp_pat
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("error: --party 'nobody': no user matches 'nobody'; `billing users` lists "
                                      "them; or give a whole party id (name::1220…)")
+
+
+@pytest.mark.parametrize(("code", "retried"), [
+    ("PREAPPROVAL_EXPIRED", True), ("NO_PREAPPROVAL", True), ("INSUFFICIENT_FUNDS", True),
+    # Never asked again blindly: the period may be paid (parked in doubt, or another transfer holds the id).
+    ("IN_DOUBT", False), ("DUPLICATE_NOT_THIS_PAYMENT", False), ("INVALID_ARGUMENT", False),
+])
+def test_restart_asks_again_only_what_an_operator_can_fix(code: str, retried: bool) -> None:
+    request = msgspec.json.decode((SAMPLES / "v1_requested.json").read_bytes(), type=Envelope).event
+    doc = json.loads((SAMPLES / "v1_failed.json").read_text())
+    doc["event"].update(code=code, error_id=None, final=True)
+    book = PaymentBook()
+    book.apply(Recorded(0, request))
+    book.apply(Recorded(1, msgspec.json.decode(json.dumps(doc), type=Envelope).event))
+    assert [r.payment_id for r in retry_requests(book, request.at)] == ([request.payment_id] if retried else [])
