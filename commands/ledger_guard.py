@@ -16,8 +16,10 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from commands.errors import CommandError
+from pipeline.canton_adapter import CantonAdapter
 from pipeline.canton_errors import CantonError
 from pipeline.canton_types import Completion1
 from pipeline.ids import payment_of_command
@@ -40,9 +42,18 @@ def unknown_charges(completions: Iterable[Completion1], book: PaymentBook) -> li
     return out
 
 
-async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: int) -> list[Completion1]:
+class LedgerScan(NamedTuple):
+    """What one bounded read of the completions saw, and how far it got."""
+
+    completions: list[Completion1]
+    checked_to: int  # every completion up to this offset was read (``end`` when the read got there)
+    end: int  # the ledger end when the read began
+
+
+async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: int) -> LedgerScan:
     """Every completion of ``parties``' commands by our ledger user after offset ``after``, read
-    up to the ledger end as it is now (bounded: pages of ``ledger.page_size``, ``max_pages`` each).
+    up to the ledger end as it is now (bounded: pages of ``ledger.page_size``, ``max_pages`` per
+    group of parties; where that bound stops a read short, ``checked_to`` says so).
 
     Completions the participant has pruned are gone: the read starts at its pruning offset
     instead, and a warning names the offsets nobody can check any more (docs/canton-facts.md).
@@ -50,12 +61,12 @@ async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: i
     end = await ledger.ledger_end()
     slots = asyncio.Semaphore(READS_AT_ONCE)
 
-    async def read(group: list[str]) -> list[Completion1]:
+    async def read(group: list[str]) -> tuple[list[Completion1], int]:
         found, begin = [], after
         async with slots:
             for _ in range(ledger.max_pages):
                 if begin >= end:
-                    break
+                    return found, end
                 try:
                     page = await ledger.completions(group, begin_exclusive=begin)
                 except CantonError as err:
@@ -68,12 +79,13 @@ async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: i
                     continue
                 found += page.completions
                 if page.items == 0 or page.last_offset <= begin:
-                    break  # the stream went quiet before the end: nothing more for these parties
+                    return found, end  # the stream went quiet before the end: nothing more for these parties
                 begin = page.last_offset
-        return found
+        return found, min(begin, end)
 
     groups = [parties[i : i + PARTIES_PER_READ] for i in range(0, len(parties), PARTIES_PER_READ)]
-    return [c for found in await asyncio.gather(*map(read, groups)) for c in found]
+    reads = await asyncio.gather(*map(read, groups))
+    return LedgerScan([c for found, _ in reads for c in found], min((to for _, to in reads), default=end), end)
 
 
 def acknowledged(state: Path) -> int:
@@ -91,10 +103,26 @@ def acknowledge(state: Path, offset: int) -> None:
     temp.replace(target)
 
 
+async def checked_parties(port: CantonAdapter, parties: Iterable[str]) -> list[str]:
+    """The catalogue's parties whose completions the check reads. The ledger refuses a
+    completions read naming a party the user has no right for (PERMISSION_DENIED): such a
+    subscriber cannot be charged by this user now (`pipeline/hosting.py` says so at start)."""
+    wanted = list(dict.fromkeys(parties))
+    standings = await port.parties.standings(wanted)
+    return [p for p in wanted if standings[p].can_act]
+
+
 async def check_ledger_known(ledger: LedgerApi, book: PaymentBook, parties: list[str], state: Path) -> None:
     """Raise `CommandError` (one line) when the ledger shows charges the log does not hold."""
     after = max(book.ledger_offset, acknowledged(state))
-    strangers = unknown_charges(await billing_completions(ledger, parties, after=after), book)
+    scan = await billing_completions(ledger, parties, after=after)
+    strangers = unknown_charges(scan.completions, book)
+    if not strangers and scan.checked_to < scan.end:
+        raise CommandError(
+            f"the state folder {state.resolve()} knows the ledger up to offset {after}, and one check reads "
+            f"only up to offset {scan.checked_to} of {scan.end}: nothing was charged; run "
+            "`billing replay --from-ledger` (once or more) to look at the rest first"
+        )
     if not strangers:
         return
     latest = max(strangers, key=lambda c: c.offset)

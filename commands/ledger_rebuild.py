@@ -21,7 +21,7 @@ from pathlib import Path
 from commands.catalogue import Catalogue
 from commands.context import Context
 from commands.errors import CommandError
-from commands.ledger_guard import acknowledge, acknowledged, billing_completions, unknown_charges
+from commands.ledger_guard import acknowledge, acknowledged, billing_completions, checked_parties, unknown_charges
 from commands.runtime import canton_factory, require_canton
 from commands.schedule import anchor_of, span
 from pipeline.canton_adapter import CantonAdapter
@@ -54,21 +54,25 @@ async def _rebuild(ctx: Context) -> int:
             book.apply(record)
         async with canton_factory(ctx)() as port:
             assert isinstance(port, CantonAdapter)
-            parties = list(dict.fromkeys(u.party for u in ctx.catalogue.users))
+            parties = await checked_parties(port, (u.party for u in ctx.catalogue.users))
             after = max(book.ledger_offset, acknowledged(state))
             with ctx.console.progress("reading the ledger's completions", total=None):
-                strangers = unknown_charges(await billing_completions(port.ledger, parties, after=after), book)
+                scan = await billing_completions(port.ledger, parties, after=after)
+            strangers = unknown_charges(scan.completions, book)
             recovered, unmapped = [], []
             for completion in strangers:
                 found = await _recover(port.scan, completion, ctx.catalogue, book, app=ctx.settings.party_app or "")
                 (recovered.append(found) if isinstance(found, tuple) else unmapped.append((completion, found)))
         for pair in recovered:
             await log.append_batch(list(pair))
-        if strangers:
-            acknowledge(state, max(c.offset for c in strangers))
+        if scan.checked_to > after:  # everything up to there was looked at: recorded or listed below
+            acknowledge(state, scan.checked_to)
     finally:
         await log.close()
     _report(ctx, state, recovered, unmapped)
+    if scan.checked_to < scan.end:
+        ctx.console.line(f"looked at the ledger up to offset {scan.checked_to} of {scan.end}: run "
+                         "`billing replay --from-ledger` again for the rest")
     return 0
 
 

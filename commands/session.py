@@ -15,7 +15,7 @@ from typing import Protocol
 
 from commands.context import Context
 from commands.daemon_client import DaemonClient
-from commands.ledger_guard import check_ledger_known
+from commands.ledger_guard import check_ledger_known, checked_parties
 from pipeline.canton_adapter import CantonAdapter
 from pipeline.canton_port import CantonPort
 from pipeline.embedded_log import EmbeddedLog
@@ -145,12 +145,8 @@ def announce_new_state(ctx: Context) -> None:
 async def check_ledger(ctx: Context, book: PaymentBook, port: CantonPort) -> None:
     """Refuse to charge when the ledger shows charges this state folder does not hold."""
     assert isinstance(port, CantonAdapter), "billing checks the ledger through the real adapter"
-    parties = list(dict.fromkeys(u.party for u in ctx.catalogue.users))
-    # The ledger refuses a completions read naming a party the user has no right for
-    # (PERMISSION_DENIED): such a subscriber was never charged by this user anyway.
-    standings = await port.parties.standings(parties)
-    readable = [p for p in parties if standings[p].can_act]
-    await check_ledger_known(port.ledger, book, readable, Path(ctx.settings.rocksdb_path))
+    parties = await checked_parties(port, (u.party for u in ctx.catalogue.users))
+    await check_ledger_known(port.ledger, book, parties, Path(ctx.settings.rocksdb_path))
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register
     Canton,
     canton_fixture,
     clock_fixture,
+    open_clients,
     payment,
     raw_post,
     sim_fixture,
@@ -82,8 +83,27 @@ async def test_the_ledger_guard_checks_what_pruning_left(canton: Canton, caplog:
     await pay(canton, ALICE, "pay-0123456789abcdef0123456789abcdef")  # a billing charge after it
     with caplog.at_level(logging.WARNING, logger="commands.ledger_guard"):
         found = await billing_completions(canton.ledger, [ALICE], after=0)
-    assert [c.command_id for c in found] == ["pay-0123456789abcdef0123456789abcdef"]
+    assert [c.command_id for c in found.completions] == ["pay-0123456789abcdef0123456789abcdef"]
+    assert found.checked_to == found.end
     warned = [r for r in caplog.records if "pruned" in r.getMessage()]
     assert warned and warned[0].pruned_up_to == pruned  # type: ignore[attr-defined]
     with pytest.raises(CommandError, match="does not hold"):  # still refuses on what it can see
         await check_ledger_known(canton.ledger, PaymentBook(), [ALICE], tmp_path)
+
+
+async def test_the_ledger_guard_refuses_when_its_bounded_read_stops_short(canton: Canton, tmp_path: Path) -> None:
+    """Many commands that are not billing's, then a charge: a read cut short by its page bound
+    must not pass for "the ledger shows nothing": it refuses and says how far it got."""
+    for i in range(5):
+        await pay(canton, ALICE, f"setup-{i}")
+    await pay(canton, ALICE, "pay-0123456789abcdef0123456789abcdef")
+    async with open_clients(canton.sim, page_size=2) as small:
+        small.ledger.max_pages = 1
+        scan = await billing_completions(small.ledger, [ALICE], after=0)
+        assert scan.checked_to < scan.end and scan.completions and not any(
+            c.command_id.startswith("pay-") for c in scan.completions)
+        with pytest.raises(CommandError, match=f"reads only up to offset {scan.checked_to} of {scan.end}"):
+            await check_ledger_known(small.ledger, PaymentBook(), [ALICE], tmp_path)
+        small.ledger.max_pages = 10  # the whole ledger: the charge is found
+        with pytest.raises(CommandError, match="the ledger shows 1 charge"):
+            await check_ledger_known(small.ledger, PaymentBook(), [ALICE], tmp_path)
