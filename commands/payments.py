@@ -46,7 +46,9 @@ def add_commands(sub: Any) -> None:
     )
     pay.add_argument("-u", "--user", required=True, help="user id, email, name or party")
     pay.add_argument("-s", "--subscription", required=True, help="plan name")
-    pay.add_argument("--period", type=int, metavar="N", help="period index (default: the current one)")
+    pay.add_argument("--period", type=int, metavar="N",
+                     help="period index, counted from the subscription's starts_at or else from 1970-01-01 "
+                     "UTC (default: the current one; --dry-run shows its index and times)")
     pay.add_argument("--dry-run", action="store_true", help="show what would be charged; change nothing")
     pay.set_defaults(handler=run_pay)
 
