@@ -61,7 +61,8 @@ async def _rebuild(ctx: Context) -> int:
             strangers = unknown_charges(scan.completions, book)
             recovered, unmapped = [], []
             for completion in strangers:
-                found = await _recover(port.scan, completion, ctx.catalogue, book, app=ctx.settings.party_app or "")
+                found = await _recover(port.scan, completion, ctx.catalogue, book,
+                                       app=ctx.settings.party_app or "", now=ctx.clock())
                 (recovered.append(found) if isinstance(found, tuple) else unmapped.append((completion, found)))
         for pair in recovered:
             await log.append_batch(list(pair))
@@ -77,7 +78,7 @@ async def _rebuild(ctx: Context) -> int:
 
 
 async def _recover(
-    scan: ScanApi, completion: Completion1, catalogue: Catalogue, book: PaymentBook, *, app: str
+    scan: ScanApi, completion: Completion1, catalogue: Catalogue, book: PaymentBook, *, app: str, now: datetime
 ) -> Recovered | str:
     """The two events that record ``completion``'s charge, or why it cannot be proved."""
     if completion.update_id is None:
@@ -101,8 +102,13 @@ async def _recover(
     index, rest = divmod(said.start - anchor, length)
     if rest or index < 0:
         return f"its period does not fall on the subscription's periods (anchored at {anchor:%Y-%m-%d %H:%M} UTC)"
-    at = _time(update.record_time) if update is not None else datetime.now(UTC)
-    amount = Decimal(str(arg.get("amount")))
+    try:
+        amount = Decimal(str(arg.get("amount")))
+    except ArithmeticError:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount <= 0:
+        return f"its amount {arg.get('amount')!r} is not an amount of Canton Coin"
+    at = _time(update.record_time if update is not None else "", now)
     pid = payment_of_command(completion.command_id) or ""
     requested = PaymentRequested(
         payment_id=pid, at=at, party=sender, user_id=user.id, plan=said.plan,
@@ -116,8 +122,12 @@ async def _recover(
     return requested, confirmed
 
 
-def _time(text: str) -> datetime:
-    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _time(text: str, otherwise: datetime) -> datetime:
+    """The transfer's record time as Scan gives it (``otherwise`` when it does not read)."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return otherwise
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
