@@ -35,12 +35,16 @@ class Context:
         """Users and plans, read and validated on first use."""
         return load(self.settings.data_dir, min_interval=self.settings.min_interval_sec)
 
+    def missing_state(self) -> str | None:
+        """"no billing state at <folder> (ROCKSDB_PATH)" when the embedded log is not there, else None."""
+        if self.settings.log_dir.exists():
+            return None
+        return f"no billing state at {Path(self.settings.rocksdb_path).resolve()} (ROCKSDB_PATH)"
+
     def require_state(self) -> None:
         """A read-only command on the embedded log: refuse, in one line, where there is no state
         folder, rather than create an empty one and print zeros (a cron job run from the wrong
         directory must not look like a quiet billing)."""
-        if not self.settings.log_dir.exists():
-            raise CommandError(
-                f"no billing state at {Path(self.settings.rocksdb_path).resolve()} (ROCKSDB_PATH): run "
-                "from the directory that holds billing_db, or set ROCKSDB_PATH to the state folder"
-            )
+        if (missing := self.missing_state()) is not None:
+            raise CommandError(f"{missing}: run from the directory that holds billing_db, or set "
+                               "ROCKSDB_PATH to the state folder")

@@ -96,7 +96,8 @@ async def _recover(
     sub = user.subscription(said.plan) if user is not None else None
     if user is None or sub is None or user.party != sender:
         return f"{said.user_id!r} with plan {said.plan!r} sent by {sender} is not in the catalogue"
-    if payment_id(app, sender, said.plan, said.start, said.end) != payment_of_command(completion.command_id):
+    pid = payment_of_command(completion.command_id)
+    if pid is None or payment_id(app, sender, said.plan, said.start, said.end) != pid:
         return "its period and parties do not give its command id"
     anchor, length = anchor_of(sub, book.subscriptions.get((sender, said.plan))), said.end - said.start
     index, rest = divmod(said.start - anchor, length)
@@ -109,7 +110,6 @@ async def _recover(
     if not amount.is_finite() or amount <= 0:
         return f"its amount {arg.get('amount')!r} is not an amount of Canton Coin"
     at = _time(update.record_time if update is not None else "", now)
-    pid = payment_of_command(completion.command_id) or ""
     requested = PaymentRequested(
         payment_id=pid, at=at, party=sender, user_id=user.id, plan=said.plan,
         period=Period(index=index, start=said.start, end=said.end), amount=amount, receiver=app,

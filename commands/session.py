@@ -137,9 +137,8 @@ async def open_session(ctx: Context, canton: CantonFactory, *, charging: bool = 
 
 def announce_new_state(ctx: Context) -> None:
     """Say so when this run starts a state folder: a lost or mislaid one shows up here first."""
-    if not ctx.settings.log_dir.exists():
-        ctx.console.note(f"no billing state at {Path(ctx.settings.rocksdb_path).resolve()} "
-                         "(ROCKSDB_PATH): starting a new one")
+    if (missing := ctx.missing_state()) is not None:
+        ctx.console.note(f"{missing}: starting a new one")
 
 
 async def check_ledger(ctx: Context, book: PaymentBook, port: CantonPort) -> None:
