@@ -28,7 +28,7 @@ import gc, sys, time
 from pathlib import Path
 from benchmarks.projection_bench import payments
 from pipeline.events import Recorded
-from pipeline.payment_book import PaymentBook
+from pipeline.processor.book import PaymentBook
 def rss():
     status = Path("/proc/self/status").read_text()
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
@@ -48,7 +48,7 @@ print(rss() - before, seconds / offset * 1e6)
 
 
 NOTES = (
-    "What the book keeps (pipeline/payment_book.py, pipeline/compact.py): open payments whole; a payment "
+    "What the book keeps (pipeline/processor/book.py, pipeline/processor/compact.py): open payments whole; a payment "
     "failed for good as one msgpack-encoded bytes object (`restart` decodes it to ask again); a confirmed "
     "payment as its 16 raw id bytes and its packed update id (33 bytes for a 64-hex-digit id) in one sorted "
     "run with a 2-byte-prefix index, new ones in a small dict merged in when it outgrows an eighth of the "
@@ -56,7 +56,7 @@ NOTES = (
     "`PaymentState` (with its `PaymentRequested`) for every payment ever made and a Python set of every "
     "requested index. The daemon figure includes the window projection (~47 MB, projection_bench) and "
     "the interpreter with its libraries. The daemon gives the heap its start-up folds freed back to the "
-    "system (gc + malloc_trim, commands/daemon.py): without that the same files measured 154 MB (07:06 run). "
+    "system (gc + malloc_trim, commands/daemon/main.py): without that the same files measured 154 MB (07:06 run). "
     "The book's own structures are ~17 MB here (326,667 confirmed: 16 + 34 bytes each; 6,666 encoded "
     "failures; 20,000 subscriptions); the rest of its fresh-process figure is allocator fragmentation left "
     "by the transient events of the fold. The fold costs ~3 µs more per record (settled look-ups and merges, "

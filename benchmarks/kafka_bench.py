@@ -25,11 +25,11 @@ from pathlib import Path
 
 from benchmarks.log_bench import events
 from benchmarks.machine import record, table
-from pipeline.agent_feed import Assignment
-from pipeline.embedded_log import EmbeddedLog
-from pipeline.faust_app import WorkerSettings, make_app, run
-from pipeline.kafka_log import KafkaTopic
-from pipeline.log import EventLog
+from pipeline.log.agent_feed import Assignment
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.log.faust_app import WorkerSettings, make_app, run
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.port import EventLog
 from projections.replay import catch_up, keep_partition, open_projection
 from projections.windows import WindowProjection
 from tests.kafka_broker import tansu, tansu_binary
@@ -85,7 +85,7 @@ async def _project(url: str, work: Path, evs: list, *, direct: bool) -> float:  
         return sum(p.position for p in projections_of.values())
 
     async def projections(partition: int, log: EventLog) -> None:
-        # what `billing start` runs on each partition (commands/kafka_worker.py)
+        # what `billing start` runs on each partition (commands/kafka/worker.py)
         await keep_partition(log, work / f"p{partition:03d}", opened=lambda p: projections_of.__setitem__(partition, p))
 
     assignment = Assignment(topic, {"projections": projections}, direct={"projections"} if direct else ())

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import rocksdict  # the baseline only; the product reaches RocksDB through pipeline/rocks.py
+import rocksdict  # the baseline only; the product reaches RocksDB through pipeline/log/store.py
 
 from benchmarks.machine import record, table
-from pipeline.embedded_log import EmbeddedLog, offset_key
 from pipeline.events import PaymentConfirmed, PaymentRequested, Period, encode
+from pipeline.log.embedded import EmbeddedLog, offset_key
 
 BATCH = 1000
 REPEATS = 3

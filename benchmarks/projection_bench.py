@@ -31,8 +31,8 @@ import httpx  # only to ask the daemon whether it is up
 
 from benchmarks.machine import record, table
 from pipeline.asgi_server import free_port
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
+from pipeline.log.embedded import EmbeddedLog
 from projections.replay import PARALLEL_FROM, READ, rebuild
 from projections.windows import WINDOWS, WindowProjection
 
@@ -145,7 +145,7 @@ async def scale(work: Path, n: int, users: int) -> tuple[dict[str, float], Windo
 PROJECTION_ONLY = """
 import asyncio, sys
 from pathlib import Path
-from pipeline.embedded_log import EmbeddedLog
+from pipeline.log.embedded import EmbeddedLog
 from projections.replay import catch_up, open_projection
 from benchmarks.projection_bench import NOW
 async def main(state):

@@ -7,7 +7,7 @@ PipelineError
  ├── LogError
  │    ├── LogClosed          append or read after close
  │    └── ReplayFailed       the process reading the log for a replay stopped
- ├── CantonError             a Ledger API / Scan failure, classified (pipeline/canton_errors.py)
+ ├── CantonError             a Ledger API / Scan failure, classified (pipeline/canton/errors.py)
  └── ProcessorStopped        a payment step raised what it cannot retry; the processor stopped
 """
 

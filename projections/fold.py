@@ -23,7 +23,7 @@ from typing import TypeVar
 import msgspec
 
 from pipeline.events import Recorded
-from pipeline.rocks import Store
+from pipeline.log.store import Store
 from projections import retention
 from projections.keys import CONFIRMED, CONFIRMED_END, DAY, SHARED_SIZES, PairKeys, confirmed_key
 from projections.sums import Cell, Pair, Partial, Scope, Sums

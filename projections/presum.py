@@ -27,8 +27,8 @@ from pathlib import Path
 
 import msgspec
 
-from pipeline.embedded_log import EmbeddedLog
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.log.store import Store
 from projections.keys import confirmed_key
 from projections.sums import Partial, Sums
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import msgspec
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import ReplayFailed
 from pipeline.events import Recorded
-from pipeline.log import EventLog
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.log.port import EventLog
+from pipeline.log.store import Store
 from projections.presum import partial_decoder
 from projections.windows import WindowProjection
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import msgspec
 
-from pipeline.rocks import Store
+from pipeline.log.store import Store
 from projections.keys import CONFIRMED, level_and_bucket
 
 DAY = 1440  # minutes

@@ -1,6 +1,6 @@
 """The whole Kafka topic in one window projection, for `billing metrics`, `monitor` and `replay`.
 
-On Kafka every worker folds only the partitions it owns (`commands/kafka_worker.py`), and a
+On Kafka every worker folds only the partitions it owns (`commands/kafka/worker.py`), and a
 user with two plans has events in two partitions: per-partition projections cannot answer
 "how many users were active", since a user is counted once per partition. `TopicView`
 folds every partition of the topic into one projection instead, read by a plain consumer
@@ -21,8 +21,8 @@ from typing import Final
 
 from pipeline.errors import LogError
 from pipeline.events import Recorded
-from pipeline.kafka_log import KafkaTopic
-from pipeline.rocks import Store
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.store import Store
 from projections.windows import WindowProjection
 
 PARTITION_KEY: Final = b"\x00partition/"  # + partition (4 bytes): the next offset to fold there

@@ -19,16 +19,16 @@ import httpx
 import pytest
 from openapi_core import Config, OpenAPI
 
-from pipeline.auth import StaticToken, TokenSource
-from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
-from pipeline.canton_types import JsCommands
-from pipeline.clients import Http, ReadRetry, asgi_transport, make_client
-from pipeline.ledger_api import LedgerApi
-from pipeline.scan_api import ScanApi
-from pipeline.scan_context import ScanContextCache
+from pipeline.canton.adapter import CantonAdapter, Endpoints, open_canton
+from pipeline.canton.auth import StaticToken, TokenSource
+from pipeline.canton.http import Http, ReadRetry, asgi_transport, make_client
+from pipeline.canton.ledger import LedgerApi
+from pipeline.canton.scan import ScanApi
+from pipeline.canton.scan_context import ScanContextCache
+from pipeline.canton.transfers import Selection, select_inputs, send_commands
+from pipeline.canton.types import JsCommands
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
-from pipeline.transfer_builders import Selection, select_inputs, send_commands
 
 APP = "app::1220" + "ab" * 32
 ALICE = "alice::1220" + "01" * 32

@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from pipeline.auth import StaticToken
-from pipeline.canton_adapter import CantonAdapter, Endpoints, open_canton
-from pipeline.clients import asgi_transport
+from pipeline.canton.adapter import CantonAdapter, Endpoints, open_canton
+from pipeline.canton.auth import StaticToken
+from pipeline.canton.http import asgi_transport
 from pipeline.simulator.app import Simulator, seeded
 
 APP = "app::1220" + "ab" * 30

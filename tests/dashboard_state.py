@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed
+from pipeline.log.embedded import EmbeddedLog
 from tests.processes import ROOT, billing
 
 PARTIES = {u["id"]: u["party"] for u in json.loads((ROOT / "data" / "users.json").read_text())["users"]}

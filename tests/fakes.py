@@ -13,7 +13,7 @@ from collections import deque
 from decimal import Decimal
 from typing import Any
 
-from pipeline.canton_port import (
+from pipeline.canton.port import (
     Accepted,
     CompletionFound,
     Insufficient,

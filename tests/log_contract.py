@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.errors import LogClosed
 from pipeline.events import PaymentConfirmed, PaymentRequested, Period
-from pipeline.log import EventLog
+from pipeline.log.port import EventLog
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 

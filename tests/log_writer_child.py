@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from pipeline.embedded_log import EmbeddedLog
+from pipeline.log.embedded import EmbeddedLog
 from tests.log_contract import event
 
 

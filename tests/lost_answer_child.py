@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from commands.cli import main
+from commands.cli.main import main
 from pipeline.asgi_server import install_fast_loop
 
 SUBMIT = "/v2/commands/submit-and-wait"

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from commands.alerts import FailureWatch, watch_failures
+from commands.daemon.alerts import FailureWatch, watch_failures
 from commands.logs import configure
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentFailed, PaymentRequested, Period
-from pipeline.rate_limit import RateLimiter
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.rate_limit import RateLimiter
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ALICE, BOB = "alice::1220", "bob::1220"

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.amulet_reads import AmuletReads
-from pipeline.ledger_api import Holding
+from pipeline.canton.amulet_reads import AmuletReads
+from pipeline.canton.ledger import Holding
 
 
 class Ledger:

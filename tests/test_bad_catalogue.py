@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from commands.catalogue import PLANS_FILE, USERS_FILE, Catalogue, load
 from commands.errors import CatalogueError
-from commands.schedule import current_requests
+from commands.services.schedule import current_requests
 from tests.bad_inputs import tried
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.cli import build_parser, main
+from commands.cli.main import build_parser, main
 from tests.bad_inputs import tried
 
 BILLING = str(Path(sys.executable).parent / "billing")

@@ -20,7 +20,6 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.embedded_log import EmbeddedLog, offset_key
 from pipeline.events import (
     AnyEvent,
     PaymentConfirmed,
@@ -36,9 +35,10 @@ from pipeline.events import (
     encode_json,
     to_builtins,
 )
-from pipeline.payment_book import Settled
-from pipeline.processor import Processor
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog, offset_key
+from pipeline.log.store import Store
+from pipeline.processor.book import Settled
+from pipeline.processor.runner import Processor
 from projections.replay import rebuild
 from projections.windows import WINDOWS
 from tests import bad_inputs

@@ -1,7 +1,7 @@
 """Every request the Canton clients send, and every answer the simulator gives them, validates
 against the vendored OpenAPI files (openapi-core), recorded on the wire between the two.
 
-Covers the clients of `pipeline/ledger_api.py` and `pipeline/scan_api.py` and the simulator
+Covers the clients of `pipeline/canton/ledger.py` and `pipeline/canton/scan.py` and the simulator
 package `pipeline/simulator/` (tests/test_spec_conformance.py covers the processor's whole flow).
 """
 
@@ -16,14 +16,14 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from pipeline.auth import StaticToken
-from pipeline.canton_errors import CantonError
-from pipeline.hosting import PartyDirectory
-from pipeline.scan_context import choose_round, disclose, open_round_contracts, read_rounds
+from pipeline.canton.auth import StaticToken
+from pipeline.canton.errors import CantonError
+from pipeline.canton.hosting import PartyDirectory
+from pipeline.canton.scan_context import choose_round, disclose, open_round_contracts, read_rounds
+from pipeline.canton.transfers import create_preapproval_commands, renew_preapproval_commands, send_commands
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from pipeline.simulator.faults import Fault
-from pipeline.transfer_builders import create_preapproval_commands, renew_preapproval_commands, send_commands
 from tests.canton_fixtures import (
     ALICE,
     APP,
@@ -159,7 +159,7 @@ async def _setup(c: Canton) -> None:
 
 
 async def _hosting(c: Canton) -> None:
-    """The user and party reads of `pipeline/hosting.py`, a renewal, and the ledger's refusals."""
+    """The user and party reads of `pipeline/canton/hosting.py`, a renewal, and the ledger's refusals."""
     directory = PartyDirectory(c.ledger.http, user_id=None, clock=c.sim.clock)
     c.sim.host_elsewhere(BOB)
     c.sim.revoke_act_as(CAROL)
@@ -244,7 +244,7 @@ async def test_client_requests_and_simulator_answers_match_the_specs(
 
 
 async def test_oauth_requests_and_answers_also_validate(specs: dict[str, OpenAPI]) -> None:
-    from pipeline.clients import client_credentials
+    from pipeline.canton.http import client_credentials
 
     sim = new_sim(ManualClock())
     recording = Recording(sim)

@@ -1,6 +1,6 @@
 """The daemon's scheduler under a clock that jumps: forward, every period once; backward, nothing twice.
 
-The loop below is the daemon's (`commands/daemon.py` `_schedule`): each tick reads the
+The loop below is the daemon's (`commands/daemon/main.py` `_schedule`): each tick reads the
 injected clock, asks `tick_requests` with the previous tick's time, and appends what it
 returns to the log (here: the PaymentBook the daemon reads its history from).
 """
@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.catalogue import Plan, Subscription, User
-from commands.schedule import EPOCH, Pair, period_index, tick_requests
+from commands.services.schedule import EPOCH, Pair, period_index, tick_requests
 from pipeline.events import Recorded
-from pipeline.payment_book import PaymentBook
+from pipeline.processor.book import PaymentBook
 
 APP = "app::1220aa"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -57,7 +57,7 @@ def test_billing_runs_kafka_workers_with_a_state_volume_and_env(compose: dict[st
     assert {k for k in env if not k.startswith("OTEL_")} <= known, "an unknown setting in the billing environment"
     state = env["ROCKSDB_PATH"]
     assert f"billing-data:{state}" in billing["volumes"]
-    assert f"{state}/alive-" in " ".join(billing["healthcheck"]["test"])  # commands/kafka_worker.py writes it
+    assert f"{state}/alive-" in " ".join(billing["healthcheck"]["test"])  # commands/kafka/worker.py writes it
     assert billing["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert set(compose["volumes"]) >= {"kafka-data", "billing-data"}
 
@@ -90,4 +90,4 @@ def test_one_monitor_exports_the_whole_topic_from_the_billing_image(compose: dic
     assert monitor["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector:")
     state = monitor["environment"]["ROCKSDB_PATH"]
     assert f"billing-data:{state}" in monitor["volumes"]
-    assert f"{state}/alive-monitor-" in " ".join(monitor["healthcheck"]["test"])  # commands/metrics_commands.py
+    assert f"{state}/alive-monitor-" in " ".join(monitor["healthcheck"]["test"])  # commands/cli/metrics.py

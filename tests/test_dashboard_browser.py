@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.asgi_server import free_port
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import StoreBusy
 from pipeline.events import PaymentFailed
+from pipeline.log.embedded import EmbeddedLog
 from tests.dashboard_state import PARTIES, make_state
 from tests.processes import BILLING, ROOT, billing, clean_env
 

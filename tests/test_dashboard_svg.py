@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.dashboard_svg import HEIGHT, PAD_BOTTOM, PAD_TOP, bar_chart, label, line_chart, nice_ceiling
+from commands.dashboard.svg import HEIGHT, PAD_BOTTOM, PAD_TOP, bar_chart, label, line_chart, nice_ceiling
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 

@@ -15,17 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
+from commands.cli.metrics import show_metrics
+from commands.cli.tail import audit_row
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
-from commands.dashboard_auth import COOKIE, Sessions, same_origin
-from commands.dashboard_command import in_daemon, standalone_app
-from commands.dashboard_data import FeedItem, Snapshot
-from commands.dashboard_page import page
-from commands.local_api import make_app
-from commands.metrics_commands import show_metrics
-from commands.tail import audit_row
-from pipeline.embedded_log import EmbeddedLog
+from commands.daemon.local_api import make_app
+from commands.dashboard.auth import COOKIE, Sessions, same_origin
+from commands.dashboard.data import FeedItem, Snapshot
+from commands.dashboard.page import page
+from commands.dashboard.server import in_daemon, standalone_app
+from pipeline.log.embedded import EmbeddedLog
 from projections.replay import catch_up, open_projection
 from projections.windows import WINDOWS, WindowMetrics
 from tests.dashboard_state import make_state

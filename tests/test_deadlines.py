@@ -14,9 +14,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from pipeline.canton_adapter import CantonAdapter
-from pipeline.canton_errors import DEADLINE_EXCEEDED, DEADLINE_NOT_EXCEEDED, CantonError, ErrorClass
-from pipeline.canton_port import Accepted, Prepared, Rejected
+from pipeline.canton.adapter import CantonAdapter
+from pipeline.canton.errors import DEADLINE_EXCEEDED, DEADLINE_NOT_EXCEEDED, CantonError, ErrorClass
+from pipeline.canton.port import Accepted, Prepared, Rejected
 from pipeline.simulator.clock import ManualClock
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,

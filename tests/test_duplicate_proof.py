@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.canton_port import Accepted, Prepared
-from pipeline.embedded_log import EmbeddedLog
+from pipeline.canton.port import Accepted, Prepared
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period
 from pipeline.ids import command_id, description, payment_id
-from pipeline.outcomes import RetryPolicy
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
 from tests.canton_sim import APP, USERS, adapter, simulator
 
 ALICE = next(iter(USERS))

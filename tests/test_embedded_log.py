@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.embedded_log import EmbeddedLog, offset_key
 from pipeline.errors import StoreBusy
 from pipeline.events import Unreadable
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog, offset_key
+from pipeline.log.store import Store
 from tests.log_contract import EventLogContract, collect, event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ async def test_a_follower_in_another_process_sees_new_records(tmp_path: Path) ->
     path = tmp_path / "log"
     log = EmbeddedLog.open(path)
     await log.append(event(0))
-    code = ("import asyncio,sys\nfrom pipeline.embedded_log import EmbeddedLog\n"
+    code = ("import asyncio,sys\nfrom pipeline.log.embedded import EmbeddedLog\n"
             "async def m():\n  log=EmbeddedLog.open(sys.argv[1], follow=True)\n"
             "  async for r in log.follow(0):\n    print(r.offset, flush=True)\n    if r.offset==3: return\n"
             "asyncio.run(m())")

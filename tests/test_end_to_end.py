@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period
 from pipeline.ids import command_id, payment_id
-from pipeline.outcomes import RetryPolicy
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
 from pipeline.simulator.faults import CLI_FAULTS
 from tests.canton_sim import APP, USERS, adapter, simulator
 

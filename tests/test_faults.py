@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.canton_errors import INSUFFICIENT_FUNDS, CantonError, ErrorClass
-from pipeline.clients import Http, make_client
+from pipeline.canton.errors import INSUFFICIENT_FUNDS, CantonError, ErrorClass
+from pipeline.canton.http import Http, make_client
+from pipeline.canton.transfers import send_commands
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.faults import Fault
-from pipeline.transfer_builders import send_commands
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     CAROL,

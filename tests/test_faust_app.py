@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pipeline.agent_feed import Assignment
 from pipeline.events import Recorded, Unreadable
-from pipeline.faust_app import WorkerSettings, make_app, run
-from pipeline.kafka_log import KafkaTopic
-from pipeline.log import EventLog
+from pipeline.log.agent_feed import Assignment
+from pipeline.log.faust_app import WorkerSettings, make_app, run
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.port import EventLog
 from pipeline.tasks import cancel_and_wait
 from tests.log_contract import event
 from tests.test_kafka_log import topic_for

@@ -14,21 +14,21 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from commands.canton_commands import _info
+from commands.cli.canton import _info
+from commands.cli.payments import _restart, pay_all_async
+from commands.cli.simulator import DEMO_APP_PARTY, START_BALANCE
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
-from commands.daemon import Daemon
+from commands.daemon.main import Daemon
 from commands.errors import CommandError
-from commands.payments import _restart, pay_all_async
-from commands.preapproval_setup import setup_preapproval
-from commands.runtime import canton_factory
-from commands.simulator_command import DEMO_APP_PARTY, START_BALANCE
-from pipeline.canton_adapter import CantonAdapter
-from pipeline.canton_port import Prepared, Rejected
-from pipeline.clients import asgi_transport
-from pipeline.hosting import read_rights, standing
-from pipeline.preapproval_fee import preapproval_fee, terms_of
+from commands.services.preapproval_setup import setup_preapproval
+from commands.services.runtime import canton_factory
+from pipeline.canton.adapter import CantonAdapter
+from pipeline.canton.hosting import read_rights, standing
+from pipeline.canton.http import asgi_transport
+from pipeline.canton.port import Prepared, Rejected
+from pipeline.canton.preapproval_fee import preapproval_fee, terms_of
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
 from tests.processes import ROOT

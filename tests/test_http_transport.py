@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from pipeline.asgi_server import free_port
-from pipeline.canton_errors import CantonError, ErrorClass
-from pipeline.clients import Http, PooledTransport, ReadRetry, make_client
+from pipeline.canton.errors import CantonError, ErrorClass
+from pipeline.canton.http import Http, PooledTransport, ReadRetry, make_client
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"a\": 1.5}\n"

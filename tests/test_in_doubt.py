@@ -17,17 +17,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from commands.payments import retry_requests
-from pipeline.canton_adapter import CantonAdapter
-from pipeline.canton_errors import CantonError
-from pipeline.canton_port import Accepted, CompletionFound, Prepared, Unproved
-from pipeline.embedded_log import EmbeddedLog
+from commands.cli.payments import retry_requests
+from pipeline.canton.adapter import CantonAdapter
+from pipeline.canton.errors import CantonError
+from pipeline.canton.port import Accepted, CompletionFound, Prepared, Unproved
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
 from pipeline.ids import command_id, payment_id
-from pipeline.in_doubt import beyond_dedup
-from pipeline.outcomes import RetryPolicy
-from pipeline.payment_book import PaymentState
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.book import PaymentState
+from pipeline.processor.in_doubt import beyond_dedup
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from pipeline.simulator.faults import Fault

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LogError
-from pipeline.kafka_log import KafkaLog, KafkaTopic, bootstrap_of, subscription_key
+from pipeline.log.kafka import KafkaLog, KafkaTopic, bootstrap_of, subscription_key
 from tests.log_contract import EventLogContract, collect, event
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.kafka_log import KafkaTopic
-from pipeline.rocks import Store
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.store import Store
 from projections.windows import WindowProjection
 from tests.processes import (
     BILLING,
@@ -90,7 +90,7 @@ def settled(*logs: Path) -> bool:
     """Every worker's latest assignment is in place and, together, they own every partition."""
     owned: list[int] = []
     for log in logs:
-        lines = [line for line in log.read_text().splitlines() if "logger=pipeline.agent_feed" in line]
+        lines = [line for line in log.read_text().splitlines() if "logger=pipeline.log.agent_feed" in line]
         if not lines or "partitions assigned" not in lines[-1]:
             return False
         owned += json.loads(lines[-1].split('partitions="', 1)[1].split('"', 1)[0])

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.errors import LogError
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, Period
-from pipeline.kafka_log import KafkaTopic
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.store import Store
 from projections.replay import catch_up, open_projection
 from projections.telemetry import gauge_name
 from projections.topic_view import TopicView

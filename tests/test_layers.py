@@ -23,12 +23,12 @@ def test_third_party_frameworks_stay_in_their_module() -> None:
     routes = ("ledger_routes", "party_routes", "scan_routes")
     simulator = {f"pipeline/simulator/{m}.py" for m in ("app", *routes, "responses")}
     owners = {
-        "rocksdict": {"pipeline/rocks.py"},
+        "rocksdict": {"pipeline/log/store.py"},
         "rich": {"commands/console.py"},
-        "httpx": {"pipeline/clients.py"},
-        "aiohttp": {"pipeline/clients.py"},
+        "httpx": {"pipeline/canton/http.py"},
+        "aiohttp": {"pipeline/canton/http.py"},
         "uvloop": {"pipeline/asgi_server.py"},
-        "starlette": {*simulator, "commands/local_api.py", "commands/dashboard_routes.py"},
+        "starlette": {*simulator, "commands/daemon/local_api.py", "commands/dashboard/routes.py"},
     }
     for lib, allowed in owners.items():
         users = {

@@ -9,14 +9,12 @@ import httpx
 import msgspec
 import pytest
 
-from pipeline.auth import ClientCredentials, StaticToken, TokenGrant, refresh_at
-from pipeline.canton_errors import CantonError, ErrorClass
-from pipeline.clients import Http, ReadRetry, client_credentials, make_client
-from pipeline.ledger_api import Holding
-from pipeline.scan_context import disclose
-from pipeline.simulator.app import Simulator
-from pipeline.simulator.clock import ManualClock
-from pipeline.transfer_builders import (
+from pipeline.canton.auth import ClientCredentials, StaticToken, TokenGrant, refresh_at
+from pipeline.canton.errors import CantonError, ErrorClass
+from pipeline.canton.http import Http, ReadRetry, client_credentials, make_client
+from pipeline.canton.ledger import Holding
+from pipeline.canton.scan_context import disclose
+from pipeline.canton.transfers import (
     InsufficientFunds,
     Selection,
     check_amount,
@@ -24,6 +22,8 @@ from pipeline.transfer_builders import (
     select_inputs,
     send_commands,
 )
+from pipeline.simulator.app import Simulator
+from pipeline.simulator.clock import ManualClock
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     APP,
@@ -410,7 +410,7 @@ async def test_setup_creates_the_preapproval_through_submit_and_wait(clock: Manu
     async with open_clients(sim) as c:
         dso = await c.scan.dso()
         rounds = await c.scan.open_and_issuing_mining_rounds()
-        from pipeline.scan_context import choose_round, open_round_contracts, read_rounds
+        from pipeline.canton.scan_context import choose_round, open_round_contracts, read_rounds
 
         chosen = choose_round(read_rounds(open_round_contracts(rounds)), clock())
         assert chosen is not None and dso.amulet_rules.domain_id
@@ -443,7 +443,7 @@ async def test_setup_creates_the_preapproval_through_submit_and_wait(clock: Manu
 
 
 def test_setup_needs_an_aware_expiry() -> None:
-    from pipeline.canton_types import DisclosedContract
+    from pipeline.canton.types import DisclosedContract
 
     rules = DisclosedContract(
         created_event_blob="b", contract_id="r", template_id="t", synchronizer_id="s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.ledger_end import LedgerEnd
+from pipeline.canton.ledger_end import LedgerEnd
 
 
 class Ledger:

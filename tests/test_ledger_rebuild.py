@@ -6,12 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from commands.catalogue import Catalogue, Plan, Subscription, User
-from commands.ledger_rebuild import _recover
-from pipeline.canton_types import Completion1
+from commands.services.ledger_rebuild import _recover
+from pipeline.canton.transfers import Selection, select_inputs, send_commands
+from pipeline.canton.types import Completion1
 from pipeline.events import PaymentConfirmed, PaymentRequested
 from pipeline.ids import command_id, description, payment_id
-from pipeline.payment_book import PaymentBook
-from pipeline.transfer_builders import Selection, select_inputs, send_commands
+from pipeline.processor.book import PaymentBook
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     APP,

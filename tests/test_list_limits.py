@@ -7,15 +7,15 @@ import argparse
 import asyncio
 from io import StringIO
 
-from commands.canton_commands import run_balance
+from commands.cli.canton import run_balance
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
-from pipeline.amulet_reads import AmuletReads
-from pipeline.clients import asgi_transport
+from pipeline.canton.amulet_reads import AmuletReads
+from pipeline.canton.http import asgi_transport
+from pipeline.canton.splice_types import AMULET
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.model import Rejection
-from pipeline.splice_types import AMULET
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     APP,

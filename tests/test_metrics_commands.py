@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentSubmitted
+from pipeline.log.embedded import EmbeddedLog
 from tests.processes import billing, write_catalogue
 
 # far from every window's edge, so that the seconds between two commands change nothing

@@ -15,15 +15,15 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
+from commands.cli.payments import retry_requests
+from commands.cli.simulator import build
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
-from commands.payments import retry_requests
-from commands.simulator_command import build
 from pipeline.asgi_server import free_port
-from pipeline.canton_errors import INSUFFICIENT_FUNDS
+from pipeline.canton.errors import INSUFFICIENT_FUNDS
 from pipeline.events import Envelope, Recorded
-from pipeline.payment_book import PaymentBook
+from pipeline.processor.book import PaymentBook
 from pipeline.simulator.faults import Fault
 from pipeline.simulator.serve import settings_lines
 from tests.processes import ROOT, billing, simulator, write_catalogue

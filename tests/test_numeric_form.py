@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.canton.splice_types import json_body, numeric_text
 from pipeline.simulator.app import Simulator
-from pipeline.splice_types import json_body, numeric_text
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     APP,

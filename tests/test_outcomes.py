@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.canton_port import Rejected
+from pipeline.canton.port import Rejected
 from pipeline.events import (
     PaymentConfirmed,
     PaymentFailed,
@@ -17,8 +17,8 @@ from pipeline.events import (
     Period,
     Recorded,
 )
-from pipeline.outcomes import RetryPolicy, failure_event, next_attempt
-from pipeline.payment_book import PaymentBook, next_action
+from pipeline.processor.book import PaymentBook, next_action
+from pipeline.processor.outcomes import RetryPolicy, failure_event, next_attempt
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 REQ = PaymentRequested(payment_id="p1", at=T0, party="a::1", user_id="a", plan="prover",

@@ -14,12 +14,12 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.payments import RETRYABLE_BY_OPERATOR, retry_requests
+from commands.cli.payments import RETRYABLE_BY_OPERATOR, retry_requests
 from pipeline import events as ev
-from pipeline.compact import IndexSet, SettledIds
 from pipeline.events import AnyEvent, PaymentRequested, Recorded
 from pipeline.ids import payment_id
-from pipeline.payment_book import PaymentBook, PaymentState, Settled, evolve
+from pipeline.processor.book import PaymentBook, PaymentState, Settled, evolve
+from pipeline.processor.compact import IndexSet, SettledIds
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 APP = "app::1220" + "ab" * 32

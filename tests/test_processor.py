@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
 from pipeline.ids import command_id, payment_id
-from pipeline.outcomes import RetryPolicy
-from pipeline.payment_book import PaymentBook
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.book import PaymentBook
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
 from tests.fakes import FakeLedger
 
 APP = "app::1220aa"

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from commands.cli import stopped_line
-from pipeline.canton_errors import CantonError, ErrorClass
-from pipeline.embedded_log import EmbeddedLog
+from commands.cli.main import stopped_line
+from pipeline.canton.errors import CantonError, ErrorClass
 from pipeline.errors import ProcessorStopped, StoreUnavailable
 from pipeline.events import Recorded
 from pipeline.ids import command_id
-from pipeline.outcomes import RetryPolicy
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
 from tests.canton_sim import USERS, adapter, simulator
 from tests.fakes import FaultAt
 from tests.test_end_to_end import request
@@ -51,7 +51,7 @@ async def kinds(log: EmbeddedLog) -> list[str]:
 
 
 def processor_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "pipeline.processor" and r.levelno == level]
+    return [r for r in caplog.records if r.name == "pipeline.processor.runner" and r.levelno == level]
 
 
 @pytest.mark.parametrize("step", list(CASES))
@@ -59,7 +59,7 @@ async def test_a_bug_stops_the_processor_and_a_restart_charges_exactly_once(
     tmp_path: Path, step: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     error, stopped_log, sent, settled_log = CASES[step]
-    caplog.set_level(logging.DEBUG, logger="pipeline.processor")
+    caplog.set_level(logging.DEBUG, logger="pipeline.processor.runner")
     sim, r = simulator(), request(PARTIES[0], 0)
     log = EmbeddedLog.open(tmp_path / "log", sync=False)
     await log.append(r)

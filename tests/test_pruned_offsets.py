@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from commands.errors import CommandError
-from commands.ledger_guard import billing_completions, check_ledger_known
-from pipeline.canton_errors import PRUNED, CantonError, ErrorClass
-from pipeline.payment_book import PaymentBook
-from pipeline.splice_types import AMULET
+from commands.services.ledger_guard import billing_completions, check_ledger_known
+from pipeline.canton.errors import PRUNED, CantonError, ErrorClass
+from pipeline.canton.splice_types import AMULET
+from pipeline.processor.book import PaymentBook
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures
     ALICE,
     BOB,
@@ -81,7 +81,7 @@ async def test_the_ledger_guard_checks_what_pruning_left(canton: Canton, caplog:
     await pay(canton, ALICE, "pay-before-pruning")
     pruned = canton.sim.prune()
     await pay(canton, ALICE, "pay-0123456789abcdef0123456789abcdef")  # a billing charge after it
-    with caplog.at_level(logging.WARNING, logger="commands.ledger_guard"):
+    with caplog.at_level(logging.WARNING, logger="commands.services.ledger_guard"):
         found = await billing_completions(canton.ledger, [ALICE], after=0)
     assert [c.command_id for c in found.completions] == ["pay-0123456789abcdef0123456789abcdef"]
     assert found.checked_to == found.end

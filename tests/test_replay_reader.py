@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.embedded_log import EmbeddedLog, offset_key
 from pipeline.errors import ReplayFailed
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentSubmitted, encode
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog, offset_key
+from pipeline.log.store import Store
 from projections.replay import Retention, catch_up, open_projection
 from projections.windows import WindowProjection
 from tests.test_windows import NOW, PLANS, USERS, snapshot

@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, Recorded
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.log.store import Store
 from projections.fold import as_int
 from projections.keys import level_and_bucket
 from projections.replay import Retention, catch_up, rebuild

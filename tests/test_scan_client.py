@@ -7,16 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.canton_errors import CantonError, ErrorClass
-from pipeline.scan_api import TransferSeen, find_transfer
-from pipeline.scan_context import (
+from pipeline.canton.errors import CantonError, ErrorClass
+from pipeline.canton.scan import TransferSeen, find_transfer
+from pipeline.canton.scan_context import (
     ChosenRound,
     ScanContextCache,
     choose_round,
     context_expiry,
     preapproval_usable,
 )
-from pipeline.scan_types import Contract
+from pipeline.canton.scan_types import Contract
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures

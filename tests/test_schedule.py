@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.catalogue import Plan, Subscription, User
-from commands.schedule import EPOCH, current_requests, missed_requests, period_index
+from commands.services.schedule import EPOCH, current_requests, missed_requests, period_index
 from pipeline.events import Recorded
-from pipeline.payment_book import PaymentBook
+from pipeline.processor.book import PaymentBook
 
 APP = "app::1220aa"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import httpx
 
 from commands.logs import configure
 from pipeline.asgi_server import free_port
-from pipeline.clients import PooledTransport, make_client
+from pipeline.canton.http import PooledTransport, make_client
 from projections.telemetry import Destination, Telemetry, resource
 from tests.otlp_receiver import Receiver
 from tests.processes import billing, simulator, start_daemon, wait_for_transfers, write_catalogue
@@ -63,7 +63,7 @@ def test_otel_logs_and_attributes_carry_no_secret() -> None:
     configure("info", "kv", [jwt, token])
     with Receiver() as rx:
         telemetry = Telemetry(resource("b", "c", None), Destination.from_settings(rx.url, token), lambda: [], 3600)
-        logging.getLogger("pipeline.processor").warning("submission refused for Bearer %s", jwt)
+        logging.getLogger("pipeline.processor.runner").warning("submission refused for Bearer %s", jwt)
         telemetry.shutdown()
         exported = [str(req) for req in rx.logs] + [str(req) for req in rx.metrics]
     assert rx.logs, "the warning was not exported"

@@ -14,9 +14,9 @@ import httpx
 import msgspec
 import pytest
 
-from pipeline.canton_errors import CantonError, ErrorClass
-from pipeline.clients import Http, make_client
-from pipeline.ledger_api import LedgerApi
+from pipeline.canton.errors import CantonError, ErrorClass
+from pipeline.canton.http import Http, make_client
+from pipeline.canton.ledger import LedgerApi
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
 from pipeline.simulator.faults import ConnectionDropped, Fault, FaultPlan
@@ -294,7 +294,7 @@ async def test_serving_over_tcp_prints_the_settings_and_drops_connections_for_re
 
 
 async def _use_over_tcp(sim: Simulator, settings: dict[str, Any]) -> None:
-    from pipeline.auth import StaticToken
+    from pipeline.canton.auth import StaticToken
 
     async with make_client(settings["APP_PROVIDER_API_URL"], 5) as client:
         ledger = LedgerApi(

@@ -12,9 +12,9 @@ from pathlib import Path
 import msgspec
 from openapi_core import OpenAPI
 
-from pipeline.embedded_log import EmbeddedLog
-from pipeline.outcomes import RetryPolicy
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
 from tests.canton_fixtures import specs_fixture  # noqa: F401 - registers the fixture
 from tests.canton_sim import APP, USERS, adapter, simulator
 from tests.test_canton_conformance import Recording, check

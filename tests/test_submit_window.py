@@ -10,14 +10,14 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.clients import asgi_transport
-from pipeline.embedded_log import EmbeddedLog
+from pipeline.canton.http import asgi_transport
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
 from pipeline.ids import command_id, payment_id
-from pipeline.outcomes import RetryPolicy
-from pipeline.processor import Processor
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.runner import Processor
+from pipeline.processor.submit_window import Aimd
 from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT
-from pipeline.submit_window import Aimd
 from tests.canton_sim import APP, TOKEN, adapter, simulator
 
 # --- the pure controller -------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from commands.cli.metrics import snapshot_of
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
-from commands.metrics_commands import snapshot_of
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
-from pipeline.rocks import Store
+from pipeline.log.store import Store
 from projections.telemetry import (
     Destination,
     Sample,
@@ -56,7 +56,7 @@ def test_window_gauges_reach_the_receiver_with_bearer_token() -> None:
 def test_warnings_go_out_as_logs() -> None:
     with Receiver() as rx:
         telemetry = Telemetry(resource("b", "c", None), Destination.from_settings(rx.url, TOKEN), lambda: [], 3600)
-        logging.getLogger("pipeline.processor").warning("payment failed: insufficient funds")
+        logging.getLogger("pipeline.processor.runner").warning("payment failed: insufficient funds")
         telemetry.shutdown()
         bodies = [r.body.string_value for req in rx.logs for rl in req.resource_logs
                   for sl in rl.scope_logs for r in sl.log_records]
@@ -93,7 +93,7 @@ def test_outcomes_become_counters_latency_and_payment_spans_and_logs_carry_their
         # pay-1 confirmed twice: a second Kafka worker recorded it too; it counts once
         for offset, event in enumerate([request, confirmed, failed, confirmed]):
             telemetry.observe(Recorded(offset, event))
-        logging.getLogger("pipeline.processor").warning("scan lags; token s3cret-token",
+        logging.getLogger("pipeline.processor.runner").warning("scan lags; token s3cret-token",
                                                         extra={"payment_id": "pay-1", "plan": "prover"})
         telemetry.shutdown()
         sums, spans, logs = rx.sums(), {s.name + s.attributes[0].value.string_value: s for s in rx.spans()}, \

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.embedded_log import EmbeddedLog
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentSubmitted, Recorded
-from pipeline.rocks import Store
+from pipeline.log.embedded import EmbeddedLog
+from pipeline.log.store import Store
 from projections.keys import LEVELS
 from projections.replay import catch_up, rebuild
 from projections.windows import WINDOWS, WindowProjection, cover

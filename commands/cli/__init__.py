@@ -1,0 +1,1 @@
+"""The CLI: argparse and printing; the work itself is in commands.services."""

@@ -1,0 +1,1 @@
+"""`billing start`: the scheduler, the processor, the local API and the alerts in one process."""

@@ -1,0 +1,1 @@
+"""`billing dashboard`: the local web page over the window aggregates."""

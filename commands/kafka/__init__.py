@@ -1,0 +1,1 @@
+"""The Kafka backend's sessions and its faust worker."""

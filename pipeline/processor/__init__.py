@@ -1,0 +1,1 @@
+"""The stream processor: pure decisions, the payment book, and the asyncio runner around them."""
