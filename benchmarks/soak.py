@@ -39,9 +39,16 @@ MAX_GROWTH = 0.10
 def write_catalogue(folder: Path, count: int, interval: int, start: datetime) -> None:
     folder.mkdir(parents=True)
     plans = [{"id": "soak", "name": "soak", "price": "0.01", "currency": "CC", "interval_sec": str(interval)}]
-    users = [{"id": f"s{i}", "party": f"s{i}::1220{i:060x}", "name": f"Soak {i}", "email": f"s{i}@example.com",
-              "subscriptions": [{"name": "soak", "expires_at": "2031-12-31", "starts_at": start.isoformat()}]}
-             for i in range(count)]
+    users = [
+        {
+            "id": f"s{i}",
+            "party": f"s{i}::1220{i:060x}",
+            "name": f"Soak {i}",
+            "email": f"s{i}@example.com",
+            "subscriptions": [{"name": "soak", "expires_at": "2031-12-31", "starts_at": start.isoformat()}],
+        }
+        for i in range(count)
+    ]
     (folder / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     (folder / "users.json").write_text(json.dumps({"users": users}))
 
@@ -109,12 +116,13 @@ def rss_growth(samples: list[float]) -> float:
     if len(samples) < 10:
         return 0.0
     n = len(samples)
-    base = statistics.median(samples[int(n * 0.4):int(n * 0.6)])
-    return max(samples[int(n * 0.8):]) / base - 1
+    base = statistics.median(samples[int(n * 0.4) : int(n * 0.6)])
+    return max(samples[int(n * 0.8) :]) / base - 1
 
 
-def check_ledger(sim_env: dict[str, str], anchor: datetime, interval: int, before: datetime,
-                 after: datetime) -> dict[str, int]:
+def check_ledger(
+    sim_env: dict[str, str], anchor: datetime, interval: int, before: datetime, after: datetime
+) -> dict[str, int]:
     """Every subscription: each period from its first to the one due at ``before`` once, none later than ``after``."""
     periods: dict[str, list[int]] = defaultdict(list)
     for (sender, text), count in transfers_per_period(sim_env).items():
@@ -127,9 +135,15 @@ def check_ledger(sim_env: dict[str, str], anchor: datetime, interval: int, befor
     skipped = sum(len(set(range(min(p), due + 1)) - set(p)) for p in periods.values())
     early = sum(1 for p in periods.values() if max(p) > last)
     late_first = sum(1 for p in periods.values() if min(p) > 0)
-    return {"subscriptions paid": len(periods), "transfers": sum(map(len, periods.values())),
-            "charged twice": twice, "periods skipped": skipped, "beyond due": early,
-            "first seen after period 0": late_first, "due periods per subscription": due + 1}
+    return {
+        "subscriptions paid": len(periods),
+        "transfers": sum(map(len, periods.values())),
+        "charged twice": twice,
+        "periods skipped": skipped,
+        "beyond due": early,
+        "first seen after period 0": late_first,
+        "due periods per subscription": due + 1,
+    }
 
 
 def metrics_match_replay(env: dict[str, str]) -> bool:
@@ -149,9 +163,18 @@ def soak(seconds: float, count: int, interval: int, seed: int) -> tuple[dict[str
         write_catalogue(Path(tmp) / "data", count, interval, anchor)
         faults = [a for f in FAULTS for a in ("--fault", f)]
         with simulator(Path(tmp) / "data", *faults, env={"MIN_INTERVAL_SEC": "1"}) as sim_env:
-            env = {**sim_env, "BILLING_DATA_DIR": f"{tmp}/data", "ROCKSDB_PATH": f"{tmp}/state",
-                   "BILLING_API_PORT": str(free_port()), "CHECK_INTERVAL_SECS": "1", "MIN_INTERVAL_SEC": "1",
-                   "PAYMENT_RETRY_INTERVAL": "1", "MAX_IN_FLIGHT": "64", "LOG_LEVEL": "warn", "LOG_FSYNC": "false"}
+            env = {
+                **sim_env,
+                "BILLING_DATA_DIR": f"{tmp}/data",
+                "ROCKSDB_PATH": f"{tmp}/state",
+                "BILLING_API_PORT": str(free_port()),
+                "CHECK_INTERVAL_SECS": "1",
+                "MIN_INTERVAL_SEC": "1",
+                "PAYMENT_RETRY_INTERVAL": "1",
+                "MAX_IN_FLIGHT": "64",
+                "LOG_LEVEL": "warn",
+                "LOG_FSYNC": "false",
+            }
             daemon = Daemon(env, Path(tmp) / "daemon.log")
             try:
                 samples = run_phases(daemon, seconds, rng)
@@ -166,12 +189,22 @@ def soak(seconds: float, count: int, interval: int, seed: int) -> tuple[dict[str
             figures: dict[str, object] = dict(check_ledger(sim_env, anchor, interval, before, after))
             figures["metrics equal a fresh replay"] = metrics_match_replay(env)
     growth = rss_growth(samples)
-    figures.update({"daemon starts": daemon.starts, "SIGKILLs": daemon.kills,
-                    "RSS first/last MB": f"{samples[0]:.0f} / {samples[-1]:.0f}" if samples else "-",
-                    "RSS growth after warm-up": f"{growth:.1%}"})
-    ok = (figures["charged twice"] == 0 and figures["periods skipped"] == 0 and figures["beyond due"] == 0
-          and figures["subscriptions paid"] == count and figures["metrics equal a fresh replay"] is True
-          and growth <= MAX_GROWTH)
+    figures.update(
+        {
+            "daemon starts": daemon.starts,
+            "SIGKILLs": daemon.kills,
+            "RSS first/last MB": f"{samples[0]:.0f} / {samples[-1]:.0f}" if samples else "-",
+            "RSS growth after warm-up": f"{growth:.1%}",
+        }
+    )
+    ok = (
+        figures["charged twice"] == 0
+        and figures["periods skipped"] == 0
+        and figures["beyond due"] == 0
+        and figures["subscriptions paid"] == count
+        and figures["metrics equal a fresh replay"] is True
+        and growth <= MAX_GROWTH
+    )
     return figures, ok
 
 
@@ -189,10 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     print("PASS" if ok else "FAIL")
     if args.record:
-        record("Soak: daemon, faults and SIGKILLs (benchmarks/soak.py)",
-               f"`python -m benchmarks.soak --seconds {args.seconds:g} --subscriptions {args.subscriptions} "
-               f"--interval {args.interval} --seed {args.seed}`; simulator faults {', '.join(FAULTS)}.\n\n"
-               f"{body}\n\nResult: {'PASS' if ok else 'FAIL'}.")
+        record(
+            "Soak: daemon, faults and SIGKILLs (benchmarks/soak.py)",
+            f"`python -m benchmarks.soak --seconds {args.seconds:g} --subscriptions {args.subscriptions} "
+            f"--interval {args.interval} --seed {args.seed}`; simulator faults {', '.join(FAULTS)}.\n\n"
+            f"{body}\n\nResult: {'PASS' if ok else 'FAIL'}.",
+        )
     return 0 if ok else 1
 
 

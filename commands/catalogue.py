@@ -163,10 +163,10 @@ def _load_entries(path: Path, key: str, kind: type[T], problems: list[str]) -> l
     try:
         entries = getattr(msgspec.json.decode(raw, type=_File), key)
     except msgspec.DecodeError as err:
-        problems.append(f"{path}: not valid JSON of the form {{\"{key}\": [...]}}: {err}")
+        problems.append(f'{path}: not valid JSON of the form {{"{key}": [...]}}: {err}')
         return []
     if entries is None:
-        problems.append(f"{path}: missing the top-level \"{key}\" list")
+        problems.append(f'{path}: missing the top-level "{key}" list')
         return []
     out = []
     for index, entry in enumerate(entries):
@@ -200,7 +200,7 @@ def _unknown_fields(where: str, doc: object, kind: type, entry_id: object = None
 
 def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean \"{close[0]}\"?)" if close else f" (known fields: {', '.join(known)})"
+    return f' (did you mean "{close[0]}"?)' if close else f" (known fields: {', '.join(known)})"
 
 
 def _field_error(err: msgspec.DecodeError) -> str:
@@ -218,7 +218,7 @@ def _check_plans(plans: list[tuple[int, Plan]], min_interval: int) -> list[str]:
         problems += _blank(where, plan, ("id", "name"))
         problems += _price_problems(where, plan.price)
         if plan.currency != "CC":
-            problems.append(f"{where}.currency: must be \"CC\", got {plan.currency!r}")
+            problems.append(f'{where}.currency: must be "CC", got {plan.currency!r}')
         seconds = plan.interval_sec
         if not _WHOLE_SECONDS.fullmatch(seconds) or not min_interval <= int(seconds) <= MAX_INTERVAL:
             problems.append(
@@ -277,9 +277,7 @@ def _check_subscriptions(where: str, user: User, plan_names: set[str]) -> list[s
     return problems
 
 
-def _duplicates(
-    file: str, key: str, entries: Sequence[tuple[int, object]], fields: tuple[str, ...]
-) -> list[str]:
+def _duplicates(file: str, key: str, entries: Sequence[tuple[int, object]], fields: tuple[str, ...]) -> list[str]:
     """Each repeated value of a field that must be unique (a repeated party charges twice)."""
     problems = []
     for field in fields:

@@ -36,7 +36,7 @@ class Context:
         return load(self.settings.data_dir, min_interval=self.settings.min_interval_sec)
 
     def missing_state(self) -> str | None:
-        """"no billing state at <folder> (ROCKSDB_PATH)" when the embedded log is not there, else None."""
+        """ "no billing state at <folder> (ROCKSDB_PATH)" when the embedded log is not there, else None."""
         if self.settings.log_dir.exists():
             return None
         return f"no billing state at {Path(self.settings.rocksdb_path).resolve()} (ROCKSDB_PATH)"
@@ -46,5 +46,6 @@ class Context:
         folder, rather than create an empty one and print zeros (a cron job run from the wrong
         directory must not look like a quiet billing)."""
         if (missing := self.missing_state()) is not None:
-            raise CommandError(f"{missing}: run from the directory that holds billing_db, or set "
-                               "ROCKSDB_PATH to the state folder")
+            raise CommandError(
+                f"{missing}: run from the directory that holds billing_db, or set ROCKSDB_PATH to the state folder"
+            )

@@ -208,8 +208,9 @@ def decode_outcomes(raws: Sequence[bytes], first_offset: int = 0) -> list[AnyEve
     return _decode_many(raws, first_offset, outcomes_only=True)
 
 
-def _decode_many(raws: Sequence[bytes], first_offset: int, *,
-                 outcomes_only: bool) -> list[AnyEvent | Unreadable | Skipped]:
+def _decode_many(
+    raws: Sequence[bytes], first_offset: int, *, outcomes_only: bool
+) -> list[AnyEvent | Unreadable | Skipped]:
     try:
         decoder = _outcome_decoders[0] if outcomes_only else _decoder
         events = list(map(_event_of, map(decoder.decode, raws)))

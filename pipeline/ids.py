@@ -57,7 +57,7 @@ def payment_of_command(command: str) -> str | None:
     """The payment id a billing commandId carries, or None for any other command."""
     if not command.startswith(COMMAND_PREFIX):
         return None
-    rest = command[len(COMMAND_PREFIX):]
+    rest = command[len(COMMAND_PREFIX) :]
     return rest if re.fullmatch(r"[0-9a-f]{32}", rest) else None
 
 

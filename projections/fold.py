@@ -66,15 +66,16 @@ def _merged_cells(*flats: list[int]) -> list[int]:
     by_minute: dict[int, Cell] = {}
     for flat in flats:
         for i in range(0, len(flat), 5):
-            _sum_into(by_minute, flat[i], flat[i + 1:i + 5])
+            _sum_into(by_minute, flat[i], flat[i + 1 : i + 5])
     return [x for minute in sorted(by_minute) for x in (minute, *by_minute[minute])]
 
 
 class WindowFold:
     """Folds outcomes into the projection store. ``retention_days`` with ``clock`` turns on pruning."""
 
-    def __init__(self, store: Store, *, retention_days: int | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, store: Store, *, retention_days: int | None = None, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.store = store
         self.sums = Sums(_u64(store.get(POSITION)), _u64(store.get(HORIZON)), known=self._confirmed_before)
         self.latest = _u64(store.get(LATEST)) - 1  # the latest minute folded (-1: none); no row lies after it
@@ -265,8 +266,12 @@ class WindowFold:
         puts += zip(self._dirty_index, repeat(b""))  # an index row is its key
         confirmed = self.sums.confirmed
         puts += zip(map(confirmed_key, confirmed), map(_enc, confirmed.values()), strict=True)
-        puts += [(POSITION, self.position.to_bytes(8, "big")), (HORIZON, self.horizon.to_bytes(8, "big")),
-                 (LATEST, (self.latest + 1).to_bytes(8, "big")), (FORMAT_KEY, FORMAT)]
+        puts += [
+            (POSITION, self.position.to_bytes(8, "big")),
+            (HORIZON, self.horizon.to_bytes(8, "big")),
+            (LATEST, (self.latest + 1).to_bytes(8, "big")),
+            (FORMAT_KEY, FORMAT),
+        ]
         if self.pruner is not None:
             puts += self.pruner.progress()
         puts += extra

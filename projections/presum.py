@@ -37,8 +37,9 @@ _encode = msgspec.msgpack.encode
 partial_decoder = msgspec.msgpack.Decoder(Partial)
 
 
-async def partials(path: Path, start: int, stop: int, horizon: int, chunk: int,
-                   projection: Path | None = None) -> AsyncIterator[Partial]:
+async def partials(
+    path: Path, start: int, stop: int, horizon: int, chunk: int, projection: Path | None = None
+) -> AsyncIterator[Partial]:
     """The sums of records ``start .. stop-1`` of the log at ``path``, one `Partial` per ``chunk`` records."""
     log = EmbeddedLog.open(path, follow=True)
     confirmed: set[str] = set()  # every payment seen confirmed: in this run, or (looked up) before it
@@ -46,8 +47,9 @@ async def partials(path: Path, start: int, stop: int, horizon: int, chunk: int,
 
     def known(ids: list[str]) -> set[str]:
         if store is not None:
-            confirmed.update(i for i, raw in zip(ids, store.get_many(list(map(confirmed_key, ids))), strict=True)
-                             if raw)
+            confirmed.update(
+                i for i, raw in zip(ids, store.get_many(list(map(confirmed_key, ids))), strict=True) if raw
+            )
         return confirmed
 
     sums = Sums(start, horizon, known)

@@ -61,8 +61,14 @@ def open_projection(path: Path, retention: Retention | None = None) -> WindowPro
     return projection
 
 
-async def catch_up(log: EventLog, projection: WindowProjection, progress: Progress | None = None, *,
-                   parallel_from: int = PARALLEL_FROM, chunk: int = CHUNK) -> int:
+async def catch_up(
+    log: EventLog,
+    projection: WindowProjection,
+    progress: Progress | None = None,
+    *,
+    parallel_from: int = PARALLEL_FROM,
+    chunk: int = CHUNK,
+) -> int:
     """Fold every record the projection has not seen yet; return how many were folded.
 
     One commit per ``chunk`` records: a row many outcomes share is written once per chunk,
@@ -85,8 +91,7 @@ async def catch_up(log: EventLog, projection: WindowProjection, progress: Progre
     return projection.position - start
 
 
-async def _fold(log: EventLog, projection: WindowProjection, stop: int, chunk: int,
-                progress: Progress | None) -> None:
+async def _fold(log: EventLog, projection: WindowProjection, stop: int, chunk: int, progress: Progress | None) -> None:
     start = projection.position
     async for batch in log.read_batches(start, stop=stop, size=READ, outcomes_only=True):
         projection.apply(batch)
@@ -96,8 +101,9 @@ async def _fold(log: EventLog, projection: WindowProjection, stop: int, chunk: i
             progress(projection.position - start, stop - start)
 
 
-async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int, chunk: int,
-                            progress: Progress | None) -> None:
+async def _fold_from_reader(
+    path: Path, projection: WindowProjection, stop: int, chunk: int, progress: Progress | None
+) -> None:
     """Fold the sums of records up to ``stop`` that the reader process hands over, one commit each."""
     if projection.pending:
         projection.commit()  # `absorb` starts from a committed state
@@ -105,9 +111,20 @@ async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int,
     code = Path(__file__).resolve().parents[1]  # the reader imports this checkout, as we do
     confirmations = [str(projection.store.path)] if projection.holds_confirmations else []
     reader = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "projections.presum", str(path), str(start), str(stop), str(projection.horizon),
-        str(chunk), *confirmations, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))})
+        sys.executable,
+        "-m",
+        "projections.presum",
+        str(path),
+        str(start),
+        str(stop),
+        str(projection.horizon),
+        str(chunk),
+        *confirmations,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        limit=1 << 20,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))},
+    )
     assert reader.stdout is not None and reader.stderr is not None
     error = asyncio.create_task(reader.stderr.read())  # read all along: a full pipe would stall the reader
     try:
@@ -128,9 +145,11 @@ async def _fold_from_reader(path: Path, projection: WindowProjection, stop: int,
         await reader.wait()
         message = (await error).decode(errors="replace").strip()
     if projection.position < stop:
-        raise ReplayFailed(f"the replay's log reader stopped at offset {projection.position} of {stop} "
-                           f"(exit {reader.returncode}): {message or 'no message'}. What was folded is kept; "
-                           "run the command again to resume from there.")
+        raise ReplayFailed(
+            f"the replay's log reader stopped at offset {projection.position} of {stop} "
+            f"(exit {reader.returncode}): {message or 'no message'}. What was folded is kept; "
+            "run the command again to resume from there."
+        )
 
 
 class _Pauses:
@@ -158,8 +177,15 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progress | None = None,
-                  retention: Retention | None = None, parallel_from: int = PARALLEL_FROM) -> WindowProjection:
+async def rebuild(
+    log: EventLog,
+    path: Path,
+    *,
+    start: int = 0,
+    progress: Progress | None = None,
+    retention: Retention | None = None,
+    parallel_from: int = PARALLEL_FROM,
+) -> WindowProjection:
     """Delete the projection and fold the log again (from ``start``: older events are left out)."""
     if path.exists():
         shutil.rmtree(path)
@@ -169,8 +195,7 @@ async def rebuild(log: EventLog, path: Path, *, start: int = 0, progress: Progre
     return projection
 
 
-async def keep_partition(log: EventLog, path: Path,
-                         opened: Callable[[WindowProjection], None] | None = None) -> None:
+async def keep_partition(log: EventLog, path: Path, opened: Callable[[WindowProjection], None] | None = None) -> None:
     """A Kafka worker's projection of one partition: open it at ``path``, catch up, then follow until
     cancelled (the partition revoked). ``opened`` sees the projection (the benchmark watches it)."""
     projection = open_projection(path)
@@ -183,8 +208,13 @@ async def keep_partition(log: EventLog, path: Path,
         projection.store.close()
 
 
-async def follow(log: EventLog, projection: WindowProjection, *, seconds: float = 1.0,
-                 observe: Callable[[Recorded], None] | None = None) -> None:
+async def follow(
+    log: EventLog,
+    projection: WindowProjection,
+    *,
+    seconds: float = 1.0,
+    observe: Callable[[Recorded], None] | None = None,
+) -> None:
     """Fold records as they are appended; commit every BATCH records and at least every ``seconds``.
 
     The same commits carry retention's pruning, a bounded slice each, also while no events come.

@@ -26,8 +26,9 @@ _int = msgspec.msgpack.Decoder(int)
 class Pruner:
     """Deletes, in bounded steps, every row whose time lies before the retention cutoff."""
 
-    def __init__(self, store: Store, days: int, clock: Callable[[], datetime], *, budget: int = 20_000,
-                 fresh: bool = False) -> None:
+    def __init__(
+        self, store: Store, days: int, clock: Callable[[], datetime], *, budget: int = 20_000, fresh: bool = False
+    ) -> None:
         self.store = store
         self.days = days
         self.clock = clock

@@ -136,11 +136,15 @@ class Sums:
 
     def partial(self) -> Partial:
         """What was summed since the last commit, to hand over (then `clear`)."""
-        return Partial(position=self.position, records=self.pending, unreadable=self.unreadable,
-                       days=[(party, plan, day, row) for ((party, plan), day), row in self.days.items()],
-                       minutes=[(plan, minute, cell) for (plan, minute), cell in self.minutes.items()],
-                       pair_max=[(party, plan, minute) for (party, plan), minute in self.pair_max.items()],
-                       confirmed=list(self.confirmed.items()))
+        return Partial(
+            position=self.position,
+            records=self.pending,
+            unreadable=self.unreadable,
+            days=[(party, plan, day, row) for ((party, plan), day), row in self.days.items()],
+            minutes=[(plan, minute, cell) for (plan, minute), cell in self.minutes.items()],
+            pair_max=[(party, plan, minute) for (party, plan), minute in self.pair_max.items()],
+            confirmed=list(self.confirmed.items()),
+        )
 
     def absorb(self, partial: Partial) -> None:
         """Take over a chunk summed elsewhere, from where this one stands (nothing summed since)."""

@@ -116,8 +116,14 @@ class Telemetry:
     without one, the redaction of the process's stderr log handler (see `commands.logs`) is used.
     """
 
-    def __init__(self, res: Resource, dest: Destination, snapshot: Snapshot, interval_secs: float,
-                 redact: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        res: Resource,
+        dest: Destination,
+        snapshot: Snapshot,
+        interval_secs: float,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         headers = dict(dest.headers)
         exporter = OTLPMetricExporter(endpoint=dest.metrics_endpoint, headers=headers, timeout=10)
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_secs * 1000)
@@ -125,8 +131,9 @@ class Telemetry:
         self.logs = LoggerProvider(resource=res)
         log_exporter = OTLPLogExporter(endpoint=dest.logs_endpoint, headers=headers, timeout=10)
         self.logs.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
-        self.handler = PaymentLogHandler(redact or _stderr_redaction(), level=logging.WARNING,
-                                         logger_provider=self.logs)
+        self.handler = PaymentLogHandler(
+            redact or _stderr_redaction(), level=logging.WARNING, logger_provider=self.logs
+        )
         self.ids = PaymentIds()
         self.traces = TracerProvider(resource=res, id_generator=self.ids, shutdown_on_exit=False)
         span_exporter = OTLPSpanExporter(endpoint=dest.traces_endpoint, headers=headers, timeout=10)
@@ -171,8 +178,11 @@ class Telemetry:
         self._span(event, requested_at or event.at)
 
     def _span(self, event: PaymentConfirmed | PaymentFailed, start: datetime) -> None:
-        attributes = {"payment.id": event.payment_id, "subscription": event.plan,
-                      "outcome": "confirmed" if isinstance(event, PaymentConfirmed) else "failed"}
+        attributes = {
+            "payment.id": event.payment_id,
+            "subscription": event.plan,
+            "outcome": "confirmed" if isinstance(event, PaymentConfirmed) else "failed",
+        }
         if isinstance(event, PaymentConfirmed):
             attributes["canton.update_id"] = event.update_id
         else:
@@ -180,7 +190,8 @@ class Telemetry:
         self.ids.next = payment_ids(event.payment_id)
         try:
             span = self.traces.get_tracer("canton-billing").start_span(
-                "payment", attributes=attributes, start_time=_ns(start))
+                "payment", attributes=attributes, start_time=_ns(start)
+            )
         finally:
             self.ids.next = None
         if isinstance(event, PaymentFailed):
@@ -249,8 +260,9 @@ class PaymentLogHandler(LoggingHandler):
             super().emit(record)
             return
         trace_id, span_id = payment_ids(payment_id)
-        span = NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False,
-                                            trace_flags=TraceFlags(TraceFlags.SAMPLED)))
+        span = NonRecordingSpan(
+            SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        )
         token = otel_context.attach(set_span_in_context(span))
         try:
             super().emit(record)
@@ -265,8 +277,10 @@ class PaymentLogHandler(LoggingHandler):
         fields = attributes.pop("fields", None)
         if isinstance(fields, dict):
             attributes.update(fields)
-        return {k: self.redact(v) if isinstance(v, str) else v if isinstance(v, int | float | bool) else
-                self.redact(str(v)) for k, v in attributes.items()}, event_name
+        return {
+            k: self.redact(v) if isinstance(v, str) else v if isinstance(v, int | float | bool) else self.redact(str(v))
+            for k, v in attributes.items()
+        }, event_name
 
 
 def send_test(res: Resource, dest: Destination) -> tuple[bool, bool]:

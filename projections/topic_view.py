@@ -36,8 +36,10 @@ def _key(partition: int) -> bytes:
 def stored_offsets(store: Store) -> dict[int, int]:
     """Each partition's next offset to fold, as last committed."""
     end = PARTITION_KEY[:-1] + bytes([PARTITION_KEY[-1] + 1])
-    return {int.from_bytes(k[len(PARTITION_KEY):], "big"): int.from_bytes(v, "big")
-            for k, v in store.scan(PARTITION_KEY, end)}
+    return {
+        int.from_bytes(k[len(PARTITION_KEY) :], "big"): int.from_bytes(v, "big")
+        for k, v in store.scan(PARTITION_KEY, end)
+    }
 
 
 class TopicView:
@@ -75,8 +77,10 @@ class TopicView:
         if self.projection.needs_commit:
             self.commit()
         if unchecked:
-            raise LogError(f"partition(s) {sorted(unchecked)} of topic {self.topic.name} end before what this view "
-                           "folded from them: the topic was recreated or truncated. Rebuild the view: `billing replay`")
+            raise LogError(
+                f"partition(s) {sorted(unchecked)} of topic {self.topic.name} end before what this view "
+                "folded from them: the topic was recreated or truncated. Rebuild the view: `billing replay`"
+            )
         return self.projection.position - start
 
     async def follow(self, observe: Callable[[Recorded], None] | None = None) -> None:

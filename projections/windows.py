@@ -60,12 +60,20 @@ class WindowProjection(WindowFold):
         else:
             count, ok, failed, total, users = self._counts("all" if plan is None else f"plan\x1f{plan}", first, last)
             # a pair active in the window is a user active in that plan: pairs are summed over plans
-            subs = users if plan is not None else sum(self._counts(f"plan\x1f{p}", first, last)[4]
-                                                      for p in self.plans())
+            subs = (
+                users if plan is not None else sum(self._counts(f"plan\x1f{p}", first, last)[4] for p in self.plans())
+            )
         rate = (Decimal(ok) * 100 / count).quantize(Decimal("0.01")) if count else None
-        return WindowMetrics(window=window, payment_count=count, success_count=ok, failure_count=failed,
-                             total_amount=amount(total), success_rate=rate, active_users=users,
-                             active_subscriptions=subs)
+        return WindowMetrics(
+            window=window,
+            payment_count=count,
+            success_count=ok,
+            failure_count=failed,
+            total_amount=amount(total),
+            success_rate=rate,
+            active_users=users,
+            active_subscriptions=subs,
+        )
 
     def all_windows(self, now: datetime, *, user: str | None = None, plan: str | None = None) -> list[WindowMetrics]:
         """All seven windows. They end at the same minute, so the ranges they share are read once."""
@@ -78,7 +86,7 @@ class WindowProjection(WindowFold):
     def plans_of(self, party: str) -> list[str]:
         """The plans ``party`` has ever had an outcome on (the index behind per-user queries)."""
         prefix = plans_prefix(party)
-        return [key[len(prefix):].decode() for key, _ in self.store.scan(prefix, prefix[:-1] + b"\x01")]
+        return [key[len(prefix) :].decode() for key, _ in self.store.scan(prefix, prefix[:-1] + b"\x01")]
 
     def plans(self) -> list[str]:
         """Every plan that has had an outcome."""
@@ -98,8 +106,9 @@ class WindowProjection(WindowFold):
         key = (prefix, lo, hi)
         if self._memo is not None and key in self._memo:
             return self._memo[key]  # type: ignore[no-any-return]
-        rows = _many_rows.decode(_array(self.store.values(bucket_key(prefix, lo), bucket_key(prefix, hi + 1),
-                                                          hi - lo + 1)))  # one decode for the range
+        rows = _many_rows.decode(
+            _array(self.store.values(bucket_key(prefix, lo), bucket_key(prefix, hi + 1), hi - lo + 1))
+        )  # one decode for the range
         value = [tuple(map(sum, zip(*rows, strict=True)))] if rows else []
         if self._memo is not None:
             self._memo[key] = value
@@ -115,7 +124,7 @@ class WindowProjection(WindowFold):
             if lo <= 0 and hi >= DAY - 1:
                 parts = [row[:4]]
             else:
-                parts = [row[i + 1:i + 5] for i in range(4, len(row), 5) if lo <= row[i] <= hi]
+                parts = [row[i + 1 : i + 5] for i in range(4, len(row), 5) if lo <= row[i] <= hi]
             for part in parts:
                 sums = [a + b for a, b in zip(sums, part, strict=True)]
         count, ok, failed, total = sums

@@ -8,8 +8,7 @@ from websockets.sync.client import connect
 
 
 def main(url: str, token: str, count: int) -> None:
-    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None,
-                 open_timeout=10) as socket:
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None, open_timeout=10) as socket:
         print("connected", flush=True)
         for _ in range(count):
             print(socket.recv(timeout=60), flush=True)

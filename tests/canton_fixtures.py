@@ -49,9 +49,7 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def new_sim(
-    clock: ManualClock | None = None, *, preapproval: bool = True, **options: Any
-) -> Simulator:
+def new_sim(clock: ManualClock | None = None, *, preapproval: bool = True, **options: Any) -> Simulator:
     """Alice 100 CC (two amulets), Bob 40, Carol 5, the app 100 and featured."""
     holdings = [(ALICE, Decimal(60)), (ALICE, Decimal(40)), (BOB, Decimal(40)), (CAROL, Decimal(5))]
     options.setdefault("static_token", TOKEN)
@@ -94,9 +92,7 @@ async def open_clients(
         ledger = LedgerApi(http, page_size=page_size) if page_size else LedgerApi(http)  # billing's default
         scan = ScanApi(Http(sc, "Scan", retry=retry, sleep=sleep))
         assert isinstance(sim.clock, ManualClock)
-        yield Canton(
-            sim, ledger, scan, ScanContextCache(scan, receiver=APP, clock=sim.clock), sleeps
-        )
+        yield Canton(sim, ledger, scan, ScanContextCache(scan, receiver=APP, clock=sim.clock), sleeps)
 
 
 async def payment(
@@ -168,7 +164,11 @@ async def adapter_on(
     """The product's adapter over ``sim`` (paying APP), on ``clock``."""
     endpoints = Endpoints(ledger_url=LEDGER_URL, scan_url=SCAN_URL, timeout=5)
     async with open_canton(
-        endpoints, lambda http: StaticToken(sim.static_token), receiver=APP,
-        dedup_seconds=dedup_seconds, clock=clock, transport=asgi_transport(sim),
+        endpoints,
+        lambda http: StaticToken(sim.static_token),
+        receiver=APP,
+        dedup_seconds=dedup_seconds,
+        clock=clock,
+        transport=asgi_transport(sim),
     ) as port:
         yield port

@@ -25,9 +25,7 @@ def simulator(balances: dict[str, Decimal] | None = None, *, preapproval: bool =
 
 
 @asynccontextmanager
-async def adapter(
-    sim: Simulator, *, transport: Any = None, dedup_seconds: int = 86400
-) -> AsyncIterator[CantonAdapter]:
+async def adapter(sim: Simulator, *, transport: Any = None, dedup_seconds: int = 86400) -> AsyncIterator[CantonAdapter]:
     """The product's adapter over ``sim`` (or over ``transport``, e.g. a recording one)."""
     async with open_canton(
         ENDPOINTS,

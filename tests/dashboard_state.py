@@ -23,11 +23,18 @@ PARTIES = {u["id"]: u["party"] for u in json.loads((ROOT / "data" / "users.json"
 PRICES = {"prover": Decimal(2), "verifier": Decimal(1), "archive": Decimal("0.25")}
 #: (hours ago, user, plan, failure reason or None)
 HISTORY = [
-    (22, "alice", "prover", None), (21, "bob", "prover", None), (19, "carol", "verifier", None),
+    (22, "alice", "prover", None),
+    (21, "bob", "prover", None),
+    (19, "carol", "verifier", None),
     (17, "dave", "verifier", "INSUFFICIENT_FUNDS: holdings of 0.4 CC cannot cover 1 CC plus fees"),
-    (15, "alice", "verifier", None), (13, "bob", "prover", None), (11, "carol", "archive", None),
-    (9, "alice", "prover", None), (8, "dave", "verifier", "PREAPPROVAL_EXPIRED: run `billing setup`"),
-    (6, "bob", "prover", None), (4, "carol", "verifier", None), (3, "alice", "prover", None),
+    (15, "alice", "verifier", None),
+    (13, "bob", "prover", None),
+    (11, "carol", "archive", None),
+    (9, "alice", "prover", None),
+    (8, "dave", "verifier", "PREAPPROVAL_EXPIRED: run `billing setup`"),
+    (6, "bob", "prover", None),
+    (4, "carol", "verifier", None),
+    (3, "alice", "prover", None),
     (2, "dave", "verifier", "INSUFFICIENT_FUNDS: holdings of 0.4 CC cannot cover 1 CC plus fees"),
     (1, "carol", "archive", None),
 ]
@@ -36,8 +43,13 @@ HISTORY = [
 def history(now: datetime) -> list[AnyEvent]:
     events: list[AnyEvent] = []
     for i, (hours, user, plan, failure) in enumerate(HISTORY):
-        common = {"payment_id": f"history-{i:02d}", "at": now - timedelta(hours=hours, minutes=7),
-                  "party": PARTIES[user], "plan": plan, "amount": PRICES[plan]}
+        common = {
+            "payment_id": f"history-{i:02d}",
+            "at": now - timedelta(hours=hours, minutes=7),
+            "party": PARTIES[user],
+            "plan": plan,
+            "amount": PRICES[plan],
+        }
         if failure is None:
             update = "1220" + hashlib.sha256(f"history-{i}".encode()).hexdigest()
             events.append(PaymentConfirmed(**common, update_id=update))

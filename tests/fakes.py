@@ -26,8 +26,9 @@ from pipeline.canton.port import (
 
 
 class Transfer:
-    def __init__(self, command_id: str, sender: str, receiver: str, amount: Decimal, offset: int,
-                 description: str = ""):
+    def __init__(
+        self, command_id: str, sender: str, receiver: str, amount: Decimal, offset: int, description: str = ""
+    ):
         self.command_id = command_id
         self.description = description
         self.sender = sender
@@ -64,8 +65,17 @@ class FakeLedger:
             return Insufficient(available=have, required=amount, message=f"{sender} holds {have} CC")
         return Prepared(ledger_offset=self.offset, inputs=("amulet-1",))
 
-    async def submit(self, prepared: Prepared, *, sender: str, receiver: str, amount: Decimal,
-                     description: str, command_id: str, submission_id: str) -> Accepted | Rejected:
+    async def submit(
+        self,
+        prepared: Prepared,
+        *,
+        sender: str,
+        receiver: str,
+        amount: Decimal,
+        description: str,
+        command_id: str,
+        submission_id: str,
+    ) -> Accepted | Rejected:
         self.calls.append("submit")
         if self.gate is not None:
             await self.gate.wait()
@@ -74,8 +84,12 @@ class FakeLedger:
             return _rejection(fault)
         existing = self.transfers_for(command_id)
         if existing:
-            return Rejected(kind="duplicate", code="DUPLICATE_COMMAND", message="already accepted",
-                            completion_offset=None if fault == "duplicate_no_offset" else existing[0].offset)
+            return Rejected(
+                kind="duplicate",
+                code="DUPLICATE_COMMAND",
+                message="already accepted",
+                completion_offset=None if fault == "duplicate_no_offset" else existing[0].offset,
+            )
         transfer = self._commit(command_id, sender, receiver, amount, description)
         if fault == "commit_then_timeout":
             return _rejection("timeout")
@@ -83,8 +97,7 @@ class FakeLedger:
             await asyncio.Event().wait()
         return Accepted(update_id=transfer.update_id, completion_offset=transfer.offset)
 
-    def _commit(self, command_id: str, sender: str, receiver: str, amount: Decimal,
-                description: str = "") -> Transfer:
+    def _commit(self, command_id: str, sender: str, receiver: str, amount: Decimal, description: str = "") -> Transfer:
         self.offset = next(self._offsets)
         transfer = Transfer(command_id, sender, receiver, amount, self.offset, description)
         self.transfers.append(transfer)
@@ -108,8 +121,9 @@ class FakeLedger:
     async def update_at(self, offset: int, party: str) -> str | None:
         return next((t.update_id for t in self.transfers if t.offset == offset), None)
 
-    async def verify(self, update_id: str, *, sender: str, receiver: str, amount: Decimal,
-                     description: str) -> Verified | NotVisible | Mismatch:
+    async def verify(
+        self, update_id: str, *, sender: str, receiver: str, amount: Decimal, description: str
+    ) -> Verified | NotVisible | Mismatch:
         self.calls.append("verify")
         if self.scan_lag > 0:
             self.scan_lag -= 1
@@ -131,8 +145,9 @@ def _rejection(fault: str) -> Rejected:
         "timeout": Rejected(kind="in_doubt", code="REQUEST_TIME_OUT", message="timed out"),
         "retryable": Rejected(kind="retryable", code="LOCAL_VERDICT_LOCKED_CONTRACTS", message="input locked"),
         "final": Rejected(kind="final", code="DAML_FAILURE", message="preapproval expired"),
-        "stale": Rejected(kind="retryable", code="LOCAL_VERDICT_INACTIVE_CONTRACTS",
-                          message="round archived", stale_context=True),
+        "stale": Rejected(
+            kind="retryable", code="LOCAL_VERDICT_INACTIVE_CONTRACTS", message="round archived", stale_context=True
+        ),
     }[fault]
 
 

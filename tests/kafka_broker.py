@@ -71,8 +71,11 @@ def tansu(binary: Path) -> Iterator[str]:
     """Run the Tansu broker on a free loopback port; yield its kafka:// URL; SIGTERM it after."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_port(port, proc)
         yield f"kafka://127.0.0.1:{port}"

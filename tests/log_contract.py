@@ -22,9 +22,15 @@ T0 = datetime(2026, 11, 24, tzinfo=UTC)
 
 def event(i: int) -> PaymentRequested:
     return PaymentRequested(
-        payment_id=f"p{i:06d}", at=T0, party=f"user{i % 7}::1220ab", user_id=f"u{i}", plan="prover",
-        period=Period(index=i, start=T0, end=T0 + timedelta(minutes=5)), amount=Decimal("2.5"),
-        receiver="app::1220cd", description="prover subscription payment",
+        payment_id=f"p{i:06d}",
+        at=T0,
+        party=f"user{i % 7}::1220ab",
+        user_id=f"u{i}",
+        plan="prover",
+        period=Period(index=i, start=T0, end=T0 + timedelta(minutes=5)),
+        amount=Decimal("2.5"),
+        receiver="app::1220cd",
+        description="prover subscription payment",
     )
 
 

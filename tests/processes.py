@@ -27,8 +27,11 @@ Completed = subprocess.CompletedProcess[str]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("APP_", "SCAN_", "BILLING_", "LOG_", "PARTY_", "ROCKSDB", "OTEL_", "OPENTELEMETRY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("APP_", "SCAN_", "BILLING_", "LOG_", "PARTY_", "ROCKSDB", "OTEL_", "OPENTELEMETRY"))
+    }
     return {**env, **extra}
 
 
@@ -38,9 +41,13 @@ def simulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> 
     port = free_port()
     # The ledger token is the canary JWT: every billing run against it must keep it secret.
     extra = {"APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"], **(env or {})}
-    proc = subprocess.Popen([BILLING, "simulator", "--port", str(port), "--with-preapproval", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(BILLING_DATA_DIR=str(data_dir), **extra))
+    proc = subprocess.Popen(
+        [BILLING, "simulator", "--port", str(port), "--with-preapproval", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(BILLING_DATA_DIR=str(data_dir), **extra),
+    )
     drains: list[_Drain] = []
     try:
         assert proc.stdout is not None
@@ -94,8 +101,14 @@ def billing(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
 def billing_losing_first_answer(*args: str, env: dict[str, str], timeout: float = 90) -> Completed:
     """`billing ARGS` whose first submission is committed on the ledger, then its answer turns into a
     plain RuntimeError (a bug in billing, as far as it can tell): `tests/lost_answer_child.py`."""
-    result = subprocess.run([sys.executable, "-m", "tests.lost_answer_child", *args], cwd=ROOT,
-                            env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.lost_answer_child", *args],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     record(f"billing {' '.join(args)} (answer lost)", result.stdout, result.stderr)
     return result
 
@@ -112,8 +125,9 @@ def assert_stopped_by_the_lost_answer(result: Completed) -> None:
 
 def start_daemon(env: dict[str, str]) -> subprocess.Popen[str]:
     """`billing start` in the background (stop it with SIGTERM, then ``communicate``)."""
-    return subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for_transfers(env: dict[str, str], count: int, seconds: float = 30) -> int:
@@ -143,9 +157,16 @@ def write_catalogue(folder: Path, users: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     starts = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0).isoformat()
     plans = [{"id": "p", "name": "prover", "price": 2, "currency": "CC", "interval_sec": "300"}]
-    people = [{"id": f"u{i}", "party": f"u{i}::1220{i:060x}", "name": f"User {i}", "email": f"u{i}@example.com",
-               "subscriptions": [{"name": "prover", "expires_at": "2031-12-31", "starts_at": starts}]}
-              for i in range(users)]
+    people = [
+        {
+            "id": f"u{i}",
+            "party": f"u{i}::1220{i:060x}",
+            "name": f"User {i}",
+            "email": f"u{i}@example.com",
+            "subscriptions": [{"name": "prover", "expires_at": "2031-12-31", "starts_at": starts}],
+        }
+        for i in range(users)
+    ]
     (folder / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     (folder / "users.json").write_text(json.dumps({"users": people}))
     return folder

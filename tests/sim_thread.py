@@ -34,8 +34,16 @@ class Listener:
     def start(self) -> None:
         async def go() -> None:
             ready, self.stopping = asyncio.Event(), asyncio.Event()
-            self.task = asyncio.create_task(serve_async(self.sim, "127.0.0.1", self.port, out=io.StringIO(),
-                                                        on_ready=lambda _: ready.set(), stop=self.stopping))
+            self.task = asyncio.create_task(
+                serve_async(
+                    self.sim,
+                    "127.0.0.1",
+                    self.port,
+                    out=io.StringIO(),
+                    on_ready=lambda _: ready.set(),
+                    stop=self.stopping,
+                )
+            )
             await asyncio.wait_for(ready.wait(), 10)
 
         self._run(go())

@@ -20,9 +20,18 @@ ALICE, BOB = "alice::1220", "bob::1220"
 
 
 def failed(party: str, seconds: float, n: int = 0) -> PaymentFailed:
-    return PaymentFailed(payment_id=f"{party}-{n}", at=T0 + timedelta(seconds=seconds), party=party, plan="prover",
-                         amount=Decimal(2), attempt=1, code="INSUFFICIENT_FUNDS", message="empty wallet",
-                         retryable=False, final=True)
+    return PaymentFailed(
+        payment_id=f"{party}-{n}",
+        at=T0 + timedelta(seconds=seconds),
+        party=party,
+        plan="prover",
+        amount=Decimal(2),
+        attempt=1,
+        code="INSUFFICIENT_FUNDS",
+        message="empty wallet",
+        retryable=False,
+        final=True,
+    )
 
 
 def test_one_alert_per_crossing_per_party() -> None:
@@ -42,9 +51,18 @@ def test_old_failures_leave_the_window_and_the_alert_re_arms() -> None:
 
 
 def _request(i: int) -> PaymentRequested:
-    return PaymentRequested(payment_id=f"r{i}", at=T0, party=ALICE, user_id="alice", plan="prover",
-                            period=Period(index=i, start=T0, end=T0 + timedelta(minutes=5)), amount=Decimal(2),
-                            receiver="app::1220", description="prover subscription payment", reason="scheduled")
+    return PaymentRequested(
+        payment_id=f"r{i}",
+        at=T0,
+        party=ALICE,
+        user_id="alice",
+        plan="prover",
+        period=Period(index=i, start=T0, end=T0 + timedelta(minutes=5)),
+        amount=Decimal(2),
+        receiver="app::1220",
+        description="prover subscription payment",
+        reason="scheduled",
+    )
 
 
 async def test_the_daemon_watch_logs_one_structured_warn_line(tmp_path: Path) -> None:

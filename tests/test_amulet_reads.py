@@ -16,15 +16,12 @@ class Ledger:
         self.calls: list[tuple[list[str], int | None]] = []
         self.fail = fail
 
-    async def amulets_of(
-        self, parties: list[str], *, at_offset: int | None = None
-    ) -> dict[str, list[Holding]]:
+    async def amulets_of(self, parties: list[str], *, at_offset: int | None = None) -> dict[str, list[Holding]]:
         self.calls.append((parties, at_offset))
         await asyncio.sleep(0.001)
         if self.fail:
             raise ConnectionError("participant down")
-        return {p: [Holding(contract_id=f"c-{p}", initial_amount=Decimal(5), created_round=1)]
-                for p in parties}
+        return {p: [Holding(contract_id=f"c-{p}", initial_amount=Decimal(5), created_round=1)] for p in parties}
 
 
 async def test_parties_asked_for_together_share_requests() -> None:
@@ -39,8 +36,7 @@ async def test_parties_asked_for_together_share_requests() -> None:
 
 async def test_a_failed_read_fails_each_payment_of_its_batch() -> None:
     reads = AmuletReads(Ledger(fail=True))
-    results = await asyncio.gather(*(reads.amulets(f"p{i}", at_offset=1) for i in range(5)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(reads.amulets(f"p{i}", at_offset=1) for i in range(5)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
 
 

@@ -48,8 +48,12 @@ def wait_healthy(port: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", headers={"Authorization": f"Bearer {TOKEN}"},
-                         timeout=2).status_code == 200:
+            if (
+                httpx.get(
+                    f"http://127.0.0.1:{port}/v1/health", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2
+                ).status_code
+                == 200
+            ):
                 return
         except httpx.TransportError:
             pass
@@ -62,17 +66,35 @@ def test_a_second_process_follows_the_audit_stream_as_events_are_appended(tmp_pa
     data = write_catalogue(tmp_path / "data", users=2)
     port = free_port()
     with simulator(data) as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-               "BILLING_API_PORT": str(port), "BILLING_API_TOKEN": TOKEN, "CHECK_INTERVAL_SECS": "1",
-               "LOG_LEVEL": "warn"}
-        daemon = subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+        env = {
+            **sim_env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(tmp_path / "state"),
+            "BILLING_API_PORT": str(port),
+            "BILLING_API_TOKEN": TOKEN,
+            "CHECK_INTERVAL_SECS": "1",
+            "LOG_LEVEL": "warn",
+        }
+        daemon = subprocess.Popen(
+            [BILLING, "start"], env=clean_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         follower = None
         try:
             wait_healthy(port)
             follower = subprocess.Popen(
-                [sys.executable, "-m", "tests.audit_follower_child", f"ws://127.0.0.1:{port}/v1/audit?from=0",
-                 TOKEN, "1000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.audit_follower_child",
+                    f"ws://127.0.0.1:{port}/v1/audit?from=0",
+                    TOKEN,
+                    "1000",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             lines = lines_of(follower)
             assert lines.get(timeout=30) == "connected"
             confirmed = lambda rows: [r for r in rows if r["type"] == "payment.confirmed"]  # noqa: E731
@@ -101,10 +123,22 @@ def test_tail_lines_carry_payment_period_amount_update_id_and_outcome() -> None:
     pid = "a1b2c3d4e5f60718"
     common = {"payment_id": pid, "at": t0, "party": "alice::1220abcdef", "plan": "prover", "amount": Decimal(2)}
     events = [
-        PaymentRequested(**common, user_id="alice", receiver="app::1", description="d",
-                         period=Period(index=3, start=t0, end=t0 + timedelta(minutes=5))),
-        PaymentFailed(**common, attempt=1, code="UNAVAILABLE", message="try later", retryable=True, final=False,
-                      next_attempt_at=t0 + timedelta(seconds=30)),
+        PaymentRequested(
+            **common,
+            user_id="alice",
+            receiver="app::1",
+            description="d",
+            period=Period(index=3, start=t0, end=t0 + timedelta(minutes=5)),
+        ),
+        PaymentFailed(
+            **common,
+            attempt=1,
+            code="UNAVAILABLE",
+            message="try later",
+            retryable=True,
+            final=False,
+            next_attempt_at=t0 + timedelta(seconds=30),
+        ),
         PaymentConfirmed(**common, update_id="1220feed"),
     ]
     periods = Periods()

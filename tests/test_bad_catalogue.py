@@ -31,13 +31,40 @@ SUB_FIELDS = ["name", "expires_at", "starts_at"]
 WHEN = [datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC), datetime(9999, 12, 31, 23, tzinfo=UTC)]
 
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
-    | st.sampled_from(["", "²", "٣٠٠", "9" * 5000, "1e999999", "NaN", "-0", "0.00000000001", "300 ",
-                       "9999-12-31", "0001-01-01", "2026-13-01", "2026-01-01T00:00:00", "::", "a::", "@",
-                       "2030-01-01T00:00:00+23:59", "\x00", "1E+30"])
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "",
+            "²",
+            "٣٠٠",
+            "9" * 5000,
+            "1e999999",
+            "NaN",
+            "-0",
+            "0.00000000001",
+            "300 ",
+            "9999-12-31",
+            "0001-01-01",
+            "2026-13-01",
+            "2026-01-01T00:00:00",
+            "::",
+            "a::",
+            "@",
+            "2030-01-01T00:00:00+23:59",
+            "\x00",
+            "1E+30",
+        ]
+    )
 )
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def _check(folder: Path) -> None:
@@ -96,8 +123,12 @@ def test_any_value_in_a_users_subscription(tmp_path: Path, user: int, field: str
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(where=FILE_ENTRY, drop=st.lists(st.sampled_from(USER_FIELDS + PLAN_FIELDS), max_size=3),
-       extra=st.dictionaries(st.text(max_size=8), json_values, max_size=2), entry=st.none() | json_values)
+@given(
+    where=FILE_ENTRY,
+    drop=st.lists(st.sampled_from(USER_FIELDS + PLAN_FIELDS), max_size=3),
+    extra=st.dictionaries(st.text(max_size=8), json_values, max_size=2),
+    entry=st.none() | json_values,
+)
 def test_fields_removed_added_or_entry_replaced(
     tmp_path: Path, where: tuple[str, int], drop: list[str], extra: dict[str, Any], entry: Any
 ) -> None:

@@ -35,10 +35,14 @@ def _options() -> tuple[list[str], list[tuple[str, str]], list[str]]:
 
 
 COMMANDS, INT_OPTIONS, FLAGS = _options()
-bad_numbers = st.sampled_from(["x", "", "-1", "1.5", "1e3", "0x10", "9" * 40, "٣", "--", " 7"]) | st.integers(
-    max_value=-1).map(str) | st.integers(min_value=2**62 + 1).map(str)
+bad_numbers = (
+    st.sampled_from(["x", "", "-1", "1.5", "1e3", "0x10", "9" * 40, "٣", "--", " 7"])
+    | st.integers(max_value=-1).map(str)
+    | st.integers(min_value=2**62 + 1).map(str)
+)
 tokens = st.sampled_from(COMMANDS + FLAGS + ["--", "-", "-x", "=", "--period=", "list", "with-subscription"]) | st.text(
-    max_size=10)
+    max_size=10
+)
 
 
 def _one_error_line(err: str) -> None:
@@ -49,8 +53,9 @@ def _one_error_line(err: str) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(option=st.sampled_from(INT_OPTIONS), value=bad_numbers)
-def test_bad_whole_numbers_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], option: tuple[str, str],
-                                                   value: str) -> None:
+def test_bad_whole_numbers_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], option: tuple[str, str], value: str
+) -> None:
     command, flag = option
     tried("CLI arguments")
     with pytest.raises(SystemExit) as caught:

@@ -18,13 +18,49 @@ from commands.config import SPECS, Settings
 from commands.errors import ConfigError
 from tests.bad_inputs import tried
 
-SPECIAL = ["", " ", "0", "-1", "1e3", "1.5", "nan", "inf", "-inf", "9" * 5000, "٣", "0x10", "true", "yes",
-           "http://", "https://a b", "ftp://x", "localhost:3975", "app::", "::x", "\t1\t", "1_000", "DEBUG",
-           "trace,h2=info", "=", "a=b=c", "€", "\U0001f600", "http://127.0.0.1:1/" + "a" * 3000]
-values = st.sampled_from(SPECIAL) | st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
-                                            max_size=40)
-DURATIONS = {"CHECK_INTERVAL_SECS", "PAYMENT_RETRY_INTERVAL", "RETRY_HORIZON_SECS", "DEDUPLICATION_SECS",
-             "MIN_INTERVAL_SEC", "OTEL_EXPORT_INTERVAL_SECS", "HTTP_TIMEOUT_SECS"}
+SPECIAL = [
+    "",
+    " ",
+    "0",
+    "-1",
+    "1e3",
+    "1.5",
+    "nan",
+    "inf",
+    "-inf",
+    "9" * 5000,
+    "٣",
+    "0x10",
+    "true",
+    "yes",
+    "http://",
+    "https://a b",
+    "ftp://x",
+    "localhost:3975",
+    "app::",
+    "::x",
+    "\t1\t",
+    "1_000",
+    "DEBUG",
+    "trace,h2=info",
+    "=",
+    "a=b=c",
+    "€",
+    "\U0001f600",
+    "http://127.0.0.1:1/" + "a" * 3000,
+]
+values = st.sampled_from(SPECIAL) | st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=40
+)
+DURATIONS = {
+    "CHECK_INTERVAL_SECS",
+    "PAYMENT_RETRY_INTERVAL",
+    "RETRY_HORIZON_SECS",
+    "DEDUPLICATION_SECS",
+    "MIN_INTERVAL_SEC",
+    "OTEL_EXPORT_INTERVAL_SECS",
+    "HTTP_TIMEOUT_SECS",
+}
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 

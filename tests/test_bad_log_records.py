@@ -159,14 +159,25 @@ def test_damaged_records_are_unreadable_or_a_real_event(mutation: tuple[str, int
 
 def outcome(i: int, **changes: Any) -> bytes:
     """A msgpack envelope of a confirmation, with some fields changed (None removes a field)."""
-    fields = {**msgspec.to_builtins(PaymentConfirmed(payment_id=f"p{i}", at=T0, party="a::1", plan="prover",
-                                                     amount=Decimal("2.5"), update_id=f"u{i}")), **changes}
+    fields = {
+        **msgspec.to_builtins(
+            PaymentConfirmed(
+                payment_id=f"p{i}", at=T0, party="a::1", plan="prover", amount=Decimal("2.5"), update_id=f"u{i}"
+            )
+        ),
+        **changes,
+    }
     return msgspec.msgpack.encode({"v": 1, "event": {k: v for k, v in fields.items() if v is not None}})
 
 
 OUTCOMES_ONLY = [raw for _, raw, _ in BAD] + [
-    outcome(1), outcome(2, amount="NaN"), outcome(3, update_id=7), outcome(4, party=None), outcome(5, at=12),
-    outcome(6, amount="1e30"), msgspec.json.encode({"v": 1, "event": msgspec.to_builtins(decode(outcome(7)))}),
+    outcome(1),
+    outcome(2, amount="NaN"),
+    outcome(3, update_id=7),
+    outcome(4, party=None),
+    outcome(5, at=12),
+    outcome(6, amount="1e30"),
+    msgspec.json.encode({"v": 1, "event": msgspec.to_builtins(decode(outcome(7)))}),
 ]
 
 
@@ -190,11 +201,14 @@ foreign_keys = st.one_of(
     st.builds(lambda o, tail: offset_key(o) + tail, st.integers(0, 40), st.binary(min_size=1, max_size=3)),
     st.binary(min_size=9, max_size=16),
 )
-layouts = st.lists(st.one_of(
-    st.tuples(st.just("good"), st.integers(0, 10**6)),
-    st.tuples(st.just("bad"), st.integers(0, len(SMALL_BAD) - 1)),
-    st.tuples(st.just("foreign"), foreign_keys),
-), max_size=40)
+layouts = st.lists(
+    st.one_of(
+        st.tuples(st.just("good"), st.integers(0, 10**6)),
+        st.tuples(st.just("bad"), st.integers(0, len(SMALL_BAD) - 1)),
+        st.tuples(st.just("foreign"), foreign_keys),
+    ),
+    max_size=40,
+)
 
 
 def write_log(path: Path, layout: list[tuple[str, Any]]) -> tuple[dict[int, AnyEvent], set[int], set[bytes]]:
@@ -230,8 +244,9 @@ def test_a_log_with_poison_records_yields_every_good_event_once(layout, size, st
         asyncio.run(_check_reads(Path(tmp) / "log", good, bad, foreign, (size, start, stop)))
 
 
-async def _check_reads(path: Path, good: dict[int, AnyEvent], bad: set[int], foreign: set[bytes],
-                       read: tuple[int, int, int | None]) -> None:
+async def _check_reads(
+    path: Path, good: dict[int, AnyEvent], bad: set[int], foreign: set[bytes], read: tuple[int, int, int | None]
+) -> None:
     size, start, stop = read
     end = len(good) + len(bad) if stop is None else stop
     log = EmbeddedLog.open(path, sync=False)
@@ -260,10 +275,18 @@ def outcomes() -> list[AnyEvent]:
     out: list[AnyEvent] = [event(i) for i in range(10)]
     for i in range(8):
         request = event(i)
-        common = {"payment_id": request.payment_id, "at": T0 + timedelta(minutes=1), "party": request.party,
-                  "plan": request.plan, "amount": request.amount}
-        out.append(PaymentConfirmed(**common, update_id=f"u{i}") if i % 3 else
-                   PaymentFailed(**common, attempt=1, code="X", message="no", retryable=False, final=True))
+        common = {
+            "payment_id": request.payment_id,
+            "at": T0 + timedelta(minutes=1),
+            "party": request.party,
+            "plan": request.plan,
+            "amount": request.amount,
+        }
+        out.append(
+            PaymentConfirmed(**common, update_id=f"u{i}")
+            if i % 3
+            else PaymentFailed(**common, attempt=1, code="X", message="no", retryable=False, final=True)
+        )
     return out
 
 
@@ -287,16 +310,23 @@ async def fold_everything(path: Path, layout: list[tuple[str, Any]]) -> tuple[di
     projection = await rebuild(log, path / "windows")
     # The fold reads outcomes only: a bad request whose envelope and type are sound is skipped
     # with the other requests (the processor's book reports it); everything else it counts.
-    assert projection.unreadable == sum(isinstance(decode(raw, outcomes_only=True), Unreadable)
-                                        for kind, x in layout if kind == "bad" for raw in [SMALL_BAD[x]])
+    assert projection.unreadable == sum(
+        isinstance(decode(raw, outcomes_only=True), Unreadable)
+        for kind, x in layout
+        if kind == "bad"
+        for raw in [SMALL_BAD[x]]
+    )
     assert not bad or 0 < projection.unreadable < len(bad)
     metrics = [projection.metrics(w, T0 + timedelta(minutes=5)) for w in WINDOWS]
     projection.store.close()
     await log.close()
     # Every payment of the clean events; a confirmed one is kept as its update id only.
     ids = {e.payment_id for kind, e in layout if kind == "good"}
-    book = {pid: (s.status, s.update_id if isinstance(s, Settled) else s.request)
-            for pid in ids if (s := processor.book.get(pid)) is not None}
+    book = {
+        pid: (s.status, s.update_id if isinstance(s, Settled) else s.request)
+        for pid in ids
+        if (s := processor.book.get(pid)) is not None
+    }
     return book, metrics, len(bad) + len(foreign)
 
 

@@ -79,8 +79,10 @@ CALLS: dict[str, tuple[str, Callable[[Clients], Awaitable[object]]]] = {
     "ledger-end": ("/v2/state/ledger-end", lambda c: c.ledger.ledger_end()),
     "active-contracts": ("/v2/state/active-contracts", lambda c: c.ledger.amulets(ALICE)),
     "submit-and-wait": ("/v2/commands/submit-and-wait", lambda c: c.ledger.submit_and_wait(COMMANDS)),
-    "completions": ("/v2/commands/completions",
-                    lambda c: c.ledger.find_completion(ALICE, "pay-bad-input", begin_exclusive=0)),
+    "completions": (
+        "/v2/commands/completions",
+        lambda c: c.ledger.find_completion(ALICE, "pay-bad-input", begin_exclusive=0),
+    ),
     "update-by-id": ("/v2/updates/update-by-id", lambda c: c.ledger.update_by_id(UPDATE_ID, party=ALICE)),
     "update-by-offset": ("/v2/updates/update-by-offset", lambda c: c.ledger.update_by_offset(1, party=ALICE)),
     "scan dso": ("/api/scan/v0/dso", lambda c: c.context.get()),
@@ -117,13 +119,32 @@ def _spoil(doc: Any, path: tuple[Any, ...], value: Any, remove: bool) -> Any:
     return doc
 
 
-scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8)
-           | st.sampled_from(["", "NaN", "1e999999", "-1", "2026-13-45T99:00:00Z", "::", "x" * 5000]))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=2)
-                           | st.dictionaries(st.text(max_size=5), inner, max_size=2), max_leaves=4)
-RAW_BODIES = [b"", b"not json", b"<html><body>502 Bad Gateway</body></html>", b"{", b"\xff\xfe", b"null", b"[]",
-              b'{"code": 3, "errorCategory": "x"}', b'{"error": "' + b"e" * 20_000 + b'"}',
-              b"[" + b"1," * 1_000_000 + b"1]", b'"' + b"a" * 3_000_000 + b'"']
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["", "NaN", "1e999999", "-1", "2026-13-45T99:00:00Z", "::", "x" * 5000])
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
+    max_leaves=4,
+)
+RAW_BODIES = [
+    b"",
+    b"not json",
+    b"<html><body>502 Bad Gateway</body></html>",
+    b"{",
+    b"\xff\xfe",
+    b"null",
+    b"[]",
+    b'{"code": 3, "errorCategory": "x"}',
+    b'{"error": "' + b"e" * 20_000 + b'"}',
+    b"[" + b"1," * 1_000_000 + b"1]",
+    b'"' + b"a" * 3_000_000 + b'"',
+]
 
 
 class Spoiled(httpx.AsyncBaseTransport):
@@ -151,8 +172,11 @@ async def _call(name: str, status: int, body: bytes) -> None:
         return None
 
     async with make_client(LEDGER_URL, 5, transport) as lc, make_client(SCAN_URL, 5, transport) as sc:
-        clients = Clients(LedgerApi(Http(lc, "the Ledger API", StaticToken(TOKEN), retry=retry, sleep=no_sleep)),
-                          ScanApi(Http(sc, "Scan", retry=retry, sleep=no_sleep)), CLOCK)
+        clients = Clients(
+            LedgerApi(Http(lc, "the Ledger API", StaticToken(TOKEN), retry=retry, sleep=no_sleep)),
+            ScanApi(Http(sc, "Scan", retry=retry, sleep=no_sleep)),
+            CLOCK,
+        )
         try:
             await call(clients)
         except CantonError as err:
@@ -168,8 +192,13 @@ def _run(name: str, status: int, body: bytes) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(name=st.sampled_from(sorted(CALLS)), data=st.data(), value=json_values, remove=st.booleans(),
-       status=st.sampled_from([200, 200, 200, 200, 400, 404, 409, 500]))
+@given(
+    name=st.sampled_from(sorted(CALLS)),
+    data=st.data(),
+    value=json_values,
+    remove=st.booleans(),
+    status=st.sampled_from([200, 200, 200, 200, 400, 404, 409, 500]),
+)
 def test_a_spoiled_field_in_any_answer(name: str, data: st.DataObject, value: Any, remove: bool, status: int) -> None:
     doc = json.loads(RECORDED[(_method(name), CALLS[name][0])])
     path = data.draw(st.sampled_from(_paths(doc)), label="path")
@@ -201,16 +230,26 @@ def _events_path(index: int, *rest: str) -> tuple[Any, ...]:
 #: Answers that once escaped the clients as something other than a CantonError (found by the
 #: generated cases above; fixed in scan_api.py, scan_context.py and canton_errors.py).
 ONCE_CRASHED = {
-    "updates item without update_id": ("scan updates", lambda: _spoiled(
-        "scan updates", ("transactions", 0, "update_id"), None)),
-    "updates item without record_time": ("scan updates", lambda: _spoiled(
-        "scan updates", ("transactions", 0), {"a": 1})),
-    "update amount not an object": ("scan update", lambda: _spoiled(
-        "scan update", _events_path(2, "create_arguments", "amount"), True)),
-    "update round number not a number": ("scan update", lambda: _spoiled(
-        "scan update", _events_path(2, "create_arguments", "amount", "createdAt", "number"), "")),
-    "rounds ttl beyond any date": ("scan rounds", lambda: _spoiled(
-        "scan rounds", ("time_to_live_in_microseconds",), 2**70)),
+    "updates item without update_id": (
+        "scan updates",
+        lambda: _spoiled("scan updates", ("transactions", 0, "update_id"), None),
+    ),
+    "updates item without record_time": (
+        "scan updates",
+        lambda: _spoiled("scan updates", ("transactions", 0), {"a": 1}),
+    ),
+    "update amount not an object": (
+        "scan update",
+        lambda: _spoiled("scan update", _events_path(2, "create_arguments", "amount"), True),
+    ),
+    "update round number not a number": (
+        "scan update",
+        lambda: _spoiled("scan update", _events_path(2, "create_arguments", "amount", "createdAt", "number"), ""),
+    ),
+    "rounds ttl beyond any date": (
+        "scan rounds",
+        lambda: _spoiled("scan rounds", ("time_to_live_in_microseconds",), 2**70),
+    ),
     "a 20 kB error text": ("ledger-end", lambda: b'{"error": "' + b"e" * 20_000 + b'"}'),
 }
 

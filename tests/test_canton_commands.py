@@ -73,9 +73,15 @@ def test_network_problems_are_one_clear_line(tmp_path: Path, command: list[str],
     else:
         server = _server(401, b'{"error": "bad token"}') if failure == "401" else _server(200, b"<html>x</html>")
         url = f"http://127.0.0.1:{server.server_address[1]}"
-    env = {"APP_PROVIDER_API_URL": url, "SCAN_API_URL": url + "/api/scan", "APP_PROVIDER_JWT": "wrong-token-123",
-           "PARTY_APP": "app::1220ab", "BILLING_DATA_DIR": str(DATA), "ROCKSDB_PATH": str(tmp_path / "s"),
-           "HTTP_TIMEOUT_SECS": "3"}
+    env = {
+        "APP_PROVIDER_API_URL": url,
+        "SCAN_API_URL": url + "/api/scan",
+        "APP_PROVIDER_JWT": "wrong-token-123",
+        "PARTY_APP": "app::1220ab",
+        "BILLING_DATA_DIR": str(DATA),
+        "ROCKSDB_PATH": str(tmp_path / "s"),
+        "HTTP_TIMEOUT_SECS": "3",
+    }
     try:
         result = billing(*command, env=env, timeout=60)
     finally:

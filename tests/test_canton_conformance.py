@@ -49,18 +49,14 @@ class Recording(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         body = await response.aread()
-        self.exchanges.append(
-            (request, response.status_code, body, response.headers.get("content-type", ""))
-        )
+        self.exchanges.append((request, response.status_code, body, response.headers.get("content-type", "")))
         return httpx.Response(response.status_code, headers=response.headers, content=body)
 
 
 def mock_request(request: httpx.Request) -> tuple[str, MockRequest]:
     path = request.url.path
     kind = "scan" if path.startswith("/api/scan/") else "ledger"
-    host = (
-        "https://example.com" if kind == "scan" else "http://localhost"
-    )  # scan.yaml's server is …/api/scan
+    host = "https://example.com" if kind == "scan" else "http://localhost"  # scan.yaml's server is …/api/scan
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
     return kind, MockRequest(
         host,
@@ -86,22 +82,16 @@ async def exercise_everything(sim: Simulator, recording: Recording) -> None:
 
 
 async def _payments(c: Canton) -> None:
-    command = await payment(
-        c, ALICE, "25.5", "pay-1"
-    )  # ledger end, paged ACS, the whole Scan context
+    command = await payment(c, ALICE, "25.5", "pay-1")  # ledger end, paged ACS, the whole Scan context
     stale = await payment(c, ALICE, "1", "pay-stale")  # the same inputs, spent by pay-1 first
     await c.ledger.submit_and_wait(command)
     with pytest.raises(CantonError):
         await c.ledger.submit_and_wait(command)  # 409 DUPLICATE_COMMAND
     with pytest.raises(CantonError):
-        await c.ledger.submit_and_wait(
-            stale
-        )  # 404 LOCAL_VERDICT_INACTIVE_CONTRACTS, a failed completion
+        await c.ledger.submit_and_wait(stale)  # 404 LOCAL_VERDICT_INACTIVE_CONTRACTS, a failed completion
     c.sim.inject(Fault.TIMEOUT_AFTER_COMMIT)
     with pytest.raises(CantonError):
-        await c.ledger.submit_and_wait(
-            await payment(c, ALICE, "2", "pay-2")
-        )  # 504 after committing
+        await c.ledger.submit_and_wait(await payment(c, ALICE, "2", "pay-2"))  # 504 after committing
     ctx = await c.context.get()
     [carol] = await c.ledger.amulets(CAROL)
     with pytest.raises(CantonError):  # 400 DAML_FAILURE insufficient funds
@@ -124,9 +114,7 @@ async def _lookups(c: Canton) -> None:
     assert await c.ledger.find_completion(ALICE, "pay-2", begin_exclusive=0) is not None
     assert await c.ledger.update_by_id(first.update_id, party=ALICE, effects=True) is not None
     assert await c.ledger.update_by_offset(first.offset, party=APP) is not None
-    assert (
-        await c.ledger.update_by_id("1220" + "0" * 64, party=ALICE) is None
-    )  # 404 UPDATE_NOT_FOUND
+    assert await c.ledger.update_by_id("1220" + "0" * 64, party=ALICE) is None  # 404 UPDATE_NOT_FOUND
     assert await c.scan.update_by_id(first.update_id) is not None
     assert await c.scan.update_by_id("1220" + "0" * 64) is None  # 404 ErrorResponse
     page = await c.scan.updates(page_size=1)
@@ -184,8 +172,16 @@ async def _hosting(c: Canton) -> None:
     for sender in (BOB, CAROL):  # 404 NO_SYNCHRONIZER_…, 403 PERMISSION_DENIED
         with pytest.raises(CantonError):
             await c.ledger.submit_and_wait(
-                send_commands(ctx, sender=sender, amount=Decimal(1), inputs=["00ab"], description=None,
-                              command_id=f"pay-{sender}", submission_id="s", dedup_seconds=60)
+                send_commands(
+                    ctx,
+                    sender=sender,
+                    amount=Decimal(1),
+                    inputs=["00ab"],
+                    description=None,
+                    command_id=f"pay-{sender}",
+                    submission_id="s",
+                    dedup_seconds=60,
+                )
             )
 
 
@@ -199,9 +195,7 @@ def check(specs: dict[str, OpenAPI], exchange: Exchange) -> None:
         # (DAML_FAILURE...) with HTTP 400 and a JsCantonError (canton-apis.md §6.1): check that body
         # against the `default` response, which is the JsCantonError.
         status = 599
-    specs[kind].validate_response(
-        request, MockResponse(body, status_code=status, content_type=media)
-    )
+    specs[kind].validate_response(request, MockResponse(body, status_code=status, content_type=media))
 
 
 async def test_client_requests_and_simulator_answers_match_the_specs(

@@ -73,7 +73,10 @@ def test_bad_plans_are_located(data_dir: Path, change, expected: str) -> None:  
         (lambda d: d["users"][0].update(party="alice"), "users[0].party: must be a party id"),
         (lambda d: d["users"][1].update(party=d["users"][0]["party"]), "users[1].party:"),
         (lambda d: d["users"][0]["subscriptions"][0].update(name="gold"), "subscriptions[0].name: no plan"),
-        (lambda d: d["users"][0]["subscriptions"][0].update(expires_at="soon"), "users[0]: subscriptions[0].expires_at"),  # noqa: E501
+        (
+            lambda d: d["users"][0]["subscriptions"][0].update(expires_at="soon"),
+            "users[0]: subscriptions[0].expires_at",
+        ),
         (lambda d: d["users"][3].pop("email"), "users[3]: Object missing required field `email`"),
     ],
 )

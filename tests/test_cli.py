@@ -14,8 +14,25 @@ from tests.secret_watch import record
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
-    "setup", "info", "pay", "pay-all", "start", "restart", "monitor", "metrics", "users", "user",
-    "subscriptions", "balance", "config", "update", "test-otel", "replay", "tail", "demo", "simulator",
+    "setup",
+    "info",
+    "pay",
+    "pay-all",
+    "start",
+    "restart",
+    "monitor",
+    "metrics",
+    "users",
+    "user",
+    "subscriptions",
+    "balance",
+    "config",
+    "update",
+    "test-otel",
+    "replay",
+    "tail",
+    "demo",
+    "simulator",
 ]
 
 
@@ -106,11 +123,18 @@ def test_console_prints_text_as_given_never_as_emoji_or_markup() -> None:
     assert err.getvalue() == "error: port 127.0.0.1:-1 :smile: is not valid\n"
 
 
-@pytest.mark.parametrize("args", [("tail", "--since", "yesterday"), ("tail", "--since", "2026-11-24T00:00:00"),
-                                  ("simulator", "--fault", "no_such_fault=0.1")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tail", "--since", "yesterday"),
+        ("tail", "--since", "2026-11-24T00:00:00"),
+        ("simulator", "--fault", "no_such_fault=0.1"),
+    ],
+)
 def test_a_malformed_option_value_is_bad_input_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
-    result = billing(*args, cwd=tmp_path, env={"ROCKSDB_PATH": str(tmp_path / "state"),
-                                              "BILLING_DATA_DIR": str(ROOT / "data")})
+    result = billing(
+        *args, cwd=tmp_path, env={"ROCKSDB_PATH": str(tmp_path / "state"), "BILLING_DATA_DIR": str(ROOT / "data")}
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and args[1] in lines[0], result.stderr

@@ -22,9 +22,16 @@ from pipeline.processor.book import PaymentBook
 APP = "app::1220aa"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PLANS = [Plan(id=f"p{s}", name=f"p{s}", price=Decimal(1), currency="CC", interval_sec=str(s)) for s in (60, 300)]
-USERS = [User(id=f"u{i}", party=f"u{i}::1220", name=f"U{i}", email=f"u{i}@x",
-              subscriptions=tuple(Subscription(name=p.name, expires_at=date(2030, 1, 1)) for p in PLANS))
-         for i in range(3)]
+USERS = [
+    User(
+        id=f"u{i}",
+        party=f"u{i}::1220",
+        name=f"U{i}",
+        email=f"u{i}@x",
+        subscriptions=tuple(Subscription(name=p.name, expires_at=date(2030, 1, 1)) for p in PLANS),
+    )
+    for i in range(3)
+]
 PAIRS: list[Pair] = [(u, s, p) for u in USERS for s, p in zip(u.subscriptions, PLANS, strict=True)]
 CAP = 100
 
@@ -44,11 +51,14 @@ def run_ticks(times: list[datetime]) -> tuple[Counter[str], PaymentBook]:
 def _periods(book: PaymentBook) -> dict[tuple[str, str], set[int]]:
     """The requested periods of each subscription, counted from the one T0 falls in (T0 starts
     a period of both plans: periods are aligned on the epoch)."""
+
     def base(plan: str) -> int:
         return period_index(EPOCH, 60 if plan == "p60" else 300, T0)
 
-    return {(party, plan): {i - base(plan) for i in history.requested}
-            for (party, plan), history in book.subscriptions.items()}
+    return {
+        (party, plan): {i - base(plan) for i in history.requested}
+        for (party, plan), history in book.subscriptions.items()
+    }
 
 
 def test_a_forward_jump_requests_each_skipped_period_once() -> None:
@@ -60,8 +70,13 @@ def test_a_forward_jump_requests_each_skipped_period_once() -> None:
 
 
 def test_a_backward_jump_requests_nothing_twice() -> None:
-    times = [T0, T0 + timedelta(minutes=10), T0 - timedelta(hours=2), T0 + timedelta(minutes=5),
-             T0 + timedelta(minutes=11)]
+    times = [
+        T0,
+        T0 + timedelta(minutes=10),
+        T0 - timedelta(hours=2),
+        T0 + timedelta(minutes=5),
+        T0 + timedelta(minutes=11),
+    ]
     asked, book = run_ticks(times)
     assert set(asked.values()) == {1}
     assert max(_periods(book)[("u0::1220", "p60")]) == 11

@@ -31,14 +31,27 @@ from tests.processes import BILLING, ROOT, billing, clean_env
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # as the machine notes say: without the background-networking flags Chromium keeps dialling out
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (`apt-get install -y chromium`; .ci/run does "
-                "it when apt-get may)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is missing: "
-                               "pip install -e '.[test]' (never `playwright install`: we use Debian's Chromium)")
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: install Debian's package (`apt-get install -y chromium`; .ci/run does "
+        "it when apt-get may)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="Playwright's Python package is missing: "
+    "pip install -e '.[test]' (never `playwright install`: we use Debian's Chromium)",
+)
 
 
 @pytest.fixture
@@ -46,8 +59,13 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """`billing dashboard` over a demo-like state; yields the state dir and the printed one-time link."""
     state = make_state(tmp_path / "state")
     env = clean_env(ROCKSDB_PATH=str(state), BILLING_DATA_DIR=str(ROOT / "data"))
-    proc = subprocess.Popen([BILLING, "dashboard", "--port", str(free_port())], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [BILLING, "dashboard", "--port", str(free_port())],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -62,9 +80,18 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 def append_failure(state: Path) -> int:
     """A final failure appended as the daemon would (retrying while the dashboard briefly holds the lock)."""
-    event = PaymentFailed(payment_id="live-failure", at=datetime.now(UTC), party=PARTIES["dave"], plan="verifier",
-                          amount=Decimal(1), attempt=1, code="INSUFFICIENT_FUNDS", message="appended during the test",
-                          retryable=False, final=True)
+    event = PaymentFailed(
+        payment_id="live-failure",
+        at=datetime.now(UTC),
+        party=PARTIES["dave"],
+        plan="verifier",
+        amount=Decimal(1),
+        attempt=1,
+        code="INSUFFICIENT_FUNDS",
+        message="appended during the test",
+        retryable=False,
+        final=True,
+    )
 
     async def append() -> int:
         for _ in range(50):
@@ -82,11 +109,11 @@ def append_failure(state: Path) -> int:
     return asyncio.run(append())
 
 
-def test_the_page_shows_the_metrics_and_the_live_feed_in_chromium(dashboard: tuple[Path, str],
-                                                                  tmp_path: Path) -> None:
+def test_the_page_shows_the_metrics_and_the_live_feed_in_chromium(dashboard: tuple[Path, str], tmp_path: Path) -> None:
     state, link = dashboard
-    result = billing("metrics", "--window", "24h", "--json",
-                     env={"ROCKSDB_PATH": str(state), "BILLING_DATA_DIR": str(ROOT / "data")})
+    result = billing(
+        "metrics", "--window", "24h", "--json", env={"ROCKSDB_PATH": str(state), "BILLING_DATA_DIR": str(ROOT / "data")}
+    )
     assert result.returncode == 0, result.stderr
     (expected,) = json.loads(result.stdout)
     with sync_api.sync_playwright() as playwright:
@@ -97,8 +124,10 @@ def test_the_page_shows_the_metrics_and_the_live_feed_in_chromium(dashboard: tup
             assert page.url.endswith("/dashboard/")  # the one-time code is gone from the address bar
             page.wait_for_selector("#feed-status:text-is('live')", timeout=15_000)
             tiles = page.eval_on_selector_all(
-                "[data-metric]", "els => els.map(e => [e.dataset.metric, e.querySelector('.value').dataset.value,"
-                                 " e.querySelector('.value').innerText])")
+                "[data-metric]",
+                "els => els.map(e => [e.dataset.metric, e.querySelector('.value').dataset.value,"
+                " e.querySelector('.value').innerText])",
+            )
             with ThreadPoolExecutor(1) as thread:  # Playwright's sync API owns this thread's event loop
                 offset = thread.submit(append_failure, state).result(timeout=30)
             page.wait_for_selector(f"#feed tr.failed td:text-is('{offset}')", timeout=15_000)

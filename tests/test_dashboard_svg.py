@@ -18,9 +18,21 @@ def parse(svg: str) -> ET.Element:
     return ET.fromstring(svg)  # well-formed XML, or this raises
 
 
-@pytest.mark.parametrize(("value", "top"), [(0, "1"), (-3, "1"), (1, "1"), (3, "5"), (7, "10"), (21, "25"),
-                                            (Decimal("6.25"), "10"), (Decimal("0.3"), "0.5"), (100, "100"),
-                                            (101, "200")])
+@pytest.mark.parametrize(
+    ("value", "top"),
+    [
+        (0, "1"),
+        (-3, "1"),
+        (1, "1"),
+        (3, "5"),
+        (7, "10"),
+        (21, "25"),
+        (Decimal("6.25"), "10"),
+        (Decimal("0.3"), "0.5"),
+        (100, "100"),
+        (101, "200"),
+    ],
+)
 def test_the_axis_top_is_a_round_number_at_or_above_the_largest_value(value: Decimal | int, top: str) -> None:
     assert nice_ceiling(value) == Decimal(top)
 

@@ -46,8 +46,9 @@ def now(state: Path) -> datetime:
 
 
 def context(state: Path, clock: datetime) -> tuple[Context, StringIO]:
-    settings = Settings.from_env({"ROCKSDB_PATH": str(state), "BILLING_DATA_DIR": str(ROOT / "data"),
-                                  "BILLING_API_TOKEN": TOKEN}, dotenv=None)
+    settings = Settings.from_env(
+        {"ROCKSDB_PATH": str(state), "BILLING_DATA_DIR": str(ROOT / "data"), "BILLING_API_TOKEN": TOKEN}, dotenv=None
+    )
     out = StringIO()
     return Context(settings, Console(out=out, err=StringIO(), width=200), clock=lambda: clock), out
 
@@ -86,8 +87,17 @@ async def test_the_tiles_on_the_page_show_the_24h_numbers(state: Path, now: date
     html = (await client.get("/dashboard/")).text
     tiles = dict(re.findall(r'data-metric="(\w+)".*?data-value="([^"]*)"', html))
     day = next(w for w in await metrics_json(state, now) if w["window"] == "24h")
-    assert tiles == {k: str(day[k]) for k in ("payment_count", "total_amount", "success_rate", "failure_count",
-                                              "active_users", "active_subscriptions")}
+    assert tiles == {
+        k: str(day[k])
+        for k in (
+            "payment_count",
+            "total_amount",
+            "success_rate",
+            "failure_count",
+            "active_users",
+            "active_subscriptions",
+        )
+    }
     # six metrics across the windows; over time only the four that are not distinct counts
     assert html.count('<svg class="chart"') == 10
     assert html.count("Distinct counts are exact for windows ending now") == 2
@@ -132,9 +142,18 @@ async def websocket(app: Any, path: str, headers: dict[str, str]) -> list[dict[s
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     route, _, query = path.partition("?")
-    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "path": route, "root_path": "",
-             "query_string": query.encode(), "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
-             "server": ("127.0.0.1", 8766), "client": ("127.0.0.1", 50000), "subprotocols": []}
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": route,
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "server": ("127.0.0.1", 8766),
+        "client": ("127.0.0.1", 50000),
+        "subprotocols": [],
+    }
     await inbox.put({"type": "websocket.connect"})
     handler = asyncio.create_task(app(scope, inbox.get, outbox.put))
     answers = [await asyncio.wait_for(outbox.get(), 10)]
@@ -188,11 +207,27 @@ def test_without_an_event_log_the_command_says_what_to_run_first(tmp_path: Path)
 
 def test_text_from_the_log_is_escaped_on_the_page() -> None:
     hostile = "<img src=x onerror=alert(1)>"
-    item = FeedItem(offset=3, at="2026-01-01 00:00:00", kind="failed", payment="p", user=hostile, plan="prover",
-                    amount="1 CC", detail=f"CODE: {hostile}")
-    snap = Snapshot(as_of=datetime(2026, 1, 1, tzinfo=UTC), source="test", position=4,
-                    windows=[WindowMetrics(window=w) for w in WINDOWS], hourly=[], plans=[], failures=[item],
-                    feed=[item], feed_next=4)
+    item = FeedItem(
+        offset=3,
+        at="2026-01-01 00:00:00",
+        kind="failed",
+        payment="p",
+        user=hostile,
+        plan="prover",
+        amount="1 CC",
+        detail=f"CODE: {hostile}",
+    )
+    snap = Snapshot(
+        as_of=datetime(2026, 1, 1, tzinfo=UTC),
+        source="test",
+        position=4,
+        windows=[WindowMetrics(window=w) for w in WINDOWS],
+        hourly=[],
+        plans=[],
+        failures=[item],
+        feed=[item],
+        feed_next=4,
+    )
     html = page(snap, app_name=hostile, chain="devnet", nonce="n0nce")
     assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert html.count("<script") == 1 and '<script nonce="n0nce">' in html

@@ -33,8 +33,13 @@ from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register
 
 async def send(port: CantonAdapter, prepared: Prepared) -> Accepted | Rejected:
     return await port.submit(
-        prepared, sender=ALICE, receiver=APP, amount=Decimal(1), description="deadline test",
-        command_id="pay-deadline", submission_id="attempt-1",
+        prepared,
+        sender=ALICE,
+        receiver=APP,
+        amount=Decimal(1),
+        description="deadline test",
+        command_id="pay-deadline",
+        submission_id="attempt-1",
     )
 
 

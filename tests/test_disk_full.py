@@ -17,8 +17,9 @@ from tests.processes import billing, simulator, transfers_per_period, write_cata
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"needs `mount -t tmpfs` (root or CAP_SYS_ADMIN) for a small disk: {mounted.stderr.strip()}")
     try:
@@ -44,8 +45,7 @@ def test_full_then_read_only_disk_then_space_returns(tmp_path: Path, small_disk:
         (data / "users.json").write_text(json.dumps({"users": people[:count]}))
 
     with simulator(everyone) as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(small_disk / "state"),
-               "LOG_LEVEL": "warn"}
+        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(small_disk / "state"), "LOG_LEVEL": "warn"}
         bill(4)
         assert billing("pay-all", env=env).returncode == 0
         filler = small_disk / "filler"

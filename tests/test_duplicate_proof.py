@@ -32,9 +32,15 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, horizon=60)
 
 def request(amount: str = "2") -> PaymentRequested:
     return PaymentRequested(
-        payment_id=payment_id(APP, ALICE, "prover", START, END), at=datetime.now(UTC), party=ALICE,
-        user_id="alice", plan="prover", period=Period(index=9, start=START, end=END), amount=Decimal(amount),
-        receiver=APP, description=description("prover", "alice", START, END),
+        payment_id=payment_id(APP, ALICE, "prover", START, END),
+        at=datetime.now(UTC),
+        party=ALICE,
+        user_id="alice",
+        plan="prover",
+        period=Period(index=9, start=START, end=END),
+        amount=Decimal(amount),
+        receiver=APP,
+        description=description("prover", "alice", START, END),
     )
 
 
@@ -50,8 +56,15 @@ async def earlier_transfer(sim, req: PaymentRequested, *, amount: str, text: str
     async with adapter(sim) as port:
         prepared = await port.prepare(ALICE, Decimal(amount))
         assert isinstance(prepared, Prepared)
-        done = await port.submit(prepared, sender=ALICE, receiver=APP, amount=Decimal(amount), description=text,
-                                 command_id=command_id(req.payment_id), submission_id="earlier-run")
+        done = await port.submit(
+            prepared,
+            sender=ALICE,
+            receiver=APP,
+            amount=Decimal(amount),
+            description=text,
+            command_id=command_id(req.payment_id),
+            submission_id="earlier-run",
+        )
         assert isinstance(done, Accepted)
 
 
@@ -72,10 +85,13 @@ async def test_the_same_period_charged_earlier_is_paid_without_a_second_transfer
     assert len(sim.transfers()) == 1 and sim.balance(APP) == Decimal("102")
 
 
-@pytest.mark.parametrize(("amount", "text", "why"), [
-    ("2", "prover subscription payment for alice (period 0)", "is described"),  # an older version's period 0
-    ("1.5", None, "sends 1.5"),  # the same commandId at another price
-])
+@pytest.mark.parametrize(
+    ("amount", "text", "why"),
+    [
+        ("2", "prover subscription payment for alice (period 0)", "is described"),  # an older version's period 0
+        ("1.5", None, "sends 1.5"),  # the same commandId at another price
+    ],
+)
 async def test_another_transfer_under_our_command_id_is_never_taken_for_paid(
     log: EmbeddedLog, amount: str, text: str | None, why: str
 ) -> None:

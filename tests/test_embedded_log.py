@@ -44,10 +44,15 @@ async def _log_with(path: Path, events: int, raw: list[tuple[bytes, bytes]]) -> 
 
 
 async def test_corrupt_and_foreign_records_are_reported_and_the_rest_survives(tmp_path: Path) -> None:
-    log = await _log_with(tmp_path / "log", 3, [
-        (offset_key(3), b"\x93garbage"), (offset_key(4), b'{"v":1,"event":{"type":"payment.refunded"}}'),
-        (b"foreign-key", b"x"),
-    ])
+    log = await _log_with(
+        tmp_path / "log",
+        3,
+        [
+            (offset_key(3), b"\x93garbage"),
+            (offset_key(4), b'{"v":1,"event":{"type":"payment.refunded"}}'),
+            (b"foreign-key", b"x"),
+        ],
+    )
     await log.append(event(5))
     records = [r async for r in log.read()]
     good = [r.offset for r in records if not isinstance(r.event, Unreadable)]
@@ -75,8 +80,12 @@ async def test_follow_reports_a_foreign_key_once_and_neither_repeats_nor_skips_e
 
 def _child(path: Path, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "log_writer_child.py"), str(path), mode],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "log_writer_child.py"), str(path), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("mode", ["sync", "nosync"])
@@ -106,12 +115,18 @@ async def test_a_follower_in_another_process_sees_new_records(tmp_path: Path) ->
     path = tmp_path / "log"
     log = EmbeddedLog.open(path)
     await log.append(event(0))
-    code = ("import asyncio,sys\nfrom pipeline.log.embedded import EmbeddedLog\n"
-            "async def m():\n  log=EmbeddedLog.open(sys.argv[1], follow=True)\n"
-            "  async for r in log.follow(0):\n    print(r.offset, flush=True)\n    if r.offset==3: return\n"
-            "asyncio.run(m())")
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import asyncio,sys\nfrom pipeline.log.embedded import EmbeddedLog\n"
+        "async def m():\n  log=EmbeddedLog.open(sys.argv[1], follow=True)\n"
+        "  async for r in log.follow(0):\n    print(r.offset, flush=True)\n    if r.offset==3: return\n"
+        "asyncio.run(m())"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     await asyncio.sleep(0.5)
     for i in range(1, 4):
         await log.append(event(i))

@@ -26,9 +26,14 @@ def request(party: str, index: int, amount: str = "2") -> PaymentRequested:
     start = datetime(2026, 11, 24, tzinfo=UTC) + timedelta(minutes=5 * index)
     return PaymentRequested(
         payment_id=payment_id(APP, party, "prover", start, start + timedelta(minutes=5)),
-        at=datetime.now(UTC), party=party,
-        user_id=party.split("::")[0], plan="prover", amount=Decimal(amount), receiver=APP,
-        period=Period(index=index, start=start, end=start + timedelta(minutes=5)), description="prover payment",
+        at=datetime.now(UTC),
+        party=party,
+        user_id=party.split("::")[0],
+        plan="prover",
+        amount=Decimal(amount),
+        receiver=APP,
+        period=Period(index=index, start=start, end=start + timedelta(minutes=5)),
+        description="prover payment",
     )
 
 
@@ -88,8 +93,16 @@ async def test_missing_preapproval_says_run_setup(log: EmbeddedLog) -> None:
 
 async def test_mixed_faults_at_30_percent(log: EmbeddedLog) -> None:
     sim = simulator()
-    for fault in ("timeout_after_commit", "in_flight", "stale_contract", "proxy_502_after_commit", "unavailable",
-                  "drop", "drop_after_commit", "scan_lag"):
+    for fault in (
+        "timeout_after_commit",
+        "in_flight",
+        "stale_contract",
+        "proxy_502_after_commit",
+        "unavailable",
+        "drop",
+        "drop_after_commit",
+        "scan_lag",
+    ):
         sim.set_fault_rate(fault, 0.3 / 8)
     reqs = [request(p, i, amount="1") for p in PARTIES for i in range(10)]
     assert_once_or_explained(await charge(log, sim, reqs), sim, reqs)

@@ -34,19 +34,54 @@ text = st.text(min_size=1, max_size=40)
 def events(draw: st.DrawFn):  # type: ignore[no-untyped-def]
     at, pid, party, plan, amount = draw(times), draw(text), draw(text), draw(text), draw(money)
     start = draw(times)
-    return draw(st.sampled_from([
-        PaymentRequested(payment_id=pid, at=at, party=party, user_id=draw(text), plan=plan, amount=amount,
-                         period=Period(index=draw(st.integers(0, 10**9)), start=start, end=start + timedelta(hours=1)),
-                         receiver=draw(text), description=draw(st.text(max_size=200)),
-                         reason=draw(st.sampled_from(["scheduled", "manual", "recovery", "retry"]))),
-        PaymentSubmitted(payment_id=pid, at=at, command_id=command_id(pid), submission_id=draw(text),
-                         attempt=draw(st.integers(1, 100)), ledger_offset_before=draw(st.integers(0, 2**62))),
-        PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=amount, update_id=draw(text),
-                         completion_offset=draw(st.none() | st.integers(0, 2**62))),
-        PaymentFailed(payment_id=pid, at=at, party=party, plan=plan, amount=amount, attempt=1, code=draw(text),
-                      message=draw(st.text(max_size=500)), retryable=draw(st.booleans()), final=draw(st.booleans()),
-                      next_attempt_at=draw(st.none() | times)),
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                PaymentRequested(
+                    payment_id=pid,
+                    at=at,
+                    party=party,
+                    user_id=draw(text),
+                    plan=plan,
+                    amount=amount,
+                    period=Period(index=draw(st.integers(0, 10**9)), start=start, end=start + timedelta(hours=1)),
+                    receiver=draw(text),
+                    description=draw(st.text(max_size=200)),
+                    reason=draw(st.sampled_from(["scheduled", "manual", "recovery", "retry"])),
+                ),
+                PaymentSubmitted(
+                    payment_id=pid,
+                    at=at,
+                    command_id=command_id(pid),
+                    submission_id=draw(text),
+                    attempt=draw(st.integers(1, 100)),
+                    ledger_offset_before=draw(st.integers(0, 2**62)),
+                ),
+                PaymentConfirmed(
+                    payment_id=pid,
+                    at=at,
+                    party=party,
+                    plan=plan,
+                    amount=amount,
+                    update_id=draw(text),
+                    completion_offset=draw(st.none() | st.integers(0, 2**62)),
+                ),
+                PaymentFailed(
+                    payment_id=pid,
+                    at=at,
+                    party=party,
+                    plan=plan,
+                    amount=amount,
+                    attempt=1,
+                    code=draw(text),
+                    message=draw(st.text(max_size=500)),
+                    retryable=draw(st.booleans()),
+                    final=draw(st.booleans()),
+                    next_attempt_at=draw(st.none() | times),
+                ),
+            ]
+        )
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -93,9 +128,13 @@ def test_a_field_added_later_reads_old_bytes_and_old_readers_skip_it() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [(b"", "not a billing event"), (b"\x93\x01", "not a billing event"), (b'{"v":1}', "not a billing event"),
-     (b'{"v":1,"event":{"type":"payment.refunded","payment_id":"x"}}', "payment.refunded"),
-     (b'{"v":1,"event":{"type":"payment.confirmed","payment_id":3}}', "not a billing event")],
+    [
+        (b"", "not a billing event"),
+        (b"\x93\x01", "not a billing event"),
+        (b'{"v":1}', "not a billing event"),
+        (b'{"v":1,"event":{"type":"payment.refunded","payment_id":"x"}}', "payment.refunded"),
+        (b'{"v":1,"event":{"type":"payment.confirmed","payment_id":3}}', "not a billing event"),
+    ],
 )
 def test_bad_records_come_back_unreadable_with_a_reason(raw: bytes, reason: str) -> None:
     result = decode(raw)
@@ -113,9 +152,13 @@ def test_payment_ids_are_deterministic_and_distinct() -> None:
     a = payment_id("app::1", "alice::1", "prover", t0, t1)
     assert a == payment_id("app::1", "alice::1", "prover", t0, t1) and len(a) == 32
     # Another period (even one that starts alike), plan, app or user: another id.
-    others = {payment_id("app::1", "alice::1", "prover", t1, t2), payment_id("app::1", "alice::1", "prover", t0, t2),
-              payment_id("app::1", "alice::1", "verifier", t0, t1), payment_id("app::2", "alice::1", "prover", t0, t1),
-              payment_id("app::1", "alice::11", "prover", t0, t1)}
+    others = {
+        payment_id("app::1", "alice::1", "prover", t1, t2),
+        payment_id("app::1", "alice::1", "prover", t0, t2),
+        payment_id("app::1", "alice::1", "verifier", t0, t1),
+        payment_id("app::2", "alice::1", "prover", t0, t1),
+        payment_id("app::1", "alice::11", "prover", t0, t1),
+    }
     assert a not in others and len(others) == 5
     # The same instant in another zone is the same period.
     assert payment_id("app::1", "alice::1", "prover", t0.astimezone(timezone(timedelta(hours=2))), t1) == a
@@ -131,10 +174,15 @@ def test_descriptions_name_the_period_and_read_back() -> None:
     t0 = datetime(2026, 12, 4, 15, tzinfo=UTC)
     text = description("pro plan", "alice smith", t0, t0 + timedelta(seconds=300))
     assert text == "pro plan subscription payment for alice smith (period 2026-12-04T15:00:00Z to 2026-12-04T15:05:00Z)"
-    assert parse_description(text) == Described(plan="pro plan", user_id="alice smith", start=t0,
-                                                end=t0 + timedelta(seconds=300))
+    assert parse_description(text) == Described(
+        plan="pro plan", user_id="alice smith", start=t0, end=t0 + timedelta(seconds=300)
+    )
     # An older version's text, another tool's, or a period that ends before it starts: not ours.
-    for other in ("prover subscription payment for alice (period 3)", "rent", "",
-                  "p subscription payment for a (period 2026-12-04T15:05:00Z to 2026-12-04T15:00:00Z)",
-                  "p subscription payment for a (period 2026-12-04T15:00:00 to 2026-12-04T15:05:00)"):
+    for other in (
+        "prover subscription payment for alice (period 3)",
+        "rent",
+        "",
+        "p subscription payment for a (period 2026-12-04T15:05:00Z to 2026-12-04T15:00:00Z)",
+        "p subscription payment for a (period 2026-12-04T15:00:00 to 2026-12-04T15:05:00)",
+    ):
         assert parse_description(other) is None

@@ -64,9 +64,7 @@ async def test_submission_faults_are_classified(
     assert (err.kind, err.code, err.status) == (kind, code, status)
     assert len(canton.sim.transfers()) == int(committed)
     completion = await canton.ledger.find_completion(ALICE, "pay-f", begin_exclusive=before)
-    assert (
-        completion is not None and completion.accepted
-    ) == committed  # what "in doubt" must look up
+    assert (completion is not None and completion.accepted) == committed  # what "in doubt" must look up
     assert canton.sim.requests["submit"] == 1  # a submission is never retried by the client
 
 
@@ -144,9 +142,7 @@ async def test_a_stale_round_is_retryable_after_a_refresh(canton: Canton) -> Non
         await canton.ledger.submit_and_wait(command)
     assert caught.value.kind is ErrorClass.RETRYABLE and caught.value.stale_context
     canton.context.invalidate()
-    await canton.ledger.submit_and_wait(
-        await payment(canton, ALICE, "10", "pay-r", submission_id="attempt-2")
-    )
+    await canton.ledger.submit_and_wait(await payment(canton, ALICE, "10", "pay-r", submission_id="attempt-2"))
     assert [t.command_id for t in canton.sim.transfers()] == ["pay-r"]
 
 
@@ -204,10 +200,7 @@ async def test_latency_holds_the_change_id_in_flight(canton: Canton) -> None:
     await asyncio.sleep(0.05)
     with pytest.raises(CantonError) as caught:
         await canton.ledger.submit_and_wait(command)
-    assert (
-        caught.value.code == "SUBMISSION_ALREADY_IN_FLIGHT"
-        and caught.value.kind is ErrorClass.RETRYABLE
-    )
+    assert caught.value.code == "SUBMISSION_ALREADY_IN_FLIGHT" and caught.value.kind is ErrorClass.RETRYABLE
     assert (await first).update_id == canton.sim.transfers()[0].update_id
 
 

@@ -31,8 +31,15 @@ async def test_agents_feed_runners_and_dead_letter_bad_records(kafka_url: str, t
                 done.set()
 
     assignment = Assignment(topic, {"collect": runner})
-    settings = WorkerSettings(broker=kafka_url, topic=name, dead_letter_topic=name + ".dlt", group=name,
-                              partitions=2, session_timeout=2.0, datadir=str(tmp_path / "faust"))
+    settings = WorkerSettings(
+        broker=kafka_url,
+        topic=name,
+        dead_letter_topic=name + ".dlt",
+        group=name,
+        partitions=2,
+        session_timeout=2.0,
+        datadir=str(tmp_path / "faust"),
+    )
     app = make_app(settings, assignment)
     stop = asyncio.Event()
     worker = asyncio.create_task(run(app, settings, assignment, stop))

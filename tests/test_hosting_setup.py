@@ -55,16 +55,28 @@ class Run:
 
 
 def make_run(tmp_path: object, *, preapproval: bool = True) -> Run:
-    env = {"BILLING_DATA_DIR": str(DATA), "APP_PROVIDER_API_URL": "http://sim", "SCAN_API_URL": "http://sim/api/scan",
-           "APP_PROVIDER_JWT": "sim-token-hosting-123", "PARTY_APP": DEMO_APP_PARTY,
-           "ROCKSDB_PATH": f"{tmp_path}/state", "LOG_LEVEL": "warn"}
+    env = {
+        "BILLING_DATA_DIR": str(DATA),
+        "APP_PROVIDER_API_URL": "http://sim",
+        "SCAN_API_URL": "http://sim/api/scan",
+        "APP_PROVIDER_JWT": "sim-token-hosting-123",
+        "PARTY_APP": DEMO_APP_PARTY,
+        "ROCKSDB_PATH": f"{tmp_path}/state",
+        "LOG_LEVEL": "warn",
+    }
     out, err = io.StringIO(), io.StringIO()
     first = Context(Settings.from_env(env, dotenv=None), Console(out=out, err=err, width=400))
     # What `billing simulator` builds (users 1000 CC, the app 500 CC, featured), on a clock that
     # stands still, so that the ledger's fee and billing's are computed at the same instant.
     users = {u.party: START_BALANCE for u in first.catalogue.users}
-    sim = seeded(users.items(), DEMO_APP_PARTY, app_amount=Decimal(500), preapproval=preapproval,
-                 static_token=first.settings.app_provider_jwt, clock=ManualClock())
+    sim = seeded(
+        users.items(),
+        DEMO_APP_PARTY,
+        app_amount=Decimal(500),
+        preapproval=preapproval,
+        static_token=first.settings.app_provider_jwt,
+        clock=ManualClock(),
+    )
     ctx = Context(first.settings, first.console, sim.clock, transport=asgi_transport(sim))
     return Run(ctx, sim, out, err)
 
@@ -120,8 +132,10 @@ async def test_the_simulated_ledger_refuses_as_canton_does_and_billing_ends_the_
     run.sim.revoke_act_as(carol)
     headers = {"authorization": f"Bearer {run.sim.static_token}"}
     async with httpx.AsyncClient(transport=asgi_transport(run.sim), base_url="http://sim", headers=headers) as http:
+
         def acs(party: str) -> dict[str, object]:
             return {"activeAtOffset": run.sim.ledger.offset, "eventFormat": {"filtersByParty": {party: {}}}}
+
         assert (await http.post("/v2/state/active-contracts", json=acs(bob))).json() == []  # hosted elsewhere
         denied = await http.post("/v2/state/active-contracts", json=acs(carol))
         assert denied.status_code == 403 and denied.json()["code"] == "PERMISSION_DENIED"
@@ -134,11 +148,20 @@ async def test_the_simulated_ledger_refuses_as_canton_does_and_billing_ends_the_
     async with run.canton() as canton:
         ready = await canton.prepare(alice, Decimal(1))
         assert isinstance(ready, Prepared)
-        for sender, code, words in ((bob, "NO_SYNCHRONIZER_ON_WHICH_ALL_SUBMITTERS_CAN_SUBMIT", "not hosted"),
-                                    (carol, "PERMISSION_DENIED", "grant it CanActAs")):
+        for sender, code, words in (
+            (bob, "NO_SYNCHRONIZER_ON_WHICH_ALL_SUBMITTERS_CAN_SUBMIT", "not hosted"),
+            (carol, "PERMISSION_DENIED", "grant it CanActAs"),
+        ):
             # Past billing's own check (as if it had not run): the ledger's refusal is final too.
-            answer = await canton.submit(ready, sender=sender, receiver=DEMO_APP_PARTY, amount=Decimal(1),
-                                         description="x", command_id=f"pay-{code}", submission_id="s-1")
+            answer = await canton.submit(
+                ready,
+                sender=sender,
+                receiver=DEMO_APP_PARTY,
+                amount=Decimal(1),
+                description="x",
+                command_id=f"pay-{code}",
+                submission_id="s-1",
+            )
             assert isinstance(answer, Rejected) and answer.kind == "final" and answer.code == code
             assert sender in answer.message and words in answer.message
     assert run.sim.transfers() == []
@@ -219,8 +242,15 @@ async def test_an_old_amulet_pays_its_full_initial_amount(tmp_path: object) -> N
     async with run.canton() as canton:
         ready = await canton.prepare(erin, Decimal(10))
         assert isinstance(ready, Prepared), ready
-        answer = await canton.submit(ready, sender=erin, receiver=DEMO_APP_PARTY, amount=Decimal(10),
-                                     description="old amulet", command_id="pay-old", submission_id="s-1")
+        answer = await canton.submit(
+            ready,
+            sender=erin,
+            receiver=DEMO_APP_PARTY,
+            amount=Decimal(10),
+            description="old amulet",
+            command_id="pay-old",
+            submission_id="s-1",
+        )
     assert not isinstance(answer, Rejected), answer
     assert [t.amount for t in run.sim.transfers() if t.sender == erin] == [10]
 
@@ -230,9 +260,15 @@ async def test_an_old_amulet_pays_its_full_initial_amount(tmp_path: object) -> N
 
 def test_the_fee_terms_follow_the_config_schedule_in_force() -> None:
     later = {"transferPreapprovalFee": "0.01", "transferPreapprovalBaseDuration": {"microseconds": "0"}}
-    rules = {"configSchedule": {"initialValue": {"transferPreapprovalFee": "0.00274",
-                                                 "transferPreapprovalBaseDuration": {"microseconds": str(90 * DAY_US)}},
-                                "futureValues": [{"_1": "2030-01-01T00:00:00Z", "_2": later}]}}
+    rules = {
+        "configSchedule": {
+            "initialValue": {
+                "transferPreapprovalFee": "0.00274",
+                "transferPreapprovalBaseDuration": {"microseconds": str(90 * DAY_US)},
+            },
+            "futureValues": [{"_1": "2030-01-01T00:00:00Z", "_2": later}],
+        }
+    }
     before = terms_of(rules, datetime(2029, 12, 31, tzinfo=UTC))
     assert preapproval_fee(before, timedelta(days=365), Decimal("0.005")) == Decimal("150.7")
     after = terms_of(rules, datetime(2030, 1, 2, tzinfo=UTC))
@@ -246,8 +282,15 @@ def before_2030() -> datetime:
 
 
 def test_standing_names_the_fix() -> None:
-    rights = read_rights("billing", {"rights": [{"kind": {"CanActAs": {"value": {"party": "a::1"}}}},
-                                                {"kind": {"ParticipantAdmin": {"value": {}}}}]})
+    rights = read_rights(
+        "billing",
+        {
+            "rights": [
+                {"kind": {"CanActAs": {"value": {"party": "a::1"}}}},
+                {"kind": {"ParticipantAdmin": {"value": {}}}},
+            ]
+        },
+    )
     assert standing("a::1", rights, True).chargeable and standing("a::1", rights, None).chargeable
     assert "grant it CanActAs" in (standing("b::1", rights, True).reason or "")
     assert "not hosted" in (standing("a::1", rights, False).reason or "")

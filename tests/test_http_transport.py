@@ -14,7 +14,7 @@ from pipeline.canton.errors import CantonError, ErrorClass
 from pipeline.canton.http import Http, PooledTransport, ReadRetry, make_client
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"a\": 1.5}\n"
+OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"a": 1.5}\n'
 
 
 class Served:
@@ -107,7 +107,7 @@ async def test_a_body_without_length_ends_with_the_connection() -> None:
 
 async def dropped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 512\r\n\r\n{\"partial")
+    writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 512\r\n\r\n{"partial')
     await writer.drain()
 
 

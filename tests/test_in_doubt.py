@@ -48,8 +48,14 @@ def request_at(clock: ManualClock) -> PaymentRequested:
     start = clock() - timedelta(days=1)
     return PaymentRequested(
         payment_id=payment_id(APP, ALICE, "prover", start, start + timedelta(days=1)),
-        at=clock(), party=ALICE, user_id="alice", plan="prover", amount=Decimal(10), receiver=APP,
-        period=Period(index=0, start=start, end=start + timedelta(days=1)), description="prover payment",
+        at=clock(),
+        party=ALICE,
+        user_id="alice",
+        plan="prover",
+        amount=Decimal(10),
+        receiver=APP,
+        period=Period(index=0, start=start, end=start + timedelta(days=1)),
+        description="prover payment",
     )
 
 
@@ -61,8 +67,13 @@ async def attempt(port: CantonAdapter, req: PaymentRequested, n: int, *, spent: 
     if spent:
         await steal_inputs(port, prepared)
     result = await port.submit(
-        prepared, sender=ALICE, receiver=APP, amount=req.amount, description=req.description,
-        command_id=command_id(req.payment_id), submission_id=f"attempt-{n}",
+        prepared,
+        sender=ALICE,
+        receiver=APP,
+        amount=req.amount,
+        description=req.description,
+        command_id=command_id(req.payment_id),
+        submission_id=f"attempt-{n}",
     )
     assert isinstance(result, Accepted) != spent, result
     return prepared.ledger_offset
@@ -71,16 +82,25 @@ async def attempt(port: CantonAdapter, req: PaymentRequested, n: int, *, spent: 
 async def steal_inputs(port: CantonAdapter, prepared: Prepared) -> None:
     # The same inputs spent by another command of Alice's (as if another tool paid with them).
     other = await port.submit(
-        prepared, sender=ALICE, receiver=APP, amount=Decimal(1), description="elsewhere",
-        command_id="someone-else", submission_id="x",
+        prepared,
+        sender=ALICE,
+        receiver=APP,
+        amount=Decimal(1),
+        description="elsewhere",
+        command_id="someone-else",
+        submission_id="x",
     )
     assert isinstance(other, Accepted)
 
 
 def submitted(req: PaymentRequested, clock: ManualClock, n: int, offset: int) -> PaymentSubmitted:
     return PaymentSubmitted(
-        payment_id=req.payment_id, at=clock(), command_id=command_id(req.payment_id),
-        submission_id=f"attempt-{n}", attempt=n, ledger_offset_before=offset,
+        payment_id=req.payment_id,
+        at=clock(),
+        command_id=command_id(req.payment_id),
+        submission_id=f"attempt-{n}",
+        attempt=n,
+        ledger_offset_before=offset,
     )
 
 
@@ -120,8 +140,13 @@ async def test_a_read_to_the_ledger_end_proves_no_acceptance_or_says_it_cannot()
         begin = await attempt(port, req, 1, spent=True)
         for i in range(3):  # more of Alice's and Bob's transactions after it
             await port.submit(
-                await port.prepare(BOB, Decimal(1)), sender=BOB, receiver=APP, amount=Decimal(1),  # type: ignore[arg-type]
-                description="other", command_id=f"other-{i}", submission_id="s",
+                await port.prepare(BOB, Decimal(1)),
+                sender=BOB,
+                receiver=APP,
+                amount=Decimal(1),  # type: ignore[arg-type]
+                description="other",
+                command_id=f"other-{i}",
+                submission_id="s",
             )
         cid = command_id(req.payment_id)
         assert await port.prove_outcome(party=ALICE, command_id=cid, begin_offset=begin) is None
@@ -133,7 +158,10 @@ async def test_a_read_to_the_ledger_end_proves_no_acceptance_or_says_it_cannot()
     assert isinstance(unproved, Unproved) and "pruned" in unproved.reason
     err = caught.value
     assert (err.code, err.status, err.context["earliest_offset"]) == (
-        "PARTICIPANT_PRUNED_DATA_ACCESSED", 400, str(sim.ledger.offset))
+        "PARTICIPANT_PRUNED_DATA_ACCESSED",
+        400,
+        str(sim.ledger.offset),
+    )
 
 
 # --- the processor ---------------------------------------------------------------------------------

@@ -38,10 +38,19 @@ PARTITIONS = 4
 
 def kafka_env(kafka_url: str, tmp_path: Path, sim_env: dict[str, str], data: Path) -> dict[str, str]:
     name = "billing-" + uuid.uuid4().hex[:8]
-    return {**sim_env, "BILLING_DATA_DIR": str(data), "EVENT_LOG": kafka_url, "KAFKA_TOPIC": name,
-            "KAFKA_GROUP": name, "KAFKA_PARTITIONS": str(PARTITIONS), "KAFKA_SESSION_TIMEOUT_SECS": "2",
-            "CHECK_INTERVAL_SECS": "3600", "PAYMENT_RETRY_INTERVAL": "1", "LOG_LEVEL": "info",
-            "ROCKSDB_PATH": str(tmp_path / "cli")}
+    return {
+        **sim_env,
+        "BILLING_DATA_DIR": str(data),
+        "EVENT_LOG": kafka_url,
+        "KAFKA_TOPIC": name,
+        "KAFKA_GROUP": name,
+        "KAFKA_PARTITIONS": str(PARTITIONS),
+        "KAFKA_SESSION_TIMEOUT_SECS": "2",
+        "CHECK_INTERVAL_SECS": "3600",
+        "PAYMENT_RETRY_INTERVAL": "1",
+        "LOG_LEVEL": "info",
+        "ROCKSDB_PATH": str(tmp_path / "cli"),
+    }
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -183,8 +192,13 @@ def test_a_bug_in_a_payment_step_stops_the_worker_in_one_line_and_the_next_charg
         crashed = billing_losing_first_answer("start", "--backend", "kafka", env=env)
         assert_stopped_by_the_lost_answer(crashed)
         assert len(transfers_per_period(sim_env)) == 1  # committed, never recorded as confirmed
-        resumed = subprocess.run([BILLING, "start", "--backend", "kafka", "--once"], env=clean_env(**env),
-                                 capture_output=True, text=True, timeout=90)
+        resumed = subprocess.run(
+            [BILLING, "start", "--backend", "kafka", "--once"],
+            env=clean_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         counts = transfers_per_period(sim_env)
     assert len(counts) == 1 and set(counts.values()) == {1}, counts

@@ -40,13 +40,29 @@ def payments(now: datetime, n: int, first: int = 0) -> list[list[AnyEvent]]:
     out = []
     for i in range(first, first + n):
         party, plan, at = USERS[i % 3], PLANS[(i // 3) % 2], now - timedelta(minutes=7 + 97 * i)
-        request = PaymentRequested(payment_id=f"p{i}", at=at, party=party, user_id=party, plan=plan,
-                                   period=Period(index=i, start=at, end=at + timedelta(minutes=5)),
-                                   amount=Decimal("1.25"), receiver="app::1", description="d")
-        common = {"payment_id": f"p{i}", "at": at + timedelta(seconds=3), "party": party, "plan": plan,
-                  "amount": Decimal("1.25")}
-        outcome = (PaymentFailed(**common, attempt=1, code="INSUFFICIENT_FUNDS", message="m", retryable=False,
-                                 final=True) if i % 4 == 3 else PaymentConfirmed(**common, update_id=f"u{i}"))
+        request = PaymentRequested(
+            payment_id=f"p{i}",
+            at=at,
+            party=party,
+            user_id=party,
+            plan=plan,
+            period=Period(index=i, start=at, end=at + timedelta(minutes=5)),
+            amount=Decimal("1.25"),
+            receiver="app::1",
+            description="d",
+        )
+        common = {
+            "payment_id": f"p{i}",
+            "at": at + timedelta(seconds=3),
+            "party": party,
+            "plan": plan,
+            "amount": Decimal("1.25"),
+        }
+        outcome = (
+            PaymentFailed(**common, attempt=1, code="INSUFFICIENT_FUNDS", message="m", retryable=False, final=True)
+            if i % 4 == 3
+            else PaymentConfirmed(**common, update_id=f"u{i}")
+        )
         out.append([request, outcome])
     out[1].append(out[1][1])  # a second worker recorded the same confirmation: counted once
     return out
@@ -74,7 +90,8 @@ def rows(projection: WindowProjection) -> list[tuple[bytes, bytes]]:
 
 
 async def test_the_topic_view_equals_one_embedded_projection_and_resumes_from_its_offsets(
-        kafka_url: str, tmp_path: Path) -> None:
+    kafka_url: str, tmp_path: Path
+) -> None:
     topic = await KafkaTopic.open(kafka_url, "view-" + uuid.uuid4().hex[:8], partitions=PARTITIONS)
     first, later = payments(NOW, 40), payments(NOW, 12, first=40)
     await publish(topic, first)
@@ -99,7 +116,8 @@ async def test_the_topic_view_equals_one_embedded_projection_and_resumes_from_it
 
 
 async def test_following_the_topic_folds_new_records_and_commits_when_it_goes_quiet(
-        kafka_url: str, tmp_path: Path) -> None:
+    kafka_url: str, tmp_path: Path
+) -> None:
     topic = await KafkaTopic.open(kafka_url, "view-" + uuid.uuid4().hex[:8], partitions=PARTITIONS)
     view = TopicView(topic, open_projection(tmp_path / "view"))
     seen: list[int] = []
@@ -134,12 +152,19 @@ def test_metrics_replay_and_tail_on_the_kafka_backend_see_the_whole_topic(kafka_
         reference = await embedded_reference(tmp_path / "ref", flows)
         expected = [reference.metrics(w, now) for w in WINDOWS]
         reference.store.close()
-        return [{"window": m.window, "payment_count": m.payment_count, "active_users": m.active_users}
-                for m in expected]
+        return [
+            {"window": m.window, "payment_count": m.payment_count, "active_users": m.active_users} for m in expected
+        ]
 
     expected = asyncio.run(setup())
-    env = {"BILLING_DATA_DIR": str(write_catalogue(tmp_path / "data", users=3)), "ROCKSDB_PATH": str(tmp_path / "s"),
-           "EVENT_LOG": kafka_url, "KAFKA_TOPIC": name, "KAFKA_PARTITIONS": str(PARTITIONS), "LOG_LEVEL": "warn"}
+    env = {
+        "BILLING_DATA_DIR": str(write_catalogue(tmp_path / "data", users=3)),
+        "ROCKSDB_PATH": str(tmp_path / "s"),
+        "EVENT_LOG": kafka_url,
+        "KAFKA_TOPIC": name,
+        "KAFKA_PARTITIONS": str(PARTITIONS),
+        "LOG_LEVEL": "warn",
+    }
 
     def shown() -> list[dict]:  # type: ignore[type-arg]
         result = billing("metrics", "--json", env=env)
@@ -167,9 +192,16 @@ def test_billing_monitor_on_kafka_exports_the_whole_topic_and_says_it_is_alive(k
     name = "mon-" + uuid.uuid4().hex[:8]
     state = tmp_path / "s"
     with Receiver() as rx:
-        env = clean_env(BILLING_DATA_DIR=str(write_catalogue(tmp_path / "data", users=3)), ROCKSDB_PATH=str(state),
-                        EVENT_LOG=kafka_url, KAFKA_TOPIC=name, KAFKA_PARTITIONS=str(PARTITIONS), LOG_LEVEL="warn",
-                        OTEL_EXPORTER_OTLP_ENDPOINT=rx.url, OTEL_EXPORT_INTERVAL_SECS="1")
+        env = clean_env(
+            BILLING_DATA_DIR=str(write_catalogue(tmp_path / "data", users=3)),
+            ROCKSDB_PATH=str(state),
+            EVENT_LOG=kafka_url,
+            KAFKA_TOPIC=name,
+            KAFKA_PARTITIONS=str(PARTITIONS),
+            LOG_LEVEL="warn",
+            OTEL_EXPORTER_OTLP_ENDPOINT=rx.url,
+            OTEL_EXPORT_INTERVAL_SECS="1",
+        )
         output = tmp_path / "monitor.log"
         with output.open("wb") as out:
             monitor = subprocess.Popen([BILLING, "monitor"], env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -57,9 +57,7 @@ async def test_a_payment_moves_amulets_and_leaves_a_completion_and_an_update(
     assert canton.sim.balance(ALICE) == 30 and canton.sim.balance(APP) == 170
     assert [(t.command_id, t.amount) for t in canton.sim.transfers()] == [("pay-a", 70)]
     completion = await canton.ledger.find_completion(ALICE, "pay-a", begin_exclusive=before)
-    assert (
-        completion is not None and completion.accepted and completion.update_id == result.update_id
-    )
+    assert completion is not None and completion.accepted and completion.update_id == result.update_id
     assert completion.offset == result.completion_offset
     by_offset = await canton.ledger.update_by_offset(result.completion_offset, party=ALICE)
     by_id = await canton.ledger.update_by_id(result.update_id, party=ALICE, effects=True)
@@ -72,9 +70,7 @@ async def test_a_payment_moves_amulets_and_leaves_a_completion_and_an_update(
 async def test_lookups_of_unknown_things_are_none(canton: Canton) -> None:
     assert await canton.ledger.find_completion(ALICE, "never-sent", begin_exclusive=0) is None
     assert await canton.ledger.update_by_id("1220" + "0" * 64, party=ALICE) is None
-    assert (
-        await canton.ledger.update_by_offset(1, party=ALICE) is None
-    )  # a seeding offset: no transaction
+    assert await canton.ledger.update_by_offset(1, party=ALICE) is None  # a seeding offset: no transaction
 
 
 async def test_completions_are_paged_until_the_command_is_found(sim: Simulator) -> None:
@@ -88,12 +84,7 @@ async def test_completions_are_paged_until_the_command_is_found(sim: Simulator) 
 
 async def test_a_completion_is_only_searched_after_the_given_offset(canton: Canton) -> None:
     done = await canton.ledger.submit_and_wait(await payment(canton, ALICE, "1", "pay-early"))
-    assert (
-        await canton.ledger.find_completion(
-            ALICE, "pay-early", begin_exclusive=done.completion_offset
-        )
-        is None
-    )
+    assert await canton.ledger.find_completion(ALICE, "pay-early", begin_exclusive=done.completion_offset) is None
 
 
 # --- bearer auth --------------------------------------------------------------------------------
@@ -206,23 +197,17 @@ async def test_reads_are_retried_with_capped_backoff() -> None:
 async def test_reads_give_up_after_the_last_attempt_and_say_in_doubt() -> None:
     transport, seen = flaky(10, status=502)
     async with make_client("http://ledger.test", 5, transport) as client:
-        http = Http(
-            client, "ledger", retry=ReadRetry(attempts=3, base_delay=0), sleep=lambda s: _none()
-        )
+        http = Http(client, "ledger", retry=ReadRetry(attempts=3, base_delay=0), sleep=lambda s: _none())
         with pytest.raises(CantonError) as caught:
             await http.read("GET", "/v2/state/ledger-end")
-    assert (
-        len(seen) == 3 and caught.value.kind is ErrorClass.IN_DOUBT and caught.value.status == 502
-    )
+    assert len(seen) == 3 and caught.value.kind is ErrorClass.IN_DOUBT and caught.value.status == 502
 
 
 async def test_calls_are_never_retried() -> None:
     transport, seen = flaky(1)
     async with make_client("http://ledger.test", 5, transport) as client:
         with pytest.raises(CantonError):
-            await Http(client, "ledger").call(
-                "POST", "/v2/commands/submit-and-wait", {"commandId": "x"}
-            )
+            await Http(client, "ledger").call("POST", "/v2/commands/submit-and-wait", {"commandId": "x"})
     assert len(seen) == 1
 
 
@@ -230,9 +215,7 @@ async def test_final_errors_are_not_retried() -> None:
     transport, seen = flaky(5, status=400)
     async with make_client("http://ledger.test", 5, transport) as client:
         with pytest.raises(CantonError) as caught:
-            await Http(client, "ledger", sleep=lambda s: _none()).read(
-                "GET", "/v2/state/ledger-end"
-            )
+            await Http(client, "ledger", sleep=lambda s: _none()).read("GET", "/v2/state/ledger-end")
     assert len(seen) == 1 and caught.value.kind is ErrorClass.FINAL
 
 
@@ -275,19 +258,13 @@ def holdings(*amounts: str, rate: str = "0", created: int = 10) -> list[Holding]
 
 
 def test_inputs_are_the_largest_first_and_as_few_as_needed() -> None:
-    chosen = select_inputs(
-        holdings("5", "50", "20", "30"), Decimal("60"), max_inputs=10
-    )
+    chosen = select_inputs(holdings("5", "50", "20", "30"), Decimal("60"), max_inputs=10)
     assert chosen == Selection(inputs=("a1", "a3"), total=Decimal(80))
 
 
 def test_an_exact_balance_is_enough_without_a_margin_and_short_with_one() -> None:
-    assert isinstance(
-        select_inputs(holdings("10"), Decimal(10), max_inputs=5), Selection
-    )
-    short = select_inputs(
-        holdings("10"), Decimal(10), max_inputs=5, fee_margin=Decimal("0.01")
-    )
+    assert isinstance(select_inputs(holdings("10"), Decimal(10), max_inputs=5), Selection)
+    short = select_inputs(holdings("10"), Decimal(10), max_inputs=5, fee_margin=Decimal("0.01"))
     assert isinstance(short, InsufficientFunds) and short.required == Decimal("10.01")
 
 
@@ -328,21 +305,11 @@ async def test_send_command_has_the_spec_shape(canton: Canton) -> None:
     assert exercise["templateId"] == "#splice-amulet:Splice.AmuletRules:TransferPreapproval"
     assert exercise["contractId"] == ctx.transfer_preapproval.contract_id
     arg = exercise["choiceArgument"]
-    assert (
-        arg["amount"] == "12.5"
-        and arg["sender"] == ALICE
-        and arg["inputs"][0]["tag"] == "InputAmulet"
-    )
+    assert arg["amount"] == "12.5" and arg["sender"] == ALICE and arg["inputs"][0]["tag"] == "InputAmulet"
     assert arg["context"]["context"]["featuredAppRight"] == ctx.featured_app_right.contract_id  # type: ignore[union-attr]
-    assert (
-        arg["context"]["context"]["issuingMiningRounds"]
-        == []
-        == arg["context"]["context"]["validatorRights"]
-    )
+    assert arg["context"]["context"]["issuingMiningRounds"] == [] == arg["context"]["context"]["validatorRights"]
     assert doc["actAs"] == [ALICE] and doc["commandId"] == "pay-x" and doc["submissionId"] == "u-1"
-    assert doc["deduplicationPeriod"] == {
-        "DeduplicationDuration": {"value": {"seconds": 3600, "nanos": 0}}
-    }
+    assert doc["deduplicationPeriod"] == {"DeduplicationDuration": {"value": {"seconds": 3600, "nanos": 0}}}
     assert doc["synchronizerId"] == canton.sim.ledger.synchronizer_id
     disclosed = {d["contractId"] for d in doc["disclosedContracts"]}
     assert disclosed == {
@@ -352,8 +319,7 @@ async def test_send_command_has_the_spec_shape(canton: Canton) -> None:
         ctx.featured_app_right.contract_id,
     }  # type: ignore[union-attr]
     assert all(
-        set(d) == {"templateId", "contractId", "createdEventBlob", "synchronizerId"}
-        for d in doc["disclosedContracts"]
+        set(d) == {"templateId", "contractId", "createdEventBlob", "synchronizerId"} for d in doc["disclosedContracts"]
     )
 
 
@@ -362,12 +328,7 @@ async def test_without_a_featured_right_nothing_is_disclosed_for_it(clock: Manua
     sim.archive(sim.ledger.featured_right(APP).contract_id)  # type: ignore[union-attr]
     async with open_clients(sim) as c:
         doc = msgspec.to_builtins(await payment(c, ALICE, "1", "pay-y"))
-        assert (
-            doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"][
-                "featuredAppRight"
-            ]
-            is None
-        )
+        assert doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"]["featuredAppRight"] is None
         assert len(doc["disclosedContracts"]) == 3
         await c.ledger.submit_and_wait(await payment(c, ALICE, "1", "pay-y"))
 
@@ -445,9 +406,7 @@ async def test_setup_creates_the_preapproval_through_submit_and_wait(clock: Manu
 def test_setup_needs_an_aware_expiry() -> None:
     from pipeline.canton.types import DisclosedContract
 
-    rules = DisclosedContract(
-        created_event_blob="b", contract_id="r", template_id="t", synchronizer_id="s"
-    )
+    rules = DisclosedContract(created_event_blob="b", contract_id="r", template_id="t", synchronizer_id="s")
     with pytest.raises(ValueError, match="aware"):
         create_preapproval_commands(
             amulet_rules=rules,

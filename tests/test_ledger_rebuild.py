@@ -22,9 +22,18 @@ from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register
 )
 
 PLAN = Plan(id="p", name="prover", price=Decimal(2), currency="CC", interval_sec="300")
-CATALOGUE = Catalogue(users=(User(id="alice", party=ALICE, name="Alice", email="a@x",
-                                  subscriptions=(Subscription(name="prover", expires_at=date(2031, 1, 1)),)),),
-                      plans=(PLAN,))
+CATALOGUE = Catalogue(
+    users=(
+        User(
+            id="alice",
+            party=ALICE,
+            name="Alice",
+            email="a@x",
+            subscriptions=(Subscription(name="prover", expires_at=date(2031, 1, 1)),),
+        ),
+    ),
+    plans=(PLAN,),
+)
 START = datetime(2026, 12, 4, 15, 5, tzinfo=UTC)
 END = START + timedelta(seconds=300)
 
@@ -34,9 +43,18 @@ async def charge(c: Canton, command: str, text: str) -> Completion1:
     ctx = await c.context.get()
     chosen = select_inputs(await c.ledger.amulets(ALICE), Decimal(2), max_inputs=ctx.open_round.max_num_inputs)
     assert isinstance(chosen, Selection)
-    await c.ledger.submit_and_wait(send_commands(ctx, sender=ALICE, amount=Decimal(2), inputs=chosen.inputs,
-                                                 description=text, command_id=command, submission_id="s",
-                                                 dedup_seconds=600))
+    await c.ledger.submit_and_wait(
+        send_commands(
+            ctx,
+            sender=ALICE,
+            amount=Decimal(2),
+            inputs=chosen.inputs,
+            description=text,
+            command_id=command,
+            submission_id="s",
+            dedup_seconds=600,
+        )
+    )
     found = await c.ledger.find_completion(ALICE, command, begin_exclusive=0)
     assert found is not None and found.accepted
     return found

@@ -82,8 +82,10 @@ async def test_an_app_with_300_amulets_reads_them_all_in_pages_of_200(sim: Simul
 
 def test_billing_balance_shows_every_amulet_of_the_app(sim: Simulator) -> None:
     fund_many(sim, APP, 300)
-    settings = Settings.from_env({"APP_PROVIDER_API_URL": LEDGER_URL, "SCAN_API_URL": SCAN_URL,
-                                  "APP_PROVIDER_JWT": TOKEN, "PARTY_APP": APP}, dotenv=None)
+    settings = Settings.from_env(
+        {"APP_PROVIDER_API_URL": LEDGER_URL, "SCAN_API_URL": SCAN_URL, "APP_PROVIDER_JWT": TOKEN, "PARTY_APP": APP},
+        dotenv=None,
+    )
     out = StringIO()
     ctx = Context(settings, Console(out=out, err=StringIO(), width=300), transport=asgi_transport(sim))
     assert run_balance(ctx, argparse.Namespace(party=None)) == 0

@@ -14,8 +14,16 @@ from pipeline.log.embedded import EmbeddedLog
 from tests.processes import billing, write_catalogue
 
 # far from every window's edge, so that the seconds between two commands change nothing
-AGES = [timedelta(minutes=3), timedelta(minutes=25), timedelta(hours=3), timedelta(hours=9), timedelta(hours=18),
-        timedelta(days=3), timedelta(days=15), timedelta(days=45)]
+AGES = [
+    timedelta(minutes=3),
+    timedelta(minutes=25),
+    timedelta(hours=3),
+    timedelta(hours=9),
+    timedelta(hours=18),
+    timedelta(days=3),
+    timedelta(days=15),
+    timedelta(days=45),
+]
 
 
 def write_log(path: Path) -> int:
@@ -24,15 +32,37 @@ def write_log(path: Path) -> int:
     for i, age in enumerate(AGES * 3):
         party = f"u{i % 3}::1220{i % 3:060x}"
         at = now - age
-        events.append(PaymentSubmitted(payment_id=f"p{i}", at=at, command_id=f"c{i}", submission_id=f"s{i}",
-                                       attempt=1, ledger_offset_before=0))
+        events.append(
+            PaymentSubmitted(
+                payment_id=f"p{i}", at=at, command_id=f"c{i}", submission_id=f"s{i}", attempt=1, ledger_offset_before=0
+            )
+        )
         if i % 5 == 4:
-            events.append(PaymentFailed(payment_id=f"p{i}", at=at, party=party, plan="prover", amount=Decimal(2),
-                                        attempt=5, code="INSUFFICIENT_FUNDS", message="m", retryable=False,
-                                        final=True))
+            events.append(
+                PaymentFailed(
+                    payment_id=f"p{i}",
+                    at=at,
+                    party=party,
+                    plan="prover",
+                    amount=Decimal(2),
+                    attempt=5,
+                    code="INSUFFICIENT_FUNDS",
+                    message="m",
+                    retryable=False,
+                    final=True,
+                )
+            )
         else:
-            events.append(PaymentConfirmed(payment_id=f"p{i}", at=at, party=party, plan="prover",
-                                           amount=Decimal("2.0000000001"), update_id=f"u{i}"))
+            events.append(
+                PaymentConfirmed(
+                    payment_id=f"p{i}",
+                    at=at,
+                    party=party,
+                    plan="prover",
+                    amount=Decimal("2.0000000001"),
+                    update_id=f"u{i}",
+                )
+            )
 
     async def go() -> None:
         log = EmbeddedLog.open(path, sync=False)

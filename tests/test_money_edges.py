@@ -38,14 +38,19 @@ ALICE = "alice::12202bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d
 def thread_sim(tmp_path: Path) -> Iterator[tuple[Listener, dict[str, str]]]:
     """The simulator over TCP, in this process (so a test can inject one fault), and billing's env."""
     data = write_catalogue(tmp_path / "data", users=1)
-    settings = Settings.from_env({"BILLING_DATA_DIR": str(data), "APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"]},
-                                 dotenv=None)
+    settings = Settings.from_env(
+        {"BILLING_DATA_DIR": str(data), "APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"]}, dotenv=None
+    )
     sim = build(Context(settings, Console()), preapproval=True)
     listener = Listener(sim, free_port())
     listener.start()
     lines = settings_lines(sim, f"http://127.0.0.1:{listener.port}")
-    env = {**dict(line.split("=", 1) for line in lines), "BILLING_DATA_DIR": str(data),
-           "ROCKSDB_PATH": str(tmp_path / "state"), "LOG_LEVEL": "warn"}
+    env = {
+        **dict(line.split("=", 1) for line in lines),
+        "BILLING_DATA_DIR": str(data),
+        "ROCKSDB_PATH": str(tmp_path / "state"),
+        "LOG_LEVEL": "warn",
+    }
     try:
         yield listener, env
     finally:
@@ -78,11 +83,14 @@ def test_restart_retries_a_payment_the_ledger_refused_for_insufficient_funds(
 SAMPLES = ROOT / "tests" / "event_samples"
 
 
-@pytest.mark.parametrize(("error_id", "retried"), [
-    (INSUFFICIENT_FUNDS, True),
-    (None, False),  # a record written before PaymentFailed had error_id: it still folds
-    ("splice.lfdecentralizedtrust.org/maximum-inputs-exceeded", False),  # a bad request: never asked again
-])
+@pytest.mark.parametrize(
+    ("error_id", "retried"),
+    [
+        (INSUFFICIENT_FUNDS, True),
+        (None, False),  # a record written before PaymentFailed had error_id: it still folds
+        ("splice.lfdecentralizedtrust.org/maximum-inputs-exceeded", False),  # a bad request: never asked again
+    ],
+)
 def test_the_book_keeps_the_error_id_restart_decides_on(error_id: str | None, retried: bool) -> None:
     request = msgspec.json.decode((SAMPLES / "v1_requested.json").read_bytes(), type=Envelope).event
     doc = json.loads((SAMPLES / "v1_failed.json").read_text())
@@ -124,9 +132,15 @@ def test_a_busy_port_fails_in_one_line_before_anything_is_done(tmp_path: Path, c
     port = busy.server_address[1]
     url = f"http://127.0.0.1:{canton.server_address[1]}"
     state = tmp_path / "state"
-    env = {"APP_PROVIDER_API_URL": url, "SCAN_API_URL": url + "/api/scan", "APP_PROVIDER_JWT": "t0ken-abc",
-           "PARTY_APP": "app::1220ab", "BILLING_DATA_DIR": str(DATA), "ROCKSDB_PATH": str(state),
-           "BILLING_API_PORT": str(port if command == ["start"] else port - 1)}
+    env = {
+        "APP_PROVIDER_API_URL": url,
+        "SCAN_API_URL": url + "/api/scan",
+        "APP_PROVIDER_JWT": "t0ken-abc",
+        "PARTY_APP": "app::1220ab",
+        "BILLING_DATA_DIR": str(DATA),
+        "ROCKSDB_PATH": str(state),
+        "BILLING_API_PORT": str(port if command == ["start"] else port - 1),
+    }
     try:
         result = billing(*(a.format(port=port) for a in command), env=env, timeout=60)
     finally:
@@ -141,27 +155,49 @@ def test_a_busy_port_fails_in_one_line_before_anything_is_done(tmp_path: Path, c
     assert not state.exists(), "wrote state before the port was checked"
 
 
-def _catalogue(folder: Path, user_key: str = "subscriptions", sub_key: str = "expires_at",
-               plan_key: str = "interval_sec") -> Path:
+def _catalogue(
+    folder: Path, user_key: str = "subscriptions", sub_key: str = "expires_at", plan_key: str = "interval_sec"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     plans = [{"id": "sub_prover", "name": "prover", "price": 2, "currency": "CC", plan_key: "300"}]
-    users = [{"id": "alice", "party": ALICE, "name": "Alice", "email": "alice@example.com",
-              user_key: [{"name": "prover", sub_key: "2031-12-31"}]}]
+    users = [
+        {
+            "id": "alice",
+            "party": ALICE,
+            "name": "Alice",
+            "email": "alice@example.com",
+            user_key: [{"name": "prover", sub_key: "2031-12-31"}],
+        }
+    ]
     (folder / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     (folder / "users.json").write_text(json.dumps({"users": users}))
     return folder
 
 
-@pytest.mark.parametrize(("keys", "expected"), [
-    ({"user_key": "subscriptons"},
-     'users.json: users[0].subscriptons: unknown field in the entry with id \'alice\' (did you mean "subscriptions"?)'),
-    ({"sub_key": "expire_at"}, "users.json: users[0].subscriptions[0].expire_at: unknown field in the entry with "
-                               'id \'alice\' (did you mean "expires_at"?)'),
-    ({"plan_key": "interval_secs"}, "subscriptions.json: subscriptions[0].interval_secs: unknown field in the "
-                                    'entry with id \'sub_prover\' (did you mean "interval_sec"?)'),
-])
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            {"user_key": "subscriptons"},
+            "users.json: users[0].subscriptons: unknown field in the entry with id 'alice' "
+            '(did you mean "subscriptions"?)',
+        ),
+        (
+            {"sub_key": "expire_at"},
+            "users.json: users[0].subscriptions[0].expire_at: unknown field in the entry with "
+            "id 'alice' (did you mean \"expires_at\"?)",
+        ),
+        (
+            {"plan_key": "interval_secs"},
+            "subscriptions.json: subscriptions[0].interval_secs: unknown field in the "
+            "entry with id 'sub_prover' (did you mean \"interval_sec\"?)",
+        ),
+    ],
+)
 def test_a_misspelled_catalogue_key_is_an_error_naming_file_entry_and_field(
-    tmp_path: Path, keys: dict[str, str], expected: str,
+    tmp_path: Path,
+    keys: dict[str, str],
+    expected: str,
 ) -> None:
     env = {"BILLING_DATA_DIR": str(_catalogue(tmp_path / "data", **keys)), "ROCKSDB_PATH": str(tmp_path / "s")}
     for command in (["users"], ["pay-all", "--dry-run"]):
@@ -193,15 +229,24 @@ def test_balance_of_a_funded_party_shows_its_holdings(sim_env: dict[str, str], t
 def test_balance_of_an_unknown_name_is_one_line(sim_env: dict[str, str], tmp_path: Path) -> None:
     result = billing("balance", "--party", "nobody", env={**sim_env, "ROCKSDB_PATH": str(tmp_path / "s")})
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == ("error: --party 'nobody': no user matches 'nobody'; `billing users` lists "
-                                     "them; or give a whole party id (name::1220…)")
+    assert result.stderr.strip() == (
+        "error: --party 'nobody': no user matches 'nobody'; `billing users` lists "
+        "them; or give a whole party id (name::1220…)"
+    )
 
 
-@pytest.mark.parametrize(("code", "retried"), [
-    ("PREAPPROVAL_EXPIRED", True), ("NO_PREAPPROVAL", True), ("INSUFFICIENT_FUNDS", True),
-    # Never asked again blindly: the period may be paid (parked in doubt, or another transfer holds the id).
-    ("IN_DOUBT", False), ("DUPLICATE_NOT_THIS_PAYMENT", False), ("INVALID_ARGUMENT", False),
-])
+@pytest.mark.parametrize(
+    ("code", "retried"),
+    [
+        ("PREAPPROVAL_EXPIRED", True),
+        ("NO_PREAPPROVAL", True),
+        ("INSUFFICIENT_FUNDS", True),
+        # Never asked again blindly: the period may be paid (parked in doubt, or another transfer holds the id).
+        ("IN_DOUBT", False),
+        ("DUPLICATE_NOT_THIS_PAYMENT", False),
+        ("INVALID_ARGUMENT", False),
+    ],
+)
 def test_restart_asks_again_only_what_an_operator_can_fix(code: str, retried: bool) -> None:
     request = msgspec.json.decode((SAMPLES / "v1_requested.json").read_bytes(), type=Envelope).event
     doc = json.loads((SAMPLES / "v1_failed.json").read_text())

@@ -29,10 +29,16 @@ CANTON_NUMERIC = re.compile(r"[+-]?\d{1,38}(\.\d{0,37})?")
 # Every Decimal a Daml Numeric can hold, in each exponent form Python may carry it in (built from
 # text, which is exact: arithmetic would round to the context's 28 digits).
 numerics = st.one_of(
-    st.builds(lambda digits, scale: Decimal(f"{digits}E-{scale}"),
-              st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1), st.integers(min_value=0, max_value=37)),
-    st.builds(lambda digit, zeros: Decimal(f"{digit}E+{zeros}"),  # "5E+3": no trailing zeros kept
-              st.integers(min_value=-9, max_value=9), st.integers(min_value=0, max_value=37)),
+    st.builds(
+        lambda digits, scale: Decimal(f"{digits}E-{scale}"),
+        st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1),
+        st.integers(min_value=0, max_value=37),
+    ),
+    st.builds(
+        lambda digit, zeros: Decimal(f"{digit}E+{zeros}"),  # "5E+3": no trailing zeros kept
+        st.integers(min_value=-9, max_value=9),
+        st.integers(min_value=0, max_value=37),
+    ),
 )
 
 

@@ -21,9 +21,17 @@ from pipeline.processor.book import PaymentBook, next_action
 from pipeline.processor.outcomes import RetryPolicy, failure_event, next_attempt
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
-REQ = PaymentRequested(payment_id="p1", at=T0, party="a::1", user_id="a", plan="prover",
-                       period=Period(index=0, start=T0, end=T0 + timedelta(minutes=5)),
-                       amount=Decimal("2"), receiver="app::1", description="d")
+REQ = PaymentRequested(
+    payment_id="p1",
+    at=T0,
+    party="a::1",
+    user_id="a",
+    plan="prover",
+    period=Period(index=0, start=T0, end=T0 + timedelta(minutes=5)),
+    amount=Decimal("2"),
+    receiver="app::1",
+    description="d",
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -47,8 +55,9 @@ def test_failure_event_is_final_without_retry_and_bounded() -> None:
     event = failure_event(REQ, long, attempt=2, retry_at=None, now=T0)
     assert event.final and event.retryable and len(event.message) <= 500
     assert event.message.startswith("gave up after 2 attempt(s)")
-    final = failure_event(REQ, Rejected(kind="final", code="DAML_FAILURE", message="no"), attempt=1,
-                          retry_at=T0, now=T0)
+    final = failure_event(
+        REQ, Rejected(kind="final", code="DAML_FAILURE", message="no"), attempt=1, retry_at=T0, now=T0
+    )
     assert final.final and not final.retryable and final.next_attempt_at is None
 
 
@@ -57,13 +66,23 @@ def _rec(offset: int, event):  # type: ignore[no-untyped-def]
 
 
 def test_fold_given_when_then() -> None:
-    sub = PaymentSubmitted(payment_id="p1", at=T0, command_id="pay-p1", submission_id="s",
-                           attempt=1, ledger_offset_before=40)
-    fail = PaymentFailed(payment_id="p1", at=T0, party="a::1", plan="prover", amount=Decimal(2),
-                         attempt=1, code="X", message="busy", retryable=True, final=False,
-                         next_attempt_at=T0 + timedelta(seconds=30))
-    ok = PaymentConfirmed(payment_id="p1", at=T0, party="a::1", plan="prover", amount=Decimal(2),
-                          update_id="u1")
+    sub = PaymentSubmitted(
+        payment_id="p1", at=T0, command_id="pay-p1", submission_id="s", attempt=1, ledger_offset_before=40
+    )
+    fail = PaymentFailed(
+        payment_id="p1",
+        at=T0,
+        party="a::1",
+        plan="prover",
+        amount=Decimal(2),
+        attempt=1,
+        code="X",
+        message="busy",
+        retryable=True,
+        final=False,
+        next_attempt_at=T0 + timedelta(seconds=30),
+    )
+    ok = PaymentConfirmed(payment_id="p1", at=T0, party="a::1", plan="prover", amount=Decimal(2), update_id="u1")
     book = PaymentBook()
     assert next_action(book.apply(_rec(0, REQ)), T0) == "attempt"  # type: ignore[arg-type]
     assert next_action(book.apply(_rec(1, sub)), T0) == "reconcile"  # type: ignore[arg-type]

@@ -24,8 +24,10 @@ from pipeline.processor.compact import IndexSet, SettledIds
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 APP = "app::1220" + "ab" * 32
 #: Canonical ids (hashes, as `billing` makes them) and two others the book must also take.
-IDS = [payment_id(APP, f"u{i % 2}::1220", "prover", T0 + timedelta(minutes=5 * i), T0 + timedelta(minutes=5 * i + 5))
-       for i in range(4)] + ["p-odd", "AB" * 16]
+IDS = [
+    payment_id(APP, f"u{i % 2}::1220", "prover", T0 + timedelta(minutes=5 * i), T0 + timedelta(minutes=5 * i + 5))
+    for i in range(4)
+] + ["p-odd", "AB" * 16]
 
 
 class NaiveBook:
@@ -52,25 +54,62 @@ def event_for(kind: str, pid: str, n: int, index: int) -> AnyEvent:
     at, k = T0 + timedelta(seconds=n), IDS.index(pid)
     party, plan = f"u{k % 2}::1220", ("prover", "verifier")[k % 3 == 2]
     if kind == "request":
-        return ev.PaymentRequested(payment_id=pid, at=at, party=party, user_id=party[:2], plan=plan,
-                                period=ev.Period(index=index, start=T0 + timedelta(minutes=5 * index),
-                                              end=T0 + timedelta(minutes=5 * index + 5)),
-                                amount=Decimal(k + 1), receiver=APP, description="d")
+        return ev.PaymentRequested(
+            payment_id=pid,
+            at=at,
+            party=party,
+            user_id=party[:2],
+            plan=plan,
+            period=ev.Period(
+                index=index, start=T0 + timedelta(minutes=5 * index), end=T0 + timedelta(minutes=5 * index + 5)
+            ),
+            amount=Decimal(k + 1),
+            receiver=APP,
+            description="d",
+        )
     if kind == "submit":
-        return ev.PaymentSubmitted(payment_id=pid, at=at, command_id=f"pay-{pid}", submission_id=f"s{n}",
-                                attempt=n % 5 + 1, ledger_offset_before=n)
+        return ev.PaymentSubmitted(
+            payment_id=pid,
+            at=at,
+            command_id=f"pay-{pid}",
+            submission_id=f"s{n}",
+            attempt=n % 5 + 1,
+            ledger_offset_before=n,
+        )
     if kind == "confirm":
-        return ev.PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=Decimal(k + 1),
-                                update_id=("1220" + f"{n:060x}") if n % 2 else f"u-{n}")
+        return ev.PaymentConfirmed(
+            payment_id=pid,
+            at=at,
+            party=party,
+            plan=plan,
+            amount=Decimal(k + 1),
+            update_id=("1220" + f"{n:060x}") if n % 2 else f"u-{n}",
+        )
     code = ("INSUFFICIENT_FUNDS", "DAML_FAILURE", "REQUEST_TIME_OUT")[n % 3]
-    return ev.PaymentFailed(payment_id=pid, at=at, party=party, plan=plan, amount=Decimal(k + 1), attempt=1,
-                         code=code, message="m", retryable=kind == "retry", final=kind == "fail",
-                         next_attempt_at=None if kind == "fail" else at + timedelta(seconds=30))
+    return ev.PaymentFailed(
+        payment_id=pid,
+        at=at,
+        party=party,
+        plan=plan,
+        amount=Decimal(k + 1),
+        attempt=1,
+        code=code,
+        message="m",
+        retryable=kind == "retry",
+        final=kind == "fail",
+        next_attempt_at=None if kind == "fail" else at + timedelta(seconds=30),
+    )
 
 
 Step = tuple[str, int, int]  # (kind, payment id's position or the record to redeliver, period index)
-steps = st.lists(st.tuples(st.sampled_from(["request", "submit", "confirm", "retry", "fail", "redeliver"]),
-                           st.integers(0, 40), st.integers(0, 12)), max_size=40)
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["request", "submit", "confirm", "retry", "fail", "redeliver"]),
+        st.integers(0, 40),
+        st.integers(0, 12),
+    ),
+    max_size=40,
+)
 
 
 def assert_same(book: PaymentBook, naive: NaiveBook) -> None:
@@ -80,10 +119,12 @@ def assert_same(book: PaymentBook, naive: NaiveBook) -> None:
             assert got == (None if want is None else Settled(pid, want.update_id or ""))
         else:
             assert got == want  # open or failed for good: the whole state, as before
-    assert {p for p, s in book.payments.items() if not s.final} == {
-        p for p, s in naive.states.items() if not s.final}
-    naive_retries = [msgspec_free_retry(s) for s in naive.states.values()
-                     if s.status == "failed" and s.last_code in RETRYABLE_BY_OPERATOR]
+    assert {p for p, s in book.payments.items() if not s.final} == {p for p, s in naive.states.items() if not s.final}
+    naive_retries = [
+        msgspec_free_retry(s)
+        for s in naive.states.values()
+        if s.status == "failed" and s.last_code in RETRYABLE_BY_OPERATOR
+    ]
     key = lambda r: r.payment_id  # noqa: E731
     assert sorted(retry_requests(book, T0), key=key) == sorted(naive_retries, key=key)
     assert book.subscriptions.keys() == naive.requested.keys()
@@ -96,9 +137,19 @@ def assert_same(book: PaymentBook, naive: NaiveBook) -> None:
 
 def msgspec_free_retry(state: PaymentState) -> PaymentRequested:
     r = state.request
-    return PaymentRequested(payment_id=r.payment_id, at=T0, party=r.party, user_id=r.user_id, plan=r.plan,
-                            period=r.period, amount=r.amount, receiver=r.receiver,
-                            description=r.description, reason="retry", currency=r.currency)
+    return PaymentRequested(
+        payment_id=r.payment_id,
+        at=T0,
+        party=r.party,
+        user_id=r.user_id,
+        plan=r.plan,
+        period=r.period,
+        amount=r.amount,
+        receiver=r.receiver,
+        description=r.description,
+        reason="retry",
+        currency=r.currency,
+    )
 
 
 @settings(max_examples=200, deadline=None)

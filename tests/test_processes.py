@@ -35,13 +35,21 @@ def test_sigkill_at_random_points_of_pay_all_charges_each_period_exactly_once(tm
     print(f"crash test seed {seed}")  # rerun a failure with the same kill points
     rng = random.Random(seed)
     data = write_catalogue(tmp_path / "data", users=40)
-    with simulator(data, "--latency-ms", "30", "--fault", "timeout_after_commit=0.05",
-                   "--fault", "drop_after_commit=0.05") as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-               "PAYMENT_RETRY_INTERVAL": "1", "LOG_LEVEL": "warn", "MAX_IN_FLIGHT": "8"}
+    with simulator(
+        data, "--latency-ms", "30", "--fault", "timeout_after_commit=0.05", "--fault", "drop_after_commit=0.05"
+    ) as sim_env:
+        env = {
+            **sim_env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(tmp_path / "state"),
+            "PAYMENT_RETRY_INTERVAL": "1",
+            "LOG_LEVEL": "warn",
+            "MAX_IN_FLIGHT": "8",
+        }
         for _ in range(KILL_ROUNDS):
-            proc = subprocess.Popen([BILLING, "pay-all"], env=clean_env(**env), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [BILLING, "pay-all"], env=clean_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             time.sleep(rng.uniform(0.3, 1.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
@@ -56,9 +64,14 @@ def test_sigkill_at_random_points_of_pay_all_charges_each_period_exactly_once(tm
 def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
     data = write_catalogue(tmp_path / "data", users=3)
     with simulator(data) as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-               "BILLING_API_PORT": str(free_port()),
-               "CHECK_INTERVAL_SECS": "1", "LOG_LEVEL": "warn"}
+        env = {
+            **sim_env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(tmp_path / "state"),
+            "BILLING_API_PORT": str(free_port()),
+            "CHECK_INTERVAL_SECS": "1",
+            "LOG_LEVEL": "warn",
+        }
         daemon = start_daemon(env)
         try:
             wait_for_transfers(sim_env, 3)
@@ -72,8 +85,9 @@ def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
                 result = billing(*args, env=env)
                 assert result.returncode == 0, (args, result.stderr)
                 assert "locked" not in result.stderr.lower()
-            second = subprocess.run([BILLING, "start"], env=clean_env(**env), capture_output=True, text=True,
-                                    timeout=60)
+            second = subprocess.run(
+                [BILLING, "start"], env=clean_env(**env), capture_output=True, text=True, timeout=60
+            )
             # Its API port is taken first: it stops, in one line, before it opens the busy store.
             assert second.returncode == 1 and "is already in use: another billing daemon" in second.stderr
         finally:
@@ -88,8 +102,13 @@ def test_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
 def test_a_bug_in_a_payment_step_stops_the_daemon_in_one_line_and_a_restart_charges_once(tmp_path: Path) -> None:
     data = write_catalogue(tmp_path / "data", users=1)
     with simulator(data) as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-               "BILLING_API_PORT": str(free_port()), "LOG_LEVEL": "warn"}
+        env = {
+            **sim_env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(tmp_path / "state"),
+            "BILLING_API_PORT": str(free_port()),
+            "LOG_LEVEL": "warn",
+        }
         crashed = billing_losing_first_answer("start", env=env)
         assert_stopped_by_the_lost_answer(crashed)
         assert len(transfers_per_period(sim_env)) == 1  # committed, never recorded as confirmed

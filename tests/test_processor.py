@@ -28,10 +28,14 @@ def request(user: str = "alice", index: int = 0, amount: str = "2") -> PaymentRe
     start = T0 + timedelta(minutes=5 * index)
     return PaymentRequested(
         payment_id=payment_id(APP, party, "prover", start, start + timedelta(minutes=5)),
-        at=datetime.now(UTC), party=party,
-        user_id=user, plan="prover",
+        at=datetime.now(UTC),
+        party=party,
+        user_id=user,
+        plan="prover",
         period=Period(index=index, start=start, end=start + timedelta(minutes=5)),
-        amount=Decimal(amount), receiver=APP, description="prover subscription payment",
+        amount=Decimal(amount),
+        receiver=APP,
+        description="prover subscription payment",
     )
 
 

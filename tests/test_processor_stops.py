@@ -102,11 +102,15 @@ async def test_a_bug_in_one_payment_stops_the_others_and_the_restart_settles_all
     await again.close()
 
 
-@pytest.mark.parametrize("error", [
-    CantonError(ErrorClass.IN_DOUBT, "the Ledger API did not answer", code="CONNECTION_LOST"),
-    CantonError(ErrorClass.RETRYABLE, "the Ledger API is unreachable", code="UNREACHABLE"),
-    TimeoutError(),
-], ids=["in_doubt", "not_sent", "timeout"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        CantonError(ErrorClass.IN_DOUBT, "the Ledger API did not answer", code="CONNECTION_LOST"),
+        CantonError(ErrorClass.RETRYABLE, "the Ledger API is unreachable", code="UNREACHABLE"),
+        TimeoutError(),
+    ],
+    ids=["in_doubt", "not_sent", "timeout"],
+)
 async def test_classified_failures_of_a_step_are_retried_not_fatal(
     tmp_path: Path, error: BaseException, caplog: pytest.LogCaptureFixture
 ) -> None:

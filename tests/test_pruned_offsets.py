@@ -37,8 +37,9 @@ async def test_reads_before_the_pruning_offset_get_the_real_error(canton: Canton
     sim, old = canton.sim, await pay(canton, ALICE, "pay-old")
     pruned = sim.prune()
     flt = {"cumulative": [{"identifierFilter": {"TemplateFilter": {"value": {"templateId": AMULET}}}}]}
-    acs = await raw_post(sim, "/v2/state/active-contracts",
-                     {"activeAtOffset": old - 1, "eventFormat": {"filtersByParty": {ALICE: flt}}})
+    acs = await raw_post(
+        sim, "/v2/state/active-contracts", {"activeAtOffset": old - 1, "eventFormat": {"filtersByParty": {ALICE: flt}}}
+    )
     completions = await raw_post(sim, "/v2/commands/completions", {"parties": [ALICE], "beginExclusive": 0})
     for answer in (acs, completions):  # FAILED_PRECONDITION: HTTP 400, category 9, where history begins
         error = answer.json()
@@ -46,8 +47,9 @@ async def test_reads_before_the_pruning_offset_get_the_real_error(canton: Canton
         assert error["context"] == {"earliest_offset": str(pruned)} and error["grpcCodeValue"] == 9
     assert "precedes pruned offset" in acs.json()["cause"]
     assert "overlaps with pruned offset" in completions.json()["cause"]
-    at_pruning = await raw_post(sim, "/v2/state/active-contracts",
-                            {"activeAtOffset": pruned, "eventFormat": {"filtersByParty": {ALICE: flt}}})
+    at_pruning = await raw_post(
+        sim, "/v2/state/active-contracts", {"activeAtOffset": pruned, "eventFormat": {"filtersByParty": {ALICE: flt}}}
+    )
     assert at_pruning.status_code == 200  # the pruning offset itself is still readable
     # a pruned update is simply gone: not found, as Canton's pointwise reader filters it out
     assert await canton.ledger.update_by_offset(old, party=ALICE) is None
@@ -76,8 +78,9 @@ async def test_completions_from_a_pruned_offset_fail_once_as_final(canton: Canto
     assert canton.sim.requests["completions"] == 1 and canton.sleeps == []  # never sent again
 
 
-async def test_the_ledger_guard_checks_what_pruning_left(canton: Canton, caplog: pytest.LogCaptureFixture,
-                                                         tmp_path: Path) -> None:
+async def test_the_ledger_guard_checks_what_pruning_left(
+    canton: Canton, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     await pay(canton, ALICE, "pay-before-pruning")
     pruned = canton.sim.prune()
     await pay(canton, ALICE, "pay-0123456789abcdef0123456789abcdef")  # a billing charge after it
@@ -100,8 +103,11 @@ async def test_the_ledger_guard_refuses_when_its_bounded_read_stops_short(canton
     async with open_clients(canton.sim, page_size=2) as small:
         small.ledger.max_pages = 1
         scan = await billing_completions(small.ledger, [ALICE], after=0)
-        assert scan.checked_to < scan.end and scan.completions and not any(
-            c.command_id.startswith("pay-") for c in scan.completions)
+        assert (
+            scan.checked_to < scan.end
+            and scan.completions
+            and not any(c.command_id.startswith("pay-") for c in scan.completions)
+        )
         with pytest.raises(CommandError, match=f"reads only up to offset {scan.checked_to} of {scan.end}"):
             await check_ledger_known(small.ledger, PaymentBook(), [ALICE], tmp_path)
         small.ledger.max_pages = 10  # the whole ledger: the charge is found

@@ -16,13 +16,26 @@ def test_restart_twice_then_start_never_charges_a_period_twice(tmp_path: Path) -
     data = tmp_path / "data"
     data.mkdir()
     plans = [{"id": "p", "name": "fast", "price": 1, "currency": "CC", "interval_sec": "2"}]
-    users = [{"id": f"u{i}", "party": f"u{i}::1220{i:060x}", "name": f"U{i}", "email": f"u{i}@example.com",
-              "subscriptions": [{"name": "fast", "expires_at": "2031-01-01"}]} for i in range(3)]
+    users = [
+        {
+            "id": f"u{i}",
+            "party": f"u{i}::1220{i:060x}",
+            "name": f"U{i}",
+            "email": f"u{i}@example.com",
+            "subscriptions": [{"name": "fast", "expires_at": "2031-01-01"}],
+        }
+        for i in range(3)
+    ]
     (data / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     (data / "users.json").write_text(json.dumps({"users": users}))
     with simulator(data, env={"MIN_INTERVAL_SEC": "1"}) as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-               "MIN_INTERVAL_SEC": "1", "LOG_LEVEL": "warn"}
+        env = {
+            **sim_env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(tmp_path / "state"),
+            "MIN_INTERVAL_SEC": "1",
+            "LOG_LEVEL": "warn",
+        }
         first = billing("pay-all", env=env)
         assert first.returncode == 0, first.stderr
         assert len(transfers_per_period(sim_env)) == 3  # period 0 of each

@@ -32,17 +32,38 @@ def events(n: int) -> list[AnyEvent]:
     out: list[AnyEvent] = []
     for i in range(n):
         at = NOW - timedelta(minutes=(i * 7919) % (40 * 1440))  # jumps back and forth in time
-        common = {"payment_id": f"p{i // 2 if i % 13 == 12 else i}", "at": at, "party": USERS[i % 3],
-                  "plan": PLANS[i % 2]}
+        common = {
+            "payment_id": f"p{i // 2 if i % 13 == 12 else i}",
+            "at": at,
+            "party": USERS[i % 3],
+            "plan": PLANS[i % 2],
+        }
         match i % 5 if i % 13 != 12 else 1:
             case 0:
-                out.append(PaymentSubmitted(payment_id=f"p{i}", at=at, command_id=f"c{i}", submission_id=f"s{i}",
-                                            attempt=1, ledger_offset_before=i))
+                out.append(
+                    PaymentSubmitted(
+                        payment_id=f"p{i}",
+                        at=at,
+                        command_id=f"c{i}",
+                        submission_id=f"s{i}",
+                        attempt=1,
+                        ledger_offset_before=i,
+                    )
+                )
             case 1 | 2 | 3:
                 out.append(PaymentConfirmed(**common, amount=Decimal(i % 97) / 8, update_id=f"u{i}"))
             case _:
-                out.append(PaymentFailed(**common, amount=Decimal(3), attempt=1, code="X", message="no",
-                                         retryable=i % 2 == 0, final=i % 2 == 1))
+                out.append(
+                    PaymentFailed(
+                        **common,
+                        amount=Decimal(3),
+                        attempt=1,
+                        code="X",
+                        message="no",
+                        retryable=i % 2 == 0,
+                        final=i % 2 == 1,
+                    )
+                )
     return out
 
 
@@ -109,7 +130,8 @@ def _readers() -> list[int]:
 
 
 async def test_a_killed_reader_fails_the_replay_keeps_what_was_committed_and_the_next_one_finishes(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     write_log(tmp_path / "log", 40_000)
     log = EmbeddedLog.open(tmp_path / "log", sync=False)
     reference = open_projection(tmp_path / "reference")

@@ -64,7 +64,8 @@ def old_rows(store: Store, cutoff: int) -> list[bytes]:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=outcomes(), budget=st.integers(1, 40), chunk=st.integers(1, 15))
 def test_pruning_is_incremental_and_leaves_windows_inside_retention_unchanged(  # type: ignore[no-untyped-def]
-        tmp_path_factory, events, budget, chunk) -> None:
+    tmp_path_factory, events, budget, chunk
+) -> None:
     records = [Recorded(i, e) for i, e in enumerate(events)]
     reference = WindowProjection(Store.open(tmp_path_factory.mktemp("ref")))  # no retention at all
     reference.apply(records)
@@ -74,7 +75,7 @@ def test_pruning_is_incremental_and_leaves_windows_inside_retention_unchanged(  
     live = WindowProjection(store, retention_days=DAYS, clock=clock)
     live.pruner.budget = budget  # type: ignore[union-attr]
     for i in range(0, len(records), chunk):
-        live.apply(records[i:i + chunk])
+        live.apply(records[i : i + chunk])
         live.commit()
     clock.now = NOW  # forty days later: everything before the cutoff has to go
     commits = 0
@@ -125,9 +126,24 @@ def _spread() -> list:  # type: ignore[type-arg]
         at = NOW - timedelta(minutes=431 * i)
         party, plan = USERS[i % 3], PLANS[i % 2]
         if i % 7 == 0:
-            out.append(PaymentFailed(payment_id=f"p{i}", at=at, party=party, plan=plan, amount=Decimal(1),
-                                     attempt=3, code="X", message="m", retryable=False, final=True))
+            out.append(
+                PaymentFailed(
+                    payment_id=f"p{i}",
+                    at=at,
+                    party=party,
+                    plan=plan,
+                    amount=Decimal(1),
+                    attempt=3,
+                    code="X",
+                    message="m",
+                    retryable=False,
+                    final=True,
+                )
+            )
         else:
-            out.append(PaymentConfirmed(payment_id=f"p{i}", at=at, party=party, plan=plan, amount=Decimal("1.25"),
-                                        update_id=f"u{i}"))
+            out.append(
+                PaymentConfirmed(
+                    payment_id=f"p{i}", at=at, party=party, plan=plan, amount=Decimal("1.25"), update_id=f"u{i}"
+                )
+            )
     return out

@@ -120,16 +120,11 @@ async def test_update_history_is_paged_by_migration_and_record_time(canton: Cant
 # --- the cached payment context -----------------------------------------------------------------
 
 
-async def test_the_context_is_cached_for_scan_time_to_live(
-    canton: Canton, clock: ManualClock
-) -> None:
+async def test_the_context_is_cached_for_scan_time_to_live(canton: Canton, clock: ManualClock) -> None:
     ctx = await canton.context.get()
     assert await canton.context.get() is ctx and canton.sim.requests["scan-dso"] == 1
     assert ctx.receiver == APP and ctx.preapproval_provider == APP
-    assert (
-        ctx.synchronizer_id == canton.sim.ledger.synchronizer_id
-        and ctx.dso_party == canton.sim.ledger.dso_party
-    )
+    assert ctx.synchronizer_id == canton.sim.ledger.synchronizer_id and ctx.dso_party == canton.sim.ledger.dso_party
     clock.set(ctx.valid_until - timedelta(microseconds=1))
     assert await canton.context.get() is ctx
     clock.set(ctx.valid_until)  # Scan's TTL: the round set changes now, round 101 opens
@@ -153,9 +148,7 @@ async def test_the_featured_right_is_the_preapproval_providers(clock: ManualCloc
     async with open_clients(sim) as c:
         ctx = await c.context.get()
         assert ctx.preapproval_provider == BOB
-        assert (
-            ctx.featured_app_right is not None and ctx.featured_app_right.payload["provider"] == BOB
-        )
+        assert ctx.featured_app_right is not None and ctx.featured_app_right.payload["provider"] == BOB
         await c.ledger.submit_and_wait(await payment(c, ALICE, "3", "pay-bob-provider"))
     assert sim.balance(APP) == 103
 
@@ -175,12 +168,8 @@ async def test_without_a_preapproval_the_context_fails_for_good(clock: ManualClo
     assert "billing setup" in str(caught.value)
 
 
-async def test_without_a_usable_round_the_context_is_retryable(
-    canton: Canton, clock: ManualClock
-) -> None:
-    cache = ScanContextCache(
-        canton.scan, receiver=APP, clock=clock, round_margin=timedelta(hours=1)
-    )
+async def test_without_a_usable_round_the_context_is_retryable(canton: Canton, clock: ManualClock) -> None:
+    cache = ScanContextCache(canton.scan, receiver=APP, clock=clock, round_margin=timedelta(hours=1))
     with pytest.raises(CantonError) as caught:
         await cache.get()
     assert caught.value.kind is ErrorClass.RETRYABLE and caught.value.code == "NO_OPEN_ROUND"
@@ -209,9 +198,5 @@ async def test_a_payment_is_recognised_on_scan_and_a_mismatch_is_explained(canto
     seen = find_transfer(update, sender=ALICE, receiver=APP, amount=Decimal("12.5"))
     assert isinstance(seen, TransferSeen) and seen.round == canton.sim.ledger.current_round()
     assert seen.update_id == done.update_id
-    assert "expected 13" in str(
-        find_transfer(update, sender=ALICE, receiver=APP, amount=Decimal(13))
-    )
-    assert "no amulet" in str(
-        find_transfer(update, sender=ALICE, receiver=BOB, amount=Decimal("12.5"))
-    )
+    assert "expected 13" in str(find_transfer(update, sender=ALICE, receiver=APP, amount=Decimal(13)))
+    assert "no amulet" in str(find_transfer(update, sender=ALICE, receiver=BOB, amount=Decimal("12.5")))

@@ -16,8 +16,13 @@ from pipeline.processor.book import PaymentBook
 APP = "app::1220aa"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PLAN = Plan(id="p", name="prover", price=Decimal("2"), currency="CC", interval_sec="300")
-ALICE = User(id="alice", party="alice::1220", name="Alice", email="a@x",
-             subscriptions=(Subscription(name="prover", expires_at=date(2030, 1, 1)),))
+ALICE = User(
+    id="alice",
+    party="alice::1220",
+    name="Alice",
+    email="a@x",
+    subscriptions=(Subscription(name="prover", expires_at=date(2030, 1, 1)),),
+)
 PAIR = (ALICE, ALICE.subscriptions[0], PLAN)
 
 
@@ -59,8 +64,13 @@ def test_missed_periods_are_requested_once_newest_first_capped() -> None:
 
 
 def test_periods_after_expiry_are_never_charged() -> None:
-    short = User(id="b", party="b::1220", name="B", email="b@x",
-                 subscriptions=(Subscription(name="prover", expires_at=date(2026, 11, 24)),))
+    short = User(
+        id="b",
+        party="b::1220",
+        name="B",
+        email="b@x",
+        subscriptions=(Subscription(name="prover", expires_at=date(2026, 11, 24)),),
+    )
     pair = (short, short.subscriptions[0], PLAN)
     (req,) = current_requests([pair], {}, T0, app_party=APP)
     book = book_with(req)

@@ -23,9 +23,14 @@ from tests.otlp_receiver import Receiver
 from tests.processes import billing, simulator, start_daemon, wait_for_transfers, write_catalogue
 from tests.secret_watch import SECRETS, record
 
-ALL_SECRETS = {**SECRETS, "OPENTELEMETRY_INGESTING_HOST": "http://127.0.0.1:9", "LOG_LEVEL": "trace",
-               "PARTY_APP": "app::1220ab", "APP_PROVIDER_API_URL": "http://127.0.0.1:9",
-               "SCAN_API_URL": "http://127.0.0.1:9/api/scan"}
+ALL_SECRETS = {
+    **SECRETS,
+    "OPENTELEMETRY_INGESTING_HOST": "http://127.0.0.1:9",
+    "LOG_LEVEL": "trace",
+    "PARTY_APP": "app::1220ab",
+    "APP_PROVIDER_API_URL": "http://127.0.0.1:9",
+    "SCAN_API_URL": "http://127.0.0.1:9/api/scan",
+}
 
 
 def _no_canary(*texts: str) -> None:
@@ -35,8 +40,14 @@ def _no_canary(*texts: str) -> None:
 
 
 def test_a_bad_config_never_shows_a_secret(tmp_path: Path) -> None:
-    bad = billing("config", env={**ALL_SECRETS, "RETENTION_DAYS": SECRETS["APP_PROVIDER_JWT"],
-                                 "MAX_IN_FLIGHT": SECRETS["LEDGER_AUTH_CLIENT_SECRET"]})
+    bad = billing(
+        "config",
+        env={
+            **ALL_SECRETS,
+            "RETENTION_DAYS": SECRETS["APP_PROVIDER_JWT"],
+            "MAX_IN_FLIGHT": SECRETS["LEDGER_AUTH_CLIENT_SECRET"],
+        },
+    )
     assert bad.returncode == 2 and "RETENTION_DAYS" in bad.stderr and "MAX_IN_FLIGHT" in bad.stderr
     assert "******** (a secret's value)" in bad.stderr  # a secret pasted into the wrong variable
     _no_canary(bad.stdout, bad.stderr)
@@ -50,8 +61,11 @@ def test_config_info_and_a_refused_oauth_secret_at_trace_level(tmp_path: Path) -
         assert shown.returncode == 0, shown.stderr
         info = billing("info", env=env)
         assert info.returncode == 0, info.stderr
-        oauth = {**env, "LEDGER_AUTH_TOKEN_URL": sim_env["APP_PROVIDER_API_URL"] + "/oauth/token",
-                 "LEDGER_AUTH_CLIENT_ID": "billing"}
+        oauth = {
+            **env,
+            "LEDGER_AUTH_TOKEN_URL": sim_env["APP_PROVIDER_API_URL"] + "/oauth/token",
+            "LEDGER_AUTH_CLIENT_ID": "billing",
+        }
         refused = billing("balance", env=oauth)
         assert refused.returncode != 0
         _no_canary(shown.stdout, shown.stderr, info.stdout, info.stderr, refused.stdout, refused.stderr)
@@ -97,8 +111,14 @@ def test_the_daemon_api_is_loopback_only_token_guarded_and_its_files_owner_only(
     data = write_catalogue(tmp_path / "data", users=2)
     state, port = tmp_path / "state", free_port()
     with simulator(data) as sim_env:
-        env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(state), "BILLING_API_PORT": str(port),
-               "CHECK_INTERVAL_SECS": "1", "LOG_LEVEL": "debug"}
+        env = {
+            **sim_env,
+            "BILLING_DATA_DIR": str(data),
+            "ROCKSDB_PATH": str(state),
+            "BILLING_API_PORT": str(port),
+            "CHECK_INTERVAL_SECS": "1",
+            "LOG_LEVEL": "debug",
+        }
         daemon = start_daemon(env)
         try:
             wait_for_transfers(sim_env, 2)
@@ -112,6 +132,9 @@ def test_the_daemon_api_is_loopback_only_token_guarded_and_its_files_owner_only(
             daemon.send_signal(signal.SIGTERM)
             out, err = daemon.communicate(timeout=30)
             record("billing start", out, err)
-    loose = [f"{p.relative_to(state)} {stat.filemode(p.stat().st_mode)}" for p in [state, *state.rglob("*")]
-             if p.stat().st_mode & 0o077]
+    loose = [
+        f"{p.relative_to(state)} {stat.filemode(p.stat().st_mode)}"
+        for p in [state, *state.rglob("*")]
+        if p.stat().st_mode & 0o077
+    ]
     assert not loose, f"readable by others: {loose}"

@@ -67,9 +67,7 @@ async def test_a_round_that_has_not_opened_fails_the_daml_deadline_check(canton:
     command = await payment(canton, ALICE, "1", "pay-early")
     newest = max(canton.sim.ledger.rounds(), key=lambda r: r[0].number)[1].contract_id
     doc = msgspec.to_builtins(command)
-    doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"][
-        "openMiningRound"
-    ] = newest
+    doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"]["openMiningRound"] = newest
     for disclosed in doc["disclosedContracts"]:
         if disclosed["templateId"].endswith("OpenMiningRound"):
             disclosed["contractId"] = newest
@@ -94,9 +92,7 @@ async def test_dedup_holds_within_the_sent_period_and_ends_after_it(canton: Cant
     assert caught.value.kind is ErrorClass.DUPLICATE
     canton.sim.advance(2)
     canton.context.invalidate()
-    await canton.ledger.submit_and_wait(
-        await payment(canton, ALICE, "1", "pay-w", dedup_seconds=60)
-    )
+    await canton.ledger.submit_and_wait(await payment(canton, ALICE, "1", "pay-w", dedup_seconds=60))
     assert [t.command_id for t in canton.sim.transfers()] == [
         "pay-w",
         "pay-w",
@@ -127,9 +123,7 @@ async def test_a_transfer_consumes_inputs_and_creates_payment_and_change(canton:
     await canton.ledger.submit_and_wait(await payment(canton, ALICE, "70", "pay-m"))
     now = await canton.ledger.amulets(ALICE)
     assert not old & {h.contract_id for h in now} and [h.initial_amount for h in now] == [30]
-    assert {
-        h.contract_id for h in await canton.ledger.amulets(ALICE, at_offset=before)
-    } == old  # history
+    assert {h.contract_id for h in await canton.ledger.amulets(ALICE, at_offset=before)} == old  # history
     assert canton.sim.balances()[APP] == 170
 
 
@@ -164,9 +158,7 @@ async def test_an_expired_preapproval_fails_the_send(clock: ManualClock) -> None
 async def test_only_the_sender_can_authorise_a_send(canton: Canton) -> None:
     doc = msgspec.to_builtins(await payment(canton, ALICE, "1", "pay-auth"))
     async with raw(canton.sim) as client:
-        answer = await client.post(
-            "/v2/commands/submit-and-wait", json=dict(doc, actAs=[BOB]), headers=AUTH
-        )
+        answer = await client.post("/v2/commands/submit-and-wait", json=dict(doc, actAs=[BOB]), headers=AUTH)
     assert answer.status_code == 400 and answer.json()["code"] == "DAML_AUTHORIZATION_ERROR"
 
 
@@ -252,9 +244,7 @@ def test_a_fault_everywhere_and_bad_arguments() -> None:
 
 
 def test_seeding_funds_parties_features_the_app_and_can_preapprove() -> None:
-    sim = seeded(
-        [(ALICE, Decimal("12.5")), (BOB, Decimal(0))], APP, clock=ManualClock(), preapproval=True
-    )
+    sim = seeded([(ALICE, Decimal("12.5")), (BOB, Decimal(0))], APP, clock=ManualClock(), preapproval=True)
     assert sim.balances() == {ALICE: Decimal("12.5"), APP: Decimal(100)}
     assert sim.ledger.featured_right(APP) is not None and sim.ledger.preapproval_of(APP) is not None
     bare = seeded([], APP, app_amount=Decimal(0), featured=False)
@@ -272,9 +262,7 @@ def test_advance_needs_a_manual_clock() -> None:
 async def test_serving_over_tcp_prints_the_settings_and_drops_connections_for_real() -> None:
     sim = new_sim(ManualClock())
     out, stop, ready = io.StringIO(), asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        serve_async(sim, "127.0.0.1", 0, out=out, on_ready=lambda url: ready.set(), stop=stop)
-    )
+    task = asyncio.create_task(serve_async(sim, "127.0.0.1", 0, out=out, on_ready=lambda url: ready.set(), stop=stop))
     try:
         await asyncio.wait_for(ready.wait(), 10)
         lines = out.getvalue().splitlines()
@@ -297,9 +285,7 @@ async def _use_over_tcp(sim: Simulator, settings: dict[str, Any]) -> None:
     from pipeline.canton.auth import StaticToken
 
     async with make_client(settings["APP_PROVIDER_API_URL"], 5) as client:
-        ledger = LedgerApi(
-            Http(client, "the Ledger API", StaticToken(settings["APP_PROVIDER_JWT"]))
-        )
+        ledger = LedgerApi(Http(client, "the Ledger API", StaticToken(settings["APP_PROVIDER_JWT"])))
         assert await ledger.ledger_end() == sim.ledger.offset
         sim.inject(Fault.DROP)
         with pytest.raises(CantonError) as caught:
@@ -319,8 +305,9 @@ def test_intended_hang_ups_stay_out_of_the_server_log() -> None:
     assert len(server_log.filters) == 1
 
     def record(err: BaseException) -> logging.LogRecord:
-        return server_log.makeRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application",
-                                     (), (type(err), err, None))
+        return server_log.makeRecord(
+            "uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", (), (type(err), err, None)
+        )
 
     assert not server_log.filter(record(ConnectionDropped("on purpose")))
     assert server_log.filter(record(RuntimeError("a real bug")))

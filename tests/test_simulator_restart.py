@@ -39,18 +39,27 @@ def _wait(listener: Listener, count: int, seconds: float) -> int:
 @pytest.mark.slow
 def test_the_listener_restarts_while_the_daemon_charges(tmp_path: Path) -> None:
     data = write_catalogue(tmp_path / "data", users=USERS)
-    settings = Settings.from_env({"BILLING_DATA_DIR": str(data), "APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"]},
-                                 dotenv=None)
+    settings = Settings.from_env(
+        {"BILLING_DATA_DIR": str(data), "APP_PROVIDER_JWT": SECRETS["APP_PROVIDER_JWT"]}, dotenv=None
+    )
     sim = build(Context(settings, Console()), latency_ms=100, preapproval=True)
     port = free_port()
     listener = Listener(sim, port)
     listener.start()
     sim_env = dict(line.split("=", 1) for line in settings_lines(sim, f"http://127.0.0.1:{port}"))
-    env = {**sim_env, "BILLING_DATA_DIR": str(data), "ROCKSDB_PATH": str(tmp_path / "state"),
-           "BILLING_API_PORT": str(free_port()), "CHECK_INTERVAL_SECS": "1", "PAYMENT_RETRY_INTERVAL": "1",
-           "MAX_IN_FLIGHT": "2", "LOG_LEVEL": "warn"}
-    daemon = subprocess.Popen([BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    env = {
+        **sim_env,
+        "BILLING_DATA_DIR": str(data),
+        "ROCKSDB_PATH": str(tmp_path / "state"),
+        "BILLING_API_PORT": str(free_port()),
+        "CHECK_INTERVAL_SECS": "1",
+        "PAYMENT_RETRY_INTERVAL": "1",
+        "MAX_IN_FLIGHT": "2",
+        "LOG_LEVEL": "warn",
+    }
+    daemon = subprocess.Popen(
+        [BILLING, "start"], env=clean_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert _wait(listener, 6, 30) >= 6, "the daemon did not start charging"
         listener.stop()  # mid-run: submissions in flight lose their connection

@@ -32,8 +32,13 @@ def _exercise_everything(tmp_path: Path) -> Recording:
         reqs = [request(p, i) for p in USERS for i in range(2)]
         await log.append_batch(reqs)
         async with adapter(sim, transport=recording, dedup_seconds=3600) as port:
-            proc = Processor(log, port, clock=lambda: datetime.now(UTC), verify_timeout=0.2,
-                             policy=RetryPolicy(base_delay=0.01, max_delay=0.02))
+            proc = Processor(
+                log,
+                port,
+                clock=lambda: datetime.now(UTC),
+                verify_timeout=0.2,
+                policy=RetryPolicy(base_delay=0.01, max_delay=0.02),
+            )
             ids = {r.payment_id for r in reqs}
             await asyncio.wait_for(proc.run(ids), 30)
             first = sim.transfers()[0]
@@ -54,13 +59,21 @@ def test_requests_and_responses_match_the_specs(tmp_path: Path, specs: dict[str,
         sent = exchange[0]
         seen.add(sent.url.path)
     paths = set(seen)
-    acs = [msgspec.json.decode(e[0].content) for e in recording.exchanges
-           if e[0].url.path == "/v2/state/active-contracts"]
+    acs = [
+        msgspec.json.decode(e[0].content) for e in recording.exchanges if e[0].url.path == "/v2/state/active-contracts"
+    ]
     assert any(len(body["eventFormat"]["filtersByParty"]) > 1 for body in acs), "no batched holdings read"
-    for needed in ("/v2/state/ledger-end", "/v2/state/active-contracts", "/v2/commands/submit-and-wait",
-                   "/v2/commands/completions", "/v2/updates/update-by-offset", "/api/scan/v0/dso",
-                   "/api/scan/v0/open-and-issuing-mining-rounds", "/api/scan/v0/transfer-preapprovals",
-                   "/api/scan/v0/featured-apps", "/api/scan/v2/updates/"):
+    for needed in (
+        "/v2/state/ledger-end",
+        "/v2/state/active-contracts",
+        "/v2/commands/submit-and-wait",
+        "/v2/commands/completions",
+        "/v2/updates/update-by-offset",
+        "/api/scan/v0/dso",
+        "/api/scan/v0/open-and-issuing-mining-rounds",
+        "/api/scan/v0/transfer-preapprovals",
+        "/api/scan/v0/featured-apps",
+        "/api/scan/v2/updates/",
+    ):
         assert any(p.startswith(needed) for p in paths), f"{needed} was never exercised: {sorted(paths)}"
     assert "/v2/updates" in paths  # the bounded updates list of the in-doubt proof
-

@@ -18,8 +18,16 @@ MONTH = str(30 * 86400)  # long periods: no test run straddles a period boundary
 def catalogue(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     plans = [{"id": "p", "name": "prover", "price": 2, "currency": "CC", "interval_sec": MONTH}]
-    people = [{"id": f"u{i}", "party": f"u{i}::1220{i:060x}", "name": f"User {i}", "email": f"u{i}@example.com",
-               "subscriptions": [{"name": "prover", "expires_at": "2031-12-31"}]} for i in range(3)]
+    people = [
+        {
+            "id": f"u{i}",
+            "party": f"u{i}::1220{i:060x}",
+            "name": f"User {i}",
+            "email": f"u{i}@example.com",
+            "subscriptions": [{"name": "prover", "expires_at": "2031-12-31"}],
+        }
+        for i in range(3)
+    ]
     (folder / "subscriptions.json").write_text(json.dumps({"subscriptions": plans}))
     (folder / "users.json").write_text(json.dumps({"users": people}))
     return folder

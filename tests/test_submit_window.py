@@ -70,8 +70,8 @@ async def test_the_participant_refuses_submissions_beyond_its_in_flight_limit() 
     body = {"commands": [], "commandId": "c-1", "actAs": ["x"]}
     async with httpx.AsyncClient(transport=asgi_transport(sim), base_url="http://sim") as client:
         post = lambda cid: client.post(  # noqa: E731
-            "/v2/commands/submit-and-wait", json=dict(body, commandId=cid),
-            headers={"authorization": f"Bearer {TOKEN}"})
+            "/v2/commands/submit-and-wait", json=dict(body, commandId=cid), headers={"authorization": f"Bearer {TOKEN}"}
+        )
         first = asyncio.create_task(post("c-1"))
         while sim.commands_in_flight == 0:
             await asyncio.sleep(0.01)
@@ -93,8 +93,13 @@ def request(party: str) -> PaymentRequested:
     start = datetime(2026, 11, 24, tzinfo=UTC)
     return PaymentRequested(
         payment_id=payment_id(APP, party, "prover", start, start + timedelta(minutes=5)),
-        at=datetime.now(UTC), party=party, user_id=party.split("::")[0], plan="prover",
-        amount=Decimal(2), receiver=APP, description="prover payment",
+        at=datetime.now(UTC),
+        party=party,
+        user_id=party.split("::")[0],
+        plan="prover",
+        amount=Decimal(2),
+        receiver=APP,
+        description="prover payment",
         period=Period(index=0, start=start, end=start + timedelta(minutes=5)),
     )
 

@@ -49,8 +49,10 @@ def test_window_gauges_reach_the_receiver_with_bearer_token() -> None:
     name = gauge_name("24h", "payment_count")
     assert points[(name, (("scope", "overall"), ("subscription", "all"), ("window", "24h")))] == 7
     assert points[(name, (("scope", "plan"), ("subscription", "prover"), ("window", "24h")))] == 5
-    assert points[(gauge_name("1h", "total_amount"), (("scope", "overall"), ("subscription", "all"),
-                                                      ("window", "1h")))] == 12.5
+    assert (
+        points[(gauge_name("1h", "total_amount"), (("scope", "overall"), ("subscription", "all"), ("window", "1h")))]
+        == 12.5
+    )
 
 
 def test_warnings_go_out_as_logs() -> None:
@@ -58,8 +60,13 @@ def test_warnings_go_out_as_logs() -> None:
         telemetry = Telemetry(resource("b", "c", None), Destination.from_settings(rx.url, TOKEN), lambda: [], 3600)
         logging.getLogger("pipeline.processor.runner").warning("payment failed: insufficient funds")
         telemetry.shutdown()
-        bodies = [r.body.string_value for req in rx.logs for rl in req.resource_logs
-                  for sl in rl.scope_logs for r in sl.log_records]
+        bodies = [
+            r.body.string_value
+            for req in rx.logs
+            for rl in req.resource_logs
+            for sl in rl.scope_logs
+            for r in sl.log_records
+        ]
     assert "payment failed: insufficient funds" in bodies
 
 
@@ -80,24 +87,57 @@ def test_metric_names_keep_the_original_contract() -> None:
 
 def test_outcomes_become_counters_latency_and_payment_spans_and_logs_carry_their_trace() -> None:
     t0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
-    request = PaymentRequested(payment_id="pay-1", at=t0, party="a::1", user_id="a", plan="prover",
-                               period=Period(index=3, start=t0, end=t0 + timedelta(minutes=5)), amount=Decimal(2),
-                               receiver="app::1", description="d")
-    confirmed = PaymentConfirmed(payment_id="pay-1", at=t0 + timedelta(seconds=4), party="a::1", plan="prover",
-                                 amount=Decimal(2), update_id="1220ab")
-    failed = PaymentFailed(payment_id="pay-2", at=t0, party="b::1", plan="prover", amount=Decimal(2), attempt=5,
-                           code="INSUFFICIENT_FUNDS", message="m", retryable=False, final=True)
+    request = PaymentRequested(
+        payment_id="pay-1",
+        at=t0,
+        party="a::1",
+        user_id="a",
+        plan="prover",
+        period=Period(index=3, start=t0, end=t0 + timedelta(minutes=5)),
+        amount=Decimal(2),
+        receiver="app::1",
+        description="d",
+    )
+    confirmed = PaymentConfirmed(
+        payment_id="pay-1",
+        at=t0 + timedelta(seconds=4),
+        party="a::1",
+        plan="prover",
+        amount=Decimal(2),
+        update_id="1220ab",
+    )
+    failed = PaymentFailed(
+        payment_id="pay-2",
+        at=t0,
+        party="b::1",
+        plan="prover",
+        amount=Decimal(2),
+        attempt=5,
+        code="INSUFFICIENT_FUNDS",
+        message="m",
+        retryable=False,
+        final=True,
+    )
     with Receiver() as rx:
-        telemetry = Telemetry(resource("b", "c", None), Destination.from_settings(rx.url, TOKEN), lambda: [], 3600,
-                              redact=lambda text: text.replace("s3cret-token", "***"))
+        telemetry = Telemetry(
+            resource("b", "c", None),
+            Destination.from_settings(rx.url, TOKEN),
+            lambda: [],
+            3600,
+            redact=lambda text: text.replace("s3cret-token", "***"),
+        )
         # pay-1 confirmed twice: a second Kafka worker recorded it too; it counts once
         for offset, event in enumerate([request, confirmed, failed, confirmed]):
             telemetry.observe(Recorded(offset, event))
-        logging.getLogger("pipeline.processor.runner").warning("scan lags; token s3cret-token",
-                                                        extra={"payment_id": "pay-1", "plan": "prover"})
+        logging.getLogger("pipeline.processor.runner").warning(
+            "scan lags; token s3cret-token", extra={"payment_id": "pay-1", "plan": "prover"}
+        )
         telemetry.shutdown()
-        sums, spans, logs = rx.sums(), {s.name + s.attributes[0].value.string_value: s for s in rx.spans()}, \
-            rx.log_records()
+        sums, spans, logs = (
+            rx.sums(),
+            {s.name + s.attributes[0].value.string_value: s for s in rx.spans()},
+            rx.log_records(),
+        )
     assert sums[("canton.billing.payment.confirmed", (("subscription", "prover"),))] == 1
     assert sums[("canton.billing.payment.failed", (("subscription", "prover"),))] == 1
     assert len([s for s in rx.spans() if s.name == "payment"]) == 2
@@ -116,9 +156,22 @@ def test_series_are_overall_and_per_plan_and_per_user_only_when_opted_in(tmp_pat
     data = write_catalogue(tmp_path / "data", users=3)
     projection = WindowProjection(Store.open(tmp_path / "proj"))
     now = datetime.now(UTC)
-    projection.apply([Recorded(i, PaymentConfirmed(payment_id=f"p{i}", at=now, party=f"u{i}::1220{i:060x}",
-                                                   plan="prover", amount=Decimal(2), update_id="u"))
-                      for i in range(3)])
+    projection.apply(
+        [
+            Recorded(
+                i,
+                PaymentConfirmed(
+                    payment_id=f"p{i}",
+                    at=now,
+                    party=f"u{i}::1220{i:060x}",
+                    plan="prover",
+                    amount=Decimal(2),
+                    update_id="u",
+                ),
+            )
+            for i in range(3)
+        ]
+    )
     projection.commit()
     for env, users in (({}, 0), ({"OTEL_PER_USER_SERIES": "true", "OTEL_MAX_USER_SERIES": "2"}, 2)):
         settings = Settings.from_env({"BILLING_DATA_DIR": str(data), **env}, dotenv=None)
@@ -131,7 +184,10 @@ def test_series_are_overall_and_per_plan_and_per_user_only_when_opted_in(tmp_pat
             assert all("scope" in a for a in attribute_sets)
         user_series = {a["user"] for sets in by_name.values() for a in sets if a["scope"] == "user"}
         assert len(user_series) == users
-        overall = next(s for s in samples if s.window == "24h" and s.metric == "payment_count"
-                       and s.attributes["scope"] == "overall")
+        overall = next(
+            s
+            for s in samples
+            if s.window == "24h" and s.metric == "payment_count" and s.attributes["scope"] == "overall"
+        )
         assert overall.value == 3
     projection.store.close()

@@ -34,14 +34,30 @@ def outcomes(draw: st.DrawFn) -> list[PaymentConfirmed | PaymentFailed | Payment
         # Now and then an earlier payment again: a second worker's confirmation, a failure after one.
         pid = f"p{draw(st.one_of(st.just(i), st.integers(0, i)))}"
         if kind == "submitted":  # not an outcome: moves the position, counts nothing
-            out.append(PaymentSubmitted(payment_id=pid, at=at, command_id=f"c{i}", submission_id=f"s{i}",
-                                        attempt=1, ledger_offset_before=0))
+            out.append(
+                PaymentSubmitted(
+                    payment_id=pid, at=at, command_id=f"c{i}", submission_id=f"s{i}", attempt=1, ledger_offset_before=0
+                )
+            )
         elif kind == "ok":
-            out.append(PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=amount,
-                                        update_id=f"u{i}"))
+            out.append(
+                PaymentConfirmed(payment_id=pid, at=at, party=party, plan=plan, amount=amount, update_id=f"u{i}")
+            )
         else:
-            out.append(PaymentFailed(payment_id=pid, at=at, party=party, plan=plan, amount=amount, attempt=1,
-                                     code="X", message="m", retryable=kind == "retry", final=kind == "final"))
+            out.append(
+                PaymentFailed(
+                    payment_id=pid,
+                    at=at,
+                    party=party,
+                    plan=plan,
+                    amount=amount,
+                    attempt=1,
+                    code="X",
+                    message="m",
+                    retryable=kind == "retry",
+                    final=kind == "final",
+                )
+            )
     return out
 
 
@@ -62,14 +78,22 @@ def counted(events: list) -> list:  # type: ignore[type-arg]
 
 def brute(events: list, window: str, user: str | None = None, plan: str | None = None) -> dict:  # type: ignore[type-arg]
     first = int(NOW.timestamp() // 60) - WINDOWS[window] + 1
-    hits = [e for e in counted(events) if int(e.at.timestamp() // 60) >= first
-            and (user is None or e.party == user)
-            and (plan is None or e.plan == plan)]
+    hits = [
+        e
+        for e in counted(events)
+        if int(e.at.timestamp() // 60) >= first
+        and (user is None or e.party == user)
+        and (plan is None or e.plan == plan)
+    ]
     ok = [e for e in hits if isinstance(e, PaymentConfirmed)]
-    return {"payment_count": len(hits), "success_count": len(ok), "failure_count": len(hits) - len(ok),
-            "total_amount": sum((e.amount for e in ok), Decimal(0)),
-            "active_users": len({e.party for e in hits}),
-            "active_subscriptions": len({(e.party, e.plan) for e in hits})}
+    return {
+        "payment_count": len(hits),
+        "success_count": len(ok),
+        "failure_count": len(hits) - len(ok),
+        "total_amount": sum((e.amount for e in ok), Decimal(0)),
+        "active_users": len({e.party for e in hits}),
+        "active_subscriptions": len({(e.party, e.plan) for e in hits}),
+    }
 
 
 def fold(path: Path, events: list, cut: int | None = None) -> WindowProjection:  # type: ignore[type-arg]
@@ -95,8 +119,12 @@ def state(p: WindowProjection) -> list[tuple[bytes, bytes]]:
 
 def snapshot(p: WindowProjection) -> list:  # type: ignore[type-arg]
     """Every window in every scope: overall, each plan, each user, each user+plan."""
-    scopes = [(None, None), *((None, plan) for plan in PLANS), *((user, None) for user in USERS),
-              *itertools.product(USERS, PLANS)]
+    scopes = [
+        (None, None),
+        *((None, plan) for plan in PLANS),
+        *((user, None) for user in USERS),
+        *itertools.product(USERS, PLANS),
+    ]
     return [p.metrics(w, NOW, user=user, plan=plan) for w in WINDOWS for user, plan in scopes]
 
 
@@ -123,12 +151,12 @@ def fold_with_crashes(path: Path, events: list, plan: list, back: int) -> Window
     projection = WindowProjection(Store.open(path))
     for cut, commit, again in plan:
         start = max(projection.position - again, 0)
-        projection.apply(records[start:max(cut, start)])
+        projection.apply(records[start : max(cut, start)])
         if commit:
             projection.commit()
         projection.store.close()
         projection = WindowProjection(Store.open(path))
-    projection.apply(records[max(projection.position - back, 0):])
+    projection.apply(records[max(projection.position - back, 0) :])
     projection.commit()
     return projection
 
@@ -136,7 +164,8 @@ def fold_with_crashes(path: Path, events: list, plan: list, back: int) -> Window
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=outcomes(), plan=crashes, back=st.integers(0, 10))
 def test_crashes_restarts_and_redelivery_give_the_live_fold_byte_for_byte(  # type: ignore[no-untyped-def]
-        tmp_path_factory, events, plan, back) -> None:
+    tmp_path_factory, events, plan, back
+) -> None:
     live = fold(tmp_path_factory.mktemp("a"), events)
     crashed = fold_with_crashes(tmp_path_factory.mktemp("b"), events, plan, back)
     assert crashed.position == live.position == len(events)
@@ -162,8 +191,17 @@ def test_cover_is_exact_and_small(first: int, length: int) -> None:
 def test_replay_after_deleting_the_store_reproduces_the_metrics(tmp_path: Path) -> None:
     async def go() -> None:
         log = EmbeddedLog.open(tmp_path / "log", sync=False)
-        events = [PaymentConfirmed(payment_id=f"p{i}", at=NOW - timedelta(minutes=7 * i), party=USERS[i % 3],
-                                   plan=PLANS[i % 2], amount=Decimal("1.5"), update_id=f"u{i}") for i in range(500)]
+        events = [
+            PaymentConfirmed(
+                payment_id=f"p{i}",
+                at=NOW - timedelta(minutes=7 * i),
+                party=USERS[i % 3],
+                plan=PLANS[i % 2],
+                amount=Decimal("1.5"),
+                update_id=f"u{i}",
+            )
+            for i in range(500)
+        ]
         await log.append_batch(events)
         live = WindowProjection(Store.open(tmp_path / "proj"))
         await catch_up(log, live)
@@ -181,14 +219,30 @@ def test_replay_after_deleting_the_store_reproduces_the_metrics(tmp_path: Path) 
 
 def test_a_payment_confirmed_twice_counts_once_even_across_commits_and_restarts(tmp_path: Path) -> None:
     """Two workers on one Kafka partition (one lost it without knowing) both record a confirmation."""
-    def confirmed(minutes_ago: int) -> PaymentConfirmed:
-        return PaymentConfirmed(payment_id="p1", at=NOW - timedelta(minutes=minutes_ago), party=USERS[0],
-                                plan=PLANS[0], amount=Decimal("2.5"), update_id="u1")
 
-    late_failure = PaymentFailed(payment_id="p1", at=NOW, party=USERS[0], plan=PLANS[0], amount=Decimal("2.5"),
-                                 attempt=2, code="X", message="m", retryable=False, final=True)
-    other = PaymentConfirmed(payment_id="p2", at=NOW, party=USERS[1], plan=PLANS[0], amount=Decimal(1),
-                             update_id="u2")
+    def confirmed(minutes_ago: int) -> PaymentConfirmed:
+        return PaymentConfirmed(
+            payment_id="p1",
+            at=NOW - timedelta(minutes=minutes_ago),
+            party=USERS[0],
+            plan=PLANS[0],
+            amount=Decimal("2.5"),
+            update_id="u1",
+        )
+
+    late_failure = PaymentFailed(
+        payment_id="p1",
+        at=NOW,
+        party=USERS[0],
+        plan=PLANS[0],
+        amount=Decimal("2.5"),
+        attempt=2,
+        code="X",
+        message="m",
+        retryable=False,
+        final=True,
+    )
+    other = PaymentConfirmed(payment_id="p2", at=NOW, party=USERS[1], plan=PLANS[0], amount=Decimal(1), update_id="u2")
     projection = WindowProjection(Store.open(tmp_path / "p"))
     projection.apply([Recorded(0, confirmed(5)), Recorded(1, confirmed(4))])  # both in one commit
     projection.commit()

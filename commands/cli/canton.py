@@ -23,27 +23,52 @@ from pipeline.canton.ledger import Holding
 
 def add_commands(sub: Any) -> None:
     def parser(name: str, summary: str, handler: Callable[..., int], epilog: str = "") -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".", epilog=epilog,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(handler=handler)
         return p
 
-    setup = parser("setup", "create the app's TransferPreapproval; finds an existing one first, never pays twice",
-                   run_setup, "Splice burns (days beyond 90) x 0.00274 USD / the amulet price: about 151 CC for a "
-                   "year at 0.005 USD/CC; 90 days or less are free.\nexamples:\n"
-                   "  billing setup --expires-in-min 525600   # one year\n"
-                   "  billing setup --renew                   # extend the current one to a year from now")
-    setup.add_argument("--expires-in-min", type=int, default=525600, metavar="M",
-                       help="minutes from now until it expires (default 525600, one year; at most ten years)")
-    setup.add_argument("--renew", action="store_true",
-                       help="renew the live preapproval (TransferPreapproval_Renew) to expire M minutes from now")
+    setup = parser(
+        "setup",
+        "create the app's TransferPreapproval; finds an existing one first, never pays twice",
+        run_setup,
+        "Splice burns (days beyond 90) x 0.00274 USD / the amulet price: about 151 CC for a "
+        "year at 0.005 USD/CC; 90 days or less are free.\nexamples:\n"
+        "  billing setup --expires-in-min 525600   # one year\n"
+        "  billing setup --renew                   # extend the current one to a year from now",
+    )
+    setup.add_argument(
+        "--expires-in-min",
+        type=int,
+        default=525600,
+        metavar="M",
+        help="minutes from now until it expires (default 525600, one year; at most ten years)",
+    )
+    setup.add_argument(
+        "--renew",
+        action="store_true",
+        help="renew the live preapproval (TransferPreapproval_Renew) to expire M minutes from now",
+    )
     parser("info", "configuration, API reachability, balance and preapproval status", run_info)
-    balance = parser("balance", "Canton Coin holdings of a party", run_balance,
-                     "examples:\n  billing balance\n  billing balance --party alice::1220…")
+    balance = parser(
+        "balance",
+        "Canton Coin holdings of a party",
+        run_balance,
+        "examples:\n  billing balance\n  billing balance --party alice::1220…",
+    )
     balance.add_argument("--party", help="party id, or a user's id or email (default PARTY_APP)")
     parser("config", "show the Scan context payments use (rules, round, featured app, preapproval)", run_config)
-    update = parser("update", "show one ledger update, e.g. the proof of a payment", run_update,
-                    "example:\n  billing update 1220ab…   # the update id from `billing tail`")
+    update = parser(
+        "update",
+        "show one ledger update, e.g. the proof of a payment",
+        run_update,
+        "example:\n  billing update 1220ab…   # the update id from `billing tail`",
+    )
     update.add_argument("update_id", metavar="UPDATE_ID")
 
 
@@ -63,8 +88,9 @@ def _run(ctx: Context, why: str, body: Callable[[CantonAdapter], Awaitable[int]]
 def run_setup(ctx: Context, args: argparse.Namespace) -> int:
     if not 1 <= args.expires_in_min <= 10 * 525600:
         raise CommandError("--expires-in-min must be between 1 and 5256000 (ten years)")
-    return _run(ctx, "`billing setup`",
-                lambda canton: setup_preapproval(ctx, canton, args.expires_in_min, renew=args.renew))
+    return _run(
+        ctx, "`billing setup`", lambda canton: setup_preapproval(ctx, canton, args.expires_in_min, renew=args.renew)
+    )
 
 
 def run_info(ctx: Context, args: argparse.Namespace) -> int:
@@ -80,11 +106,13 @@ async def _info(ctx: Context, canton: CantonAdapter) -> int:
     await report_hosting(ctx, canton, table=True)
     c = await canton.context.get()
     featured = c.featured_app_right
-    rows += [("open round", c.open_round.number),
-             ("app balance", f"{_total(await canton.ledger.amulets(party))} CC"),
-             ("preapproval", c.transfer_preapproval.contract_id),
-             ("featured app right", featured.contract_id if featured else "none (not featured)"),
-             ("preapproval expires", f"{c.preapproval_expires_at:%Y-%m-%d %H:%M} UTC")]
+    rows += [
+        ("open round", c.open_round.number),
+        ("app balance", f"{_total(await canton.ledger.amulets(party))} CC"),
+        ("preapproval", c.transfer_preapproval.contract_id),
+        ("featured app right", featured.contract_id if featured else "none (not featured)"),
+        ("preapproval expires", f"{c.preapproval_expires_at:%Y-%m-%d %H:%M} UTC"),
+    ]
     ctx.console.table("Canton", ["", ""], rows)
     if (warning := expiry_warning(c.preapproval_expires_at, ctx.clock())) is not None:
         ctx.console.warn(warning)
@@ -102,12 +130,15 @@ def run_balance(ctx: Context, args: argparse.Namespace) -> int:
 
     async def show(canton: CantonAdapter) -> int:
         holdings = await canton.ledger.amulets(party)
-        ctx.console.table(f"Amulets of {party}", ["contract", "amount (CC)"],
-                          [(h.contract_id, h.initial_amount) for h in holdings])
+        ctx.console.table(
+            f"Amulets of {party}", ["contract", "amount (CC)"], [(h.contract_id, h.initial_amount) for h in holdings]
+        )
         ctx.console.line(f"Total: {_total(holdings)} CC in {len(holdings)} amulet(s)")
         if not holdings:
-            ctx.console.note("no Amulet of this party is visible to the ledger user; a party id must be "
-                             "whole (`billing user NAME` shows it)")
+            ctx.console.note(
+                "no Amulet of this party is visible to the ledger user; a party id must be "
+                "whole (`billing user NAME` shows it)"
+            )
         return 0
 
     return _run(ctx, "`billing balance`", show)
@@ -135,13 +166,25 @@ def party_named(ctx: Context, given: str) -> str:
 def run_config(ctx: Context, args: argparse.Namespace) -> int:
     async def show(canton: CantonAdapter) -> int:
         c = await canton.context.get()
-        named = (("AmuletRules", c.amulet_rules), ("OpenMiningRound", c.open_round.contract),
-                 ("TransferPreapproval", c.transfer_preapproval), ("FeaturedAppRight", c.featured_app_right))
-        rows = [(name, k.contract_id, k.template_id,
-                 k.created_event_blob[:80] + ("…" if len(k.created_event_blob) > 80 else ""))
-                for name, k in named if k]
-        ctx.console.line(f"synchronizer {c.synchronizer_id}, round {c.open_round.number}, "
-                         f"max inputs {c.open_round.max_num_inputs}")
+        named = (
+            ("AmuletRules", c.amulet_rules),
+            ("OpenMiningRound", c.open_round.contract),
+            ("TransferPreapproval", c.transfer_preapproval),
+            ("FeaturedAppRight", c.featured_app_right),
+        )
+        rows = [
+            (
+                name,
+                k.contract_id,
+                k.template_id,
+                k.created_event_blob[:80] + ("…" if len(k.created_event_blob) > 80 else ""),
+            )
+            for name, k in named
+            if k
+        ]
+        ctx.console.line(
+            f"synchronizer {c.synchronizer_id}, round {c.open_round.number}, max inputs {c.open_round.max_num_inputs}"
+        )
         ctx.console.table("Payment context from Scan", ["contract", "id", "template", "blob"], rows)
         return 0
 

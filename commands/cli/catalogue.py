@@ -70,9 +70,7 @@ def run_users(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.json([_user_json(u, now) for u in users])
         return 0
     rows = [(u.id, u.name, u.email, _short_party(u.party), _subs_text(u, now)) for u in users]
-    ctx.console.table(
-        f"Registered users ({len(rows)})", ["id", "name", "email", "party", "subscriptions"], rows
-    )
+    ctx.console.table(f"Registered users ({len(rows)})", ["id", "name", "email", "party", "subscriptions"], rows)
     return 0
 
 
@@ -105,9 +103,7 @@ def run_subscriptions(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.line("No subscriptions available")
         return 0
     rows = [(p.name, p.id, f"{p.price} {p.currency}", _every(p.interval), p.description) for p in plans]
-    ctx.console.table(
-        f"Available subscriptions ({len(rows)})", ["name", "id", "price", "billed", "description"], rows
-    )
+    ctx.console.table(f"Available subscriptions ({len(rows)})", ["name", "id", "price", "billed", "description"], rows)
     return 0
 
 

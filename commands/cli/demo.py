@@ -31,7 +31,8 @@ from pipeline.simulator.app import Simulator
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
-        "demo", help="run the whole pipeline against the built-in simulator",
+        "demo",
+        help="run the whole pipeline against the built-in simulator",
         description="Run billing end to end on a simulated Canton network, in a temporary state directory: "
         "create the preapproval, charge every active subscription, charge again (nothing is charged twice), "
         "and check the ledger against the event log.",
@@ -53,9 +54,15 @@ def run_demo(ctx: Context, args: argparse.Namespace) -> int:
 async def _demo(ctx: Context, state: Path) -> int:
     sim = build(ctx)
     settings = msgspec.structs.replace(
-        ctx.settings, rocksdb_path=str(state), party_app=DEMO_APP_PARTY, app_provider_api_url="http://simulator",
-        scan_api_url="http://simulator/api/scan", app_provider_jwt=sim.static_token, ledger_auth_token_url=None,
-        max_payment_retries=5, payment_retry_interval=1,
+        ctx.settings,
+        rocksdb_path=str(state),
+        party_app=DEMO_APP_PARTY,
+        app_provider_api_url="http://simulator",
+        scan_api_url="http://simulator/api/scan",
+        app_provider_jwt=sim.static_token,
+        ledger_auth_token_url=None,
+        max_payment_retries=5,
+        payment_retry_interval=1,
     )
     demo = Context(settings, ctx.console, ctx.clock, transport=asgi_transport(sim))
     demo.catalogue = ctx.catalogue  # already loaded and validated
@@ -85,10 +92,11 @@ def _check(ctx: Context, sim: Simulator, code: int) -> int:
     transfers = sim.transfers()
     commands = [t.command_id for t in transfers]
     total = sum((t.amount for t in transfers), Decimal(0))
-    ctx.console.line(f"\n6. The ledger holds {len(transfers)} transfer(s), {total} CC in all, "
-                     f"{len(set(commands))} distinct command id(s): "
-                     + ("every period charged exactly once." if len(commands) == len(set(commands))
-                        else "DUPLICATES FOUND."))
+    ctx.console.line(
+        f"\n6. The ledger holds {len(transfers)} transfer(s), {total} CC in all, "
+        f"{len(set(commands))} distinct command id(s): "
+        + ("every period charged exactly once." if len(commands) == len(set(commands)) else "DUPLICATES FOUND.")
+    )
     if len(commands) != len(set(commands)):
         return 1
     return code

@@ -173,15 +173,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None, tran
 
 
 #: Why running billing again after a stop is safe.
-RESUMES = ("a payment that may have been submitted is looked up on the ledger before anything is "
-           "submitted again")
+RESUMES = "a payment that may have been submitted is looked up on the ledger before anything is submitted again"
 
 
 def stopped_line(err: ProcessorStopped) -> str:
     """The one line that says what stopped billing and what to do next."""
     if err.bug:
-        return (f"{err}. This is a bug: please report it with the log above (--log-level debug adds "
-                f"the traceback). Running billing again resumes safely: {RESUMES}")
+        return (
+            f"{err}. This is a bug: please report it with the log above (--log-level debug adds "
+            f"the traceback). Running billing again resumes safely: {RESUMES}"
+        )
     return f"{err}. Fix the cause, then run billing again; it resumes safely: {RESUMES}"
 
 

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 def add_commands(sub: Any) -> None:
     m = sub.add_parser(
-        "metrics", help="show billing metrics per time window",
+        "metrics",
+        help="show billing metrics per time window",
         description="Payments, amounts, success rate and active users/subscriptions for the windows 10m, 1h, "
         "6h, 12h, 24h, 7d and 30d; overall, per user, per plan or per user and plan. Works while `start` runs.",
         epilog="examples:\n  billing metrics\n  billing metrics --window 1h --user alice\n"
@@ -45,23 +46,41 @@ def add_commands(sub: Any) -> None:
     m.add_argument("--subscription", help="plan name")
     m.add_argument("--json", action="store_true", help="print JSON")
     m.set_defaults(handler=run_metrics)
-    r = sub.add_parser("replay", help="rebuild every projection from the event log",
-                       description="Delete the window metrics and fold the whole event log again. With "
-                       "--from-ledger, first record in this state folder the charges the ledger shows and "
-                       "the log does not hold (after losing the state folder).")
-    r.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET",
-                   help="leave out the events before OFFSET (default: from the first event)")
-    r.add_argument("--from-ledger", action="store_true",
-                   help="rebuild the record of charges from the ledger's completions and Scan (then run "
-                   "`billing replay` for the metrics)")
+    r = sub.add_parser(
+        "replay",
+        help="rebuild every projection from the event log",
+        description="Delete the window metrics and fold the whole event log again. With "
+        "--from-ledger, first record in this state folder the charges the ledger shows and "
+        "the log does not hold (after losing the state folder).",
+    )
+    r.add_argument(
+        "--from",
+        dest="start",
+        type=int,
+        default=0,
+        metavar="OFFSET",
+        help="leave out the events before OFFSET (default: from the first event)",
+    )
+    r.add_argument(
+        "--from-ledger",
+        action="store_true",
+        help="rebuild the record of charges from the ledger's completions and Scan (then run "
+        "`billing replay` for the metrics)",
+    )
     r.set_defaults(handler=run_replay)
-    mon = sub.add_parser("monitor", help="aggregate and export metrics in the foreground",
-                         description="Follow the log, keep the window metrics current, export them over "
-                         "OpenTelemetry every OTEL_EXPORT_INTERVAL_SECS, and print a live summary. Ctrl-C stops.")
+    mon = sub.add_parser(
+        "monitor",
+        help="aggregate and export metrics in the foreground",
+        description="Follow the log, keep the window metrics current, export them over "
+        "OpenTelemetry every OTEL_EXPORT_INTERVAL_SECS, and print a live summary. Ctrl-C stops.",
+    )
     mon.set_defaults(handler=run_monitor)
-    t = sub.add_parser("test-otel", help="send a test metric and log to the OTLP endpoint",
-                       description="Send one test gauge (canton.billing.test.metric = 42) and one log record, "
-                       "and say whether the endpoint accepted each.")
+    t = sub.add_parser(
+        "test-otel",
+        help="send a test metric and log to the OTLP endpoint",
+        description="Send one test gauge (canton.billing.test.metric = 42) and one log record, "
+        "and say whether the endpoint accepted each.",
+    )
     t.set_defaults(handler=run_test_otel)
 
 
@@ -162,17 +181,31 @@ async def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         ctx.console.json([msgspec.to_builtins(r) for r in rows])
     else:
-        title = "Billing metrics" + (f" for {args.user}" if args.user else "") + (
-            f" on {args.subscription}" if args.subscription else "")
-        ctx.console.table(title, ["window", "payments", "ok", "failed", "amount CC", "success",
-                                  "users", "subs"], [_row(r) for r in rows])
+        title = (
+            "Billing metrics"
+            + (f" for {args.user}" if args.user else "")
+            + (f" on {args.subscription}" if args.subscription else "")
+        )
+        ctx.console.table(
+            title,
+            ["window", "payments", "ok", "failed", "amount CC", "success", "users", "subs"],
+            [_row(r) for r in rows],
+        )
     return 0
 
 
 def _row(m: WindowMetrics) -> list[Any]:
     rate = f"{m.success_rate}%" if m.success_rate is not None else "–"
-    return [m.window, m.payment_count, m.success_count, m.failure_count, m.total_amount, rate, m.active_users,
-            m.active_subscriptions]
+    return [
+        m.window,
+        m.payment_count,
+        m.success_count,
+        m.failure_count,
+        m.total_amount,
+        rate,
+        m.active_users,
+        m.active_subscriptions,
+    ]
 
 
 def run_replay(ctx: Context, args: argparse.Namespace) -> int:
@@ -194,16 +227,22 @@ def run_replay(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         try:
             with ctx.console.progress("replaying", total=None) as bar:
-                projection = await rebuild(log, ctx.settings.projections_dir, start=args.start,
-                                           progress=lambda done, total: bar.update(done, total),
-                                           retention=retention_of(ctx))
+                projection = await rebuild(
+                    log,
+                    ctx.settings.projections_dir,
+                    start=args.start,
+                    progress=lambda done, total: bar.update(done, total),
+                    retention=retention_of(ctx),
+                )
         except StoreBusy as err:
             raise CommandError("stop `billing start` first: the daemon owns the projections while it runs") from err
         finally:
             await log.close()
-        ctx.console.line(f"replayed {projection.position - args.start} events; "
-                         f"{projection.unreadable} record(s) skipped that are not events or not readable outcomes "
-                         "(`billing tail` shows every unreadable record with its reason)")
+        ctx.console.line(
+            f"replayed {projection.position - args.start} events; "
+            f"{projection.unreadable} record(s) skipped that are not events or not readable outcomes "
+            "(`billing tail` shows every unreadable record with its reason)"
+        )
         projection.store.close()
         return 0
 
@@ -213,8 +252,10 @@ def run_replay(ctx: Context, args: argparse.Namespace) -> int:
 async def _replay_topic(ctx: Context, args: argparse.Namespace) -> int:
     """`billing replay` on Kafka: rebuild the whole-topic view from every partition."""
     if args.start:
-        raise CommandError("--from is an offset of the embedded log; on Kafka, replay rebuilds from the "
-                           "start of every partition (leave --from out)")
+        raise CommandError(
+            "--from is an offset of the embedded log; on Kafka, replay rebuilds from the "
+            "start of every partition (leave --from out)"
+        )
     try:
         async with topic_view(ctx, fresh=True) as view:
             with ctx.console.progress("replaying the topic", total=None):
@@ -222,8 +263,10 @@ async def _replay_topic(ctx: Context, args: argparse.Namespace) -> int:
             unreadable = view.projection.unreadable
     except StoreBusy as err:
         raise CommandError("stop `billing monitor` first: it keeps the whole-topic view while it runs") from err
-    ctx.console.line(f"replayed {folded} events from {len(view.offsets)} partitions; {unreadable} record(s) "
-                     "skipped that are not events or not readable outcomes (`billing tail` shows them)")
+    ctx.console.line(
+        f"replayed {folded} events from {len(view.offsets)} partitions; {unreadable} record(s) "
+        "skipped that are not events or not readable outcomes (`billing tail` shows them)"
+    )
     return 0
 
 
@@ -241,7 +284,8 @@ def snapshot_of(projection: WindowProjection, ctx: Context) -> Iterator[telemetr
 def export_scopes(ctx: Context) -> list[tuple[str | None, str | None, dict[str, str]]]:
     """(party, plan, attributes) of every exported series; ``scope`` keeps their attribute sets apart."""
     scopes: list[tuple[str | None, str | None, dict[str, str]]] = [
-        (None, None, {"scope": "overall", "subscription": "all"})]
+        (None, None, {"scope": "overall", "subscription": "all"})
+    ]
     scopes += [(None, p.name, {"scope": "plan", "subscription": p.name}) for p in ctx.catalogue.plans]
     if ctx.settings.otel_per_user_series:
         users = ctx.catalogue.users[: ctx.settings.otel_max_user_series]
@@ -254,12 +298,19 @@ def start_telemetry(ctx: Context, projection: WindowProjection) -> telemetry.Tel
     if not telemetry.enabled(s.opentelemetry_ingesting_host, os.environ):
         return None
     if s.otel_per_user_series and len(ctx.catalogue.users) > s.otel_max_user_series:
-        log.warning("per-user OTel series capped; the other users stay in `billing metrics --user`",
-                    extra={"users": len(ctx.catalogue.users), "exported": s.otel_max_user_series})
+        log.warning(
+            "per-user OTel series capped; the other users stay in `billing metrics --user`",
+            extra={"users": len(ctx.catalogue.users), "exported": s.otel_max_user_series},
+        )
     dest = telemetry.Destination.from_settings(s.opentelemetry_ingesting_host, s.opentelemetry_source_token)
     res = telemetry.resource(s.app_name, s.canton_chain, s.opentelemetry_source_id)
-    return telemetry.Telemetry(res, dest, lambda: list(snapshot_of(projection, ctx)), s.otel_export_interval_secs,
-                               redact=Redactor(s.secrets()).redact)
+    return telemetry.Telemetry(
+        res,
+        dest,
+        lambda: list(snapshot_of(projection, ctx)),
+        s.otel_export_interval_secs,
+        redact=Redactor(s.secrets()).redact,
+    )
 
 
 Observe = Callable[[Recorded], None] | None
@@ -300,14 +351,16 @@ def run_monitor(ctx: Context, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-async def _monitor(ctx: Context, projection: WindowProjection, keep_up: Callable[[Observe], Awaitable[None]],
-                   alive: Path | None = None) -> int:
+async def _monitor(
+    ctx: Context, projection: WindowProjection, keep_up: Callable[[Observe], Awaitable[None]], alive: Path | None = None
+) -> int:
     """Export and print the 24h summary every OTEL_EXPORT_INTERVAL_SECS while ``keep_up`` folds new records;
     touch ``alive`` each time."""
     exporter = start_telemetry(ctx, projection)
     if exporter is None:
-        ctx.console.warn("OpenTelemetry is not configured (OPENTELEMETRY_* or OTEL_EXPORTER_OTLP_ENDPOINT): "
-                         "showing the summary only")
+        ctx.console.warn(
+            "OpenTelemetry is not configured (OPENTELEMETRY_* or OTEL_EXPORTER_OTLP_ENDPOINT): showing the summary only"
+        )
     follower = asyncio.create_task(keep_up(exporter.observe if exporter else None))
     try:
         while True:
@@ -318,9 +371,11 @@ async def _monitor(ctx: Context, projection: WindowProjection, keep_up: Callable
                 alive.parent.mkdir(parents=True, exist_ok=True)
                 alive.touch()
             m = projection.metrics("24h", ctx.clock())
-            ctx.console.line(f"{ctx.clock():%H:%M:%S} 24h: {m.payment_count} payments, {m.total_amount} CC, "
-                             f"success {m.success_rate if m.success_rate is not None else '–'}%, "
-                             f"{m.active_users} users")
+            ctx.console.line(
+                f"{ctx.clock():%H:%M:%S} 24h: {m.payment_count} payments, {m.total_amount} CC, "
+                f"success {m.success_rate if m.success_rate is not None else '–'}%, "
+                f"{m.active_users} users"
+            )
             await asyncio.sleep(ctx.settings.otel_export_interval_secs)
     finally:
         await cancel_and_wait([follower])  # on Kafka, aiokafka can swallow the first cancel
@@ -331,11 +386,14 @@ async def _monitor(ctx: Context, projection: WindowProjection, keep_up: Callable
 def run_test_otel(ctx: Context, args: argparse.Namespace) -> int:
     s = ctx.settings
     if not telemetry.enabled(s.opentelemetry_ingesting_host, os.environ):
-        raise CommandError("OpenTelemetry is not configured: set OPENTELEMETRY_INGESTING_HOST, _SOURCE_ID and "
-                           "_SOURCE_TOKEN (BetterStack), or OTEL_EXPORTER_OTLP_ENDPOINT")
+        raise CommandError(
+            "OpenTelemetry is not configured: set OPENTELEMETRY_INGESTING_HOST, _SOURCE_ID and "
+            "_SOURCE_TOKEN (BetterStack), or OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
     dest = telemetry.Destination.from_settings(s.opentelemetry_ingesting_host, s.opentelemetry_source_token)
-    metrics_ok, logs_ok = telemetry.send_test(telemetry.resource(s.app_name, s.canton_chain,
-                                                                 s.opentelemetry_source_id), dest)
+    metrics_ok, logs_ok = telemetry.send_test(
+        telemetry.resource(s.app_name, s.canton_chain, s.opentelemetry_source_id), dest
+    )
     ctx.console.line(f"test metric: {'accepted' if metrics_ok else 'REFUSED or unreachable'}")
     ctx.console.line(f"test log:    {'accepted' if logs_ok else 'REFUSED or unreachable'}")
     return 0 if metrics_ok and logs_ok else 1

@@ -26,18 +26,26 @@ from pipeline.events import PaymentRequested
 from pipeline.ids import legacy_payment_id
 from pipeline.processor.book import PaymentBook, PaymentState
 
-RETRYABLE_BY_OPERATOR = {"INSUFFICIENT_FUNDS", "REQUEST_TIME_OUT", "PARTICIPANT_BACKPRESSURE",
-                         # once `billing setup` (or `setup --renew`) made the app's preapproval usable
-                         "PREAPPROVAL_EXPIRED", "NO_PREAPPROVAL",
-                         # once the party is hosted here / the user granted CanActAs (pipeline/canton/hosting.py)
-                         *NOT_HOSTED_CODES, *NO_RIGHT_CODES, NOT_CHARGEABLE}
+RETRYABLE_BY_OPERATOR = {
+    "INSUFFICIENT_FUNDS",
+    "REQUEST_TIME_OUT",
+    "PARTICIPANT_BACKPRESSURE",
+    # once `billing setup` (or `setup --renew`) made the app's preapproval usable
+    "PREAPPROVAL_EXPIRED",
+    "NO_PREAPPROVAL",
+    # once the party is hosted here / the user granted CanActAs (pipeline/canton/hosting.py)
+    *NOT_HOSTED_CODES,
+    *NO_RIGHT_CODES,
+    NOT_CHARGEABLE,
+}
 #: The ledger's own refusals carry their cause as Splice's error id (code DAML_FAILURE).
 RETRYABLE_ERROR_IDS = {INSUFFICIENT_FUNDS}
 
 
 def add_commands(sub: Any) -> None:
     pay = sub.add_parser(
-        "pay", help="charge one user for one period of a plan",
+        "pay",
+        help="charge one user for one period of a plan",
         description="Charge one period of one subscription (the current period unless --period "
         "is given). A period that is already paid is reported, never charged again.",
         epilog="examples:\n  billing pay -u alice -s prover\n  billing pay -u alice@example.com -s "
@@ -46,14 +54,19 @@ def add_commands(sub: Any) -> None:
     )
     pay.add_argument("-u", "--user", required=True, help="user id, email, name or party")
     pay.add_argument("-s", "--subscription", required=True, help="plan name")
-    pay.add_argument("--period", type=int, metavar="N",
-                     help="period index, counted from the subscription's starts_at or else from 1970-01-01 "
-                     "UTC (default: the current one; --dry-run shows its index and times)")
+    pay.add_argument(
+        "--period",
+        type=int,
+        metavar="N",
+        help="period index, counted from the subscription's starts_at or else from 1970-01-01 "
+        "UTC (default: the current one; --dry-run shows its index and times)",
+    )
     pay.add_argument("--dry-run", action="store_true", help="show what would be charged; change nothing")
     pay.set_defaults(handler=run_pay)
 
     pay_all = sub.add_parser(
-        "pay-all", help="charge every due period of every active subscription",
+        "pay-all",
+        help="charge every due period of every active subscription",
         description="Request the current period of every active subscription that is not "
         "requested yet, wait for every outcome, and print a summary.",
     )
@@ -61,7 +74,8 @@ def add_commands(sub: Any) -> None:
     pay_all.set_defaults(handler=run_pay_all)
 
     restart = sub.add_parser(
-        "restart", help="recover missed periods and retry failed payments",
+        "restart",
+        help="recover missed periods and retry failed payments",
         description="Request the periods that fell due while billing was down (newest first, "
         "at most RECOVERY_MAX_PERIODS per subscription) and retry failed payments that an "
         "operator can fix (insufficient funds, timeouts). Running it twice requests nothing twice.",
@@ -69,10 +83,18 @@ def add_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     restart.add_argument("--limit", type=int, default=100, metavar="N", help="request at most N payments")
-    restart.add_argument("--recover-missed", action=argparse.BooleanOptionalAction, default=True,
-                         help="request periods that fell due while billing was down")
-    restart.add_argument("--process-pending", action=argparse.BooleanOptionalAction, default=True,
-                         help="retry failed payments that may succeed now")
+    restart.add_argument(
+        "--recover-missed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="request periods that fell due while billing was down",
+    )
+    restart.add_argument(
+        "--process-pending",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retry failed payments that may succeed now",
+    )
     restart.add_argument("--dry-run", action="store_true", help="list what would be requested")
     restart.set_defaults(handler=run_restart)
 
@@ -121,8 +143,9 @@ def _report_one(ctx: Context, book: PaymentBook, req: PaymentRequested) -> int:
     state = book.get(req.payment_id)
     assert state is not None
     if not isinstance(state, PaymentState) or state.status == "confirmed":
-        ctx.console.line(f"paid: {req.amount} CC from {req.user_id} for {req.plan} {span(req)}, "
-                         f"ledger update {state.update_id}")
+        ctx.console.line(
+            f"paid: {req.amount} CC from {req.user_id} for {req.plan} {span(req)}, ledger update {state.update_id}"
+        )
         return 0
     ctx.console.error(f"payment failed: {state.last_error}")
     return 1
@@ -145,8 +168,10 @@ async def pay_all_async(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         ids = _amounts(session.book, due)
         await session.request(due)
-        rows = [("active subscriptions", len(pairs)),
-                ("already paid or requested (not charged again)", len(pairs) - len(due))]
+        rows = [
+            ("active subscriptions", len(pairs)),
+            ("already paid or requested (not charged again)", len(pairs) - len(due)),
+        ]
         return await _settle_and_summarise(ctx, session, ids, rows)
 
 
@@ -175,9 +200,11 @@ def _summary(ctx: Context, book: PaymentBook, ids: Mapping[str, Decimal], rows: 
     rows = [*rows, ("confirmed", len(confirmed)), ("failed", len(failed)), ("amount confirmed", f"{amount} CC")]
     ctx.console.table("Billing run", ["outcome", "count"], rows)
     if failed:
-        ctx.console.table("Failures", ["user", "plan", "period", "reason"], [
-            (s.request.user_id, s.request.plan, s.request.period.index, s.last_error) for s in failed
-        ])
+        ctx.console.table(
+            "Failures",
+            ["user", "plan", "period", "reason"],
+            [(s.request.user_id, s.request.plan, s.request.period.index, s.last_error) for s in failed],
+        )
     return 1 if failed else 0
 
 
@@ -196,8 +223,13 @@ async def _restart(ctx: Context, args: argparse.Namespace) -> int:
     async with open_session(ctx, canton_factory(ctx), charging=not args.dry_run) as session:
         wanted: list[PaymentRequested] = []
         if args.recover_missed:
-            wanted += missed_requests(pairs, session.book.subscriptions, now, app_party=app,
-                                      per_subscription=ctx.settings.recovery_max_periods)
+            wanted += missed_requests(
+                pairs,
+                session.book.subscriptions,
+                now,
+                app_party=app,
+                per_subscription=ctx.settings.recovery_max_periods,
+            )
         if args.process_pending:
             wanted += retry_requests(session.book, now)
         wanted = wanted[: args.limit]
@@ -229,7 +261,11 @@ def _print_requests(ctx: Context, verb: str, reqs: list[PaymentRequested]) -> No
     if not reqs:
         ctx.console.line("nothing is due")
         return
-    ctx.console.table(f"{verb} ({len(reqs)})", ["user", "plan", "period", "from (UTC)", "amount", "why"], [
-        (r.user_id, r.plan, r.period.index, f"{r.period.start:%Y-%m-%d %H:%M}", f"{r.amount} CC", r.reason)
-        for r in reqs
-    ])
+    ctx.console.table(
+        f"{verb} ({len(reqs)})",
+        ["user", "plan", "period", "from (UTC)", "amount", "why"],
+        [
+            (r.user_id, r.plan, r.period.index, f"{r.period.start:%Y-%m-%d %H:%M}", f"{r.amount} CC", r.reason)
+            for r in reqs
+        ],
+    )

@@ -26,7 +26,8 @@ START_BALANCE = Decimal("1000")
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
-        "simulator", help="serve the Canton/Scan simulator on loopback",
+        "simulator",
+        help="serve the Canton/Scan simulator on loopback",
         description="Serve a simulated JSON Ledger API v2 (at /) and Scan API (at /api/scan/) so billing runs "
         "without a Canton node. Every party in users.json and the app party start with Canton Coin. Prints "
         "'simulator ready on http://HOST:PORT', then the environment to use it.",
@@ -39,23 +40,47 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--latency-ms", type=int, default=0, help="delay added to every submission")
     p.add_argument("--fault", action="append", default=[], metavar="NAME=RATE", help="inject a fault at a rate")
     p.add_argument("--with-preapproval", action="store_true", help="start with the app's preapproval in place")
-    p.add_argument("--max-commands-in-flight", type=int, default=DEFAULT_MAX_COMMANDS_IN_FLIGHT, metavar="N",
-                   help="submissions in flight before PARTICIPANT_BACKPRESSURE (Canton's default 256; LocalNet 30)")
-    p.add_argument("--list-limit", type=int, default=DEFAULT_LIST_LIMIT, metavar="N",
-                   help="elements per HTTP list before answering 413, as the node's "
-                   f"http-list-max-elements-limit (default {DEFAULT_LIST_LIMIT})")
+    p.add_argument(
+        "--max-commands-in-flight",
+        type=int,
+        default=DEFAULT_MAX_COMMANDS_IN_FLIGHT,
+        metavar="N",
+        help="submissions in flight before PARTICIPANT_BACKPRESSURE (Canton's default 256; LocalNet 30)",
+    )
+    p.add_argument(
+        "--list-limit",
+        type=int,
+        default=DEFAULT_LIST_LIMIT,
+        metavar="N",
+        help="elements per HTTP list before answering 413, as the node's "
+        f"http-list-max-elements-limit (default {DEFAULT_LIST_LIMIT})",
+    )
     p.set_defaults(handler=run_simulator)
 
 
-def build(ctx: Context, *, faults: Sequence[str] = (), latency_ms: int = 0, preapproval: bool = False,
-          max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
-          list_limit: int = DEFAULT_LIST_LIMIT) -> Simulator:
+def build(
+    ctx: Context,
+    *,
+    faults: Sequence[str] = (),
+    latency_ms: int = 0,
+    preapproval: bool = False,
+    max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
+    list_limit: int = DEFAULT_LIST_LIMIT,
+) -> Simulator:
     """A simulator seeded with the app party and every user party of the catalogue."""
     app = ctx.settings.party_app or DEMO_APP_PARTY
     users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
-    sim = seeded(users.items(), app, app_amount=Decimal("500"), featured=True, preapproval=preapproval,
-                 static_token=ctx.settings.app_provider_jwt, submit_latency=latency_ms / 1000,
-                 max_commands_in_flight=max_commands_in_flight, list_limit=list_limit)
+    sim = seeded(
+        users.items(),
+        app,
+        app_amount=Decimal("500"),
+        featured=True,
+        preapproval=preapproval,
+        static_token=ctx.settings.app_provider_jwt,
+        submit_latency=latency_ms / 1000,
+        max_commands_in_flight=max_commands_in_flight,
+        list_limit=list_limit,
+    )
     for spec in faults:
         name, _, rate = spec.partition("=")
         try:
@@ -72,8 +97,14 @@ def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
         raise BadArgument("--max-commands-in-flight must be at least 1")
     sock = claim_port(args.host, args.port, "choose another --port")
     try:
-        sim = build(ctx, faults=args.fault, latency_ms=args.latency_ms, preapproval=args.with_preapproval,
-                    max_commands_in_flight=args.max_commands_in_flight, list_limit=args.list_limit)
+        sim = build(
+            ctx,
+            faults=args.fault,
+            latency_ms=args.latency_ms,
+            preapproval=args.with_preapproval,
+            max_commands_in_flight=args.max_commands_in_flight,
+            list_limit=args.list_limit,
+        )
         quiet_dropped_connections()
         return asyncio.run(_serve(ctx, sim, args.host, args.port, sock))
     finally:

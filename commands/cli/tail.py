@@ -35,8 +35,13 @@ def add_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--from", dest="start", type=int, metavar="OFFSET",
-                       help="start at this log offset (embedded log; on Kafka use --since)")
+    where.add_argument(
+        "--from",
+        dest="start",
+        type=int,
+        metavar="OFFSET",
+        help="start at this log offset (embedded log; on Kafka use --since)",
+    )
     where.add_argument("--since", metavar="TIME", help="only events at or after TIME (ISO 8601, with zone)")
     p.add_argument("--user", help="only this user (id, name, email or party)")
     p.add_argument("--subscription", help="only this plan")
@@ -49,8 +54,9 @@ def run_tail(ctx: Context, args: argparse.Namespace) -> int:
     keep = _filter(ctx, args)
     if ctx.settings.kafka:
         if args.start is not None:
-            raise BadArgument("--from is an offset of the embedded log; on Kafka offsets are per partition: "
-                              "use --since TIME")
+            raise BadArgument(
+                "--from is an offset of the embedded log; on Kafka offsets are per partition: use --since TIME"
+            )
         return asyncio.run(_tail_topic(ctx, args, keep))
     ctx.require_state()
     try:
@@ -61,8 +67,7 @@ def run_tail(ctx: Context, args: argparse.Namespace) -> int:
     return asyncio.run(_tail_log(ctx, log, args, keep))
 
 
-async def _tail_log(ctx: Context, log: EmbeddedLog, args: argparse.Namespace,
-                    keep: Callable[[Recorded], bool]) -> int:
+async def _tail_log(ctx: Context, log: EmbeddedLog, args: argparse.Namespace, keep: Callable[[Recorded], bool]) -> int:
     start = args.start or 0
     try:
         return await _print(ctx, log.follow(start) if args.follow else log.read(start), args, keep)
@@ -87,8 +92,14 @@ async def _tail_topic(ctx: Context, args: argparse.Namespace, keep: Callable[[Re
         await topic.close()
 
 
-async def _print(ctx: Context, records: AsyncIterator[Recorded], args: argparse.Namespace,
-                 keep: Callable[[Recorded], bool], *, partitioned: bool = False) -> int:
+async def _print(
+    ctx: Context,
+    records: AsyncIterator[Recorded],
+    args: argparse.Namespace,
+    keep: Callable[[Recorded], bool],
+    *,
+    partitioned: bool = False,
+) -> int:
     shown = 0
     periods = Periods()
     async for record in records:
@@ -177,12 +188,21 @@ def event_line(record: Recorded, periods: Periods | None = None, *, partitioned:
     if isinstance(event, Unreadable):
         return f"{where:>8}  unreadable record: {event.reason}"
     amount = getattr(event, "amount", None)
-    period = periods.of(event) if periods is not None else (
-        event.period.index if isinstance(event, PaymentRequested) else None)
+    period = (
+        periods.of(event)
+        if periods is not None
+        else (event.period.index if isinstance(event, PaymentRequested) else None)
+    )
     cells = [
-        f"{where:>8}", event.at.strftime("%Y-%m-%d %H:%M:%S"), f"{outcome(event):<9}",
-        event.payment_id[:12], _short(getattr(event, "party", "")), getattr(event, "plan", ""),
-        f"#{period}" if period is not None else "", f"{amount} CC" if amount is not None else "", _detail(event),
+        f"{where:>8}",
+        event.at.strftime("%Y-%m-%d %H:%M:%S"),
+        f"{outcome(event):<9}",
+        event.payment_id[:12],
+        _short(getattr(event, "party", "")),
+        getattr(event, "plan", ""),
+        f"#{period}" if period is not None else "",
+        f"{amount} CC" if amount is not None else "",
+        _detail(event),
     ]
     return "  ".join(c for c in cells if c)
 

@@ -47,8 +47,9 @@ class FailureWatch:
         if event.party in self._alerted:
             return None
         self._alerted.add(event.party)
-        return FailureAlert(party=event.party, failures=len(times),
-                            window_secs=int(self.window.total_seconds()), last_code=event.code)
+        return FailureAlert(
+            party=event.party, failures=len(times), window_secs=int(self.window.total_seconds()), last_code=event.code
+        )
 
     def _expire(self, party: str, now: datetime) -> None:
         times = self._times[party]
@@ -60,10 +61,16 @@ class FailureWatch:
 
 def alert_line(alert: FailureAlert) -> None:
     """The structured WARN line (`logs.py` renders the fields as key=value or JSON)."""
-    log.warning("payment failures above threshold", extra={
-        "alert": "payment_failures", "party": alert.party, "failures": alert.failures,
-        "window_secs": alert.window_secs, "last_code": alert.last_code,
-    })
+    log.warning(
+        "payment failures above threshold",
+        extra={
+            "alert": "payment_failures",
+            "party": alert.party,
+            "failures": alert.failures,
+            "window_secs": alert.window_secs,
+            "last_code": alert.last_code,
+        },
+    )
 
 
 async def watch_failures(event_log: EventLog, watch: FailureWatch, start: int) -> None:

@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
-        "start", help="run the billing daemon: scheduler, processor, metrics",
+        "start",
+        help="run the billing daemon: scheduler, processor, metrics",
         description="Run billing continuously: request each due period once, charge it, retry "
         "what can be retried, keep metrics, and serve the local API (127.0.0.1:BILLING_API_PORT) "
         "that other billing commands use meanwhile, and the web dashboard at /dashboard/. "
@@ -77,8 +78,15 @@ def run_start(ctx: Context, args: argparse.Namespace) -> int:
     # The local API's port is taken before the store is opened or Canton asked anything.
     serves = not args.once and not ctx.settings.kafka
     port = ctx.settings.api_port
-    sock = claim_port("127.0.0.1", port, "another billing daemon or program listens there; stop it, "
-                      "or set BILLING_API_PORT to a free port") if serves else None
+    sock = (
+        claim_port(
+            "127.0.0.1",
+            port,
+            "another billing daemon or program listens there; stop it, or set BILLING_API_PORT to a free port",
+        )
+        if serves
+        else None
+    )
     try:
         return asyncio.run(Daemon(ctx, args, sock).run())
     except StoreBusy as err:
@@ -105,8 +113,9 @@ class Daemon:
 
             stop = asyncio.Event()
             _on_signals(stop.set)
-            return await run_worker(self.ctx, self._due_in, interval=self.interval, once=self.once,
-                                    dry_run=self.dry_run, stop=stop)
+            return await run_worker(
+                self.ctx, self._due_in, interval=self.interval, once=self.once, dry_run=self.dry_run, stop=stop
+            )
         announce_new_state(self.ctx)
         event_log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
         stop = asyncio.Event()
@@ -146,8 +155,9 @@ class Daemon:
         tasks = await self._alerts(event_log)
         tasks += [
             asyncio.create_task(processor.run(), name="processor"),
-            asyncio.create_task(follow(event_log, projection, observe=exporter.observe if exporter else None),
-                                name="projections"),
+            asyncio.create_task(
+                follow(event_log, projection, observe=exporter.observe if exporter else None), name="projections"
+            ),
             asyncio.create_task(self._schedule(processor), name="scheduler"),
             asyncio.create_task(serve(app, "127.0.0.1", self.ctx.settings.api_port, sock=self.sock), name="api"),
         ]
@@ -194,8 +204,9 @@ class Daemon:
         self._since = now
         return due
 
-    def _due(self, book: PaymentBook, *, recover: bool, now: datetime | None = None,
-             since: datetime | None = None) -> list[PaymentRequested]:
+    def _due(
+        self, book: PaymentBook, *, recover: bool, now: datetime | None = None, since: datetime | None = None
+    ) -> list[PaymentRequested]:
         now = now or self.ctx.clock()
         pairs = self.catalogue.active_pairs(now)
         app, cap = self.ctx.settings.party_app or "", self.ctx.settings.recovery_max_periods
@@ -204,8 +215,16 @@ class Daemon:
         due += tick_requests(pairs, history, now, since=since, app_party=app, cap=cap)
         verb = "would request" if self.dry_run else "requesting"
         for r in due:
-            log.info(f"{verb} payment", extra={"user": r.user_id, "plan": r.plan, "period": r.period.index,
-                                               "amount": str(r.amount), "reason": r.reason})
+            log.info(
+                f"{verb} payment",
+                extra={
+                    "user": r.user_id,
+                    "plan": r.plan,
+                    "period": r.period.index,
+                    "amount": str(r.amount),
+                    "reason": r.reason,
+                },
+            )
         return due
 
     def _reload_catalogue(self) -> None:

@@ -83,9 +83,18 @@ def hourly(projection: WindowProjection, now: datetime) -> list[HourPoint]:
 
 
 def plan_rows(projection: WindowProjection, catalogue: Catalogue, now: datetime) -> list[PlanRow]:
-    return [PlanRow(plan=p.name, price=p.price, currency=p.currency, interval_sec=p.interval,
-                    day=projection.metrics("24h", now, plan=p.name), week=projection.metrics("7d", now, plan=p.name),
-                    month=projection.metrics("30d", now, plan=p.name)) for p in catalogue.plans]
+    return [
+        PlanRow(
+            plan=p.name,
+            price=p.price,
+            currency=p.currency,
+            interval_sec=p.interval,
+            day=projection.metrics("24h", now, plan=p.name),
+            week=projection.metrics("7d", now, plan=p.name),
+            month=projection.metrics("30d", now, plan=p.name),
+        )
+        for p in catalogue.plans
+    ]
 
 
 async def tail_records(log: EventLog, count: int = TAIL_RECORDS) -> list[Recorded]:
@@ -99,13 +108,20 @@ async def tail_records(log: EventLog, count: int = TAIL_RECORDS) -> list[Recorde
 def feed_item(record: Recorded, catalogue: Catalogue) -> FeedItem:
     event = record.event
     if isinstance(event, Unreadable):
-        return FeedItem(offset=record.offset, at="", kind="unreadable", payment="", user="", plan="", amount="",
-                        detail=event.reason)
+        return FeedItem(
+            offset=record.offset, at="", kind="unreadable", payment="", user="", plan="", amount="", detail=event.reason
+        )
     amount = getattr(event, "amount", None)
-    return FeedItem(offset=record.offset, at=event.at.strftime("%Y-%m-%d %H:%M:%S"),
-                    kind=type(event).__name__.removeprefix("Payment").lower(), payment=event.payment_id[:12],
-                    user=_user(catalogue, getattr(event, "party", "")), plan=getattr(event, "plan", ""),
-                    amount=f"{amount} CC" if amount is not None else "", detail=_detail(event))
+    return FeedItem(
+        offset=record.offset,
+        at=event.at.strftime("%Y-%m-%d %H:%M:%S"),
+        kind=type(event).__name__.removeprefix("Payment").lower(),
+        payment=event.payment_id[:12],
+        user=_user(catalogue, getattr(event, "party", "")),
+        plan=getattr(event, "plan", ""),
+        amount=f"{amount} CC" if amount is not None else "",
+        detail=_detail(event),
+    )
 
 
 def _detail(event: AnyEvent) -> str:
@@ -127,14 +143,20 @@ def _user(catalogue: Catalogue, party: str) -> str:
     return next((u.id for u in catalogue.users if u.party == party), party.partition("::")[0])
 
 
-def snapshot(projection: WindowProjection, catalogue: Catalogue, now: datetime, records: list[Recorded], *,
-             source: str) -> Snapshot:
+def snapshot(
+    projection: WindowProjection, catalogue: Catalogue, now: datetime, records: list[Recorded], *, source: str
+) -> Snapshot:
     """Every number and row of the page, at ``now``."""
     failed = [r for r in reversed(records) if isinstance(r.event, PaymentFailed)][:FAILURE_ROWS]
     feed = list(reversed(records[-FEED_ROWS:]))
     return Snapshot(
-        as_of=now, source=source, position=projection.position, windows=window_numbers(projection, now),
-        hourly=hourly(projection, now), plans=plan_rows(projection, catalogue, now),
-        failures=[feed_item(r, catalogue) for r in failed], feed=[feed_item(r, catalogue) for r in feed],
+        as_of=now,
+        source=source,
+        position=projection.position,
+        windows=window_numbers(projection, now),
+        hourly=hourly(projection, now),
+        plans=plan_rows(projection, catalogue, now),
+        failures=[feed_item(r, catalogue) for r in failed],
+        feed=[feed_item(r, catalogue) for r in feed],
         feed_next=records[-1].offset + 1 if records else 0,
     )

@@ -28,8 +28,10 @@ METRICS: tuple[tuple[str, str, str, int | None], ...] = (
 #: Distinct counts are kept as each member's last active minute, exact for windows that end
 #: now; a window ending an hour ago would miss members active in both hours, so no hourly line.
 DISTINCT = frozenset({"active_users", "active_subscriptions"})
-DISTINCT_NOTE = ("Distinct counts are exact for windows ending now; "
-                 "an hour-by-hour line would undercount members active in several hours, so none is drawn.")
+DISTINCT_NOTE = (
+    "Distinct counts are exact for windows ending now; "
+    "an hour-by-hour line would undercount members active in several hours, so none is drawn."
+)
 
 
 def page(snap: Snapshot, *, app_name: str, chain: str, nonce: str) -> str:
@@ -42,7 +44,7 @@ def page(snap: Snapshot, *, app_name: str, chain: str, nonce: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
         f"<title>{escape(app_name)} · billing dashboard</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{escape(app_name)} · billing</h1><span class=\"meta\">chain {escape(chain)}</span></header>"
+        f'<header><h1>{escape(app_name)} · billing</h1><span class="meta">chain {escape(chain)}</span></header>'
         f'<main id="live">{live(snap)}</main>'
         f'<section class="feed">{feed(snap)}</section>'
         "<footer>Numbers are the window projection folded from the event log, the same as "
@@ -57,7 +59,7 @@ def live(snap: Snapshot) -> str:
     return (
         f'<div class="meta" id="as-of" data-as-of="{snap.as_of.isoformat()}"></div>'
         f'<div class="tiles">{tiles(day)}</div>'
-        f'<h2>Each metric across the seven windows, and hour by hour '
+        f"<h2>Each metric across the seven windows, and hour by hour "
         f'<span class="status">as of {snap.as_of:%Y-%m-%d %H:%M:%S} UTC · {escape(snap.source)} · '
         f"{snap.position} log records folded</span></h2>"
         f'<div class="cards">{cards(snap)}</div>'
@@ -80,9 +82,11 @@ def tiles(day: WindowMetrics) -> str:
         value: Value = getattr(day, name)
         css = "tile bad" if name == "failure_count" and day.failure_count else "tile"
         shown = label(value) + (_unit(unit) if value is not None else "")
-        out.append(f'<div class="{css}" data-metric="{name}"><div class="label">{title} · 24 h</div>'
-                   f'<div class="value" data-value="{_raw(value)}">{shown}'
-                   f'</div><div class="sub">{subs[name]}</div></div>')
+        out.append(
+            f'<div class="{css}" data-metric="{name}"><div class="label">{title} · 24 h</div>'
+            f'<div class="value" data-value="{_raw(value)}">{shown}'
+            f'</div><div class="sub">{subs[name]}</div></div>'
+        )
     return "".join(out)
 
 
@@ -95,23 +99,52 @@ def cards(snap: Snapshot) -> str:
         if name in DISTINCT:
             over = f'<p class="caption">{DISTINCT_NOTE}</p>'
         else:
-            over = line_chart(f"{title} per hour, last 24 h", hours, [getattr(p.metrics, name) for p in snap.hourly],
-                              top=top) + '<div class="caption">per hour, last 24 h</div>'
+            over = (
+                line_chart(
+                    f"{title} per hour, last 24 h", hours, [getattr(p.metrics, name) for p in snap.hourly], top=top
+                )
+                + '<div class="caption">per hour, last 24 h</div>'
+            )
         heading = f"{title} ({unit})" if unit else title
-        out.append(f'<div class="card" data-chart="{name}"><h3>{heading}</h3><div class="pair">'
-                   f'<div>{across}<div class="caption">per window</div></div>'
-                   f'<div>{over}</div></div></div>')
+        out.append(
+            f'<div class="card" data-chart="{name}"><h3>{heading}</h3><div class="pair">'
+            f'<div>{across}<div class="caption">per window</div></div>'
+            f"<div>{over}</div></div></div>"
+        )
     return "".join(out)
 
 
 def plans(rows: Sequence[PlanRow]) -> str:
-    head = ["plan", "price", "payments 24 h", "amount 24 h", "amount 7 d", "amount 30 d", "success 30 d",
-            "subscriptions 30 d"]
-    body = [[r.plan, f"{r.price} {r.currency} / {_interval(r.interval_sec)}", r.day.payment_count,
-             f"{r.day.total_amount} CC", f"{r.week.total_amount} CC", f"{r.month.total_amount} CC",
-             _rate(r.month.success_rate), r.month.active_subscriptions] for r in rows]
-    return _table(head, body, "no plans in subscriptions.json", numeric=range(2, len(head)),
-                  row_attr=lambda i: f'data-plan="{escape(rows[i].plan)}"')
+    head = [
+        "plan",
+        "price",
+        "payments 24 h",
+        "amount 24 h",
+        "amount 7 d",
+        "amount 30 d",
+        "success 30 d",
+        "subscriptions 30 d",
+    ]
+    body = [
+        [
+            r.plan,
+            f"{r.price} {r.currency} / {_interval(r.interval_sec)}",
+            r.day.payment_count,
+            f"{r.day.total_amount} CC",
+            f"{r.week.total_amount} CC",
+            f"{r.month.total_amount} CC",
+            _rate(r.month.success_rate),
+            r.month.active_subscriptions,
+        ]
+        for r in rows
+    ]
+    return _table(
+        head,
+        body,
+        "no plans in subscriptions.json",
+        numeric=range(2, len(head)),
+        row_attr=lambda i: f'data-plan="{escape(rows[i].plan)}"',
+    )
 
 
 def failures(items: Sequence[FeedItem]) -> str:
@@ -121,25 +154,40 @@ def failures(items: Sequence[FeedItem]) -> str:
 
 
 def feed(snap: Snapshot) -> str:
-    rows = "".join(f'<tr class="{escape(f.kind)}">' + "".join(f"<td>{escape(str(getattr(f, c)))}</td>"
-                                                              for c in FEED_COLUMNS) + "</tr>" for f in snap.feed)
+    rows = "".join(
+        f'<tr class="{escape(f.kind)}">'
+        + "".join(f"<td>{escape(str(getattr(f, c)))}</td>" for c in FEED_COLUMNS)
+        + "</tr>"
+        for f in snap.feed
+    )
     empty = f'<tr><td class="empty" colspan="{len(FEED_COLUMNS)}">no events yet</td></tr>'
     head = "".join(f"<th>{c}</th>" for c in FEED_COLUMNS)
-    return (f'<h2>Live audit feed <span class="status" id="feed-status">connecting…</span></h2>'
-            f'<table><thead><tr>{head}</tr></thead><tbody id="feed" data-next="{snap.feed_next}">'
-            f"{rows or empty}</tbody></table>")
+    return (
+        f'<h2>Live audit feed <span class="status" id="feed-status">connecting…</span></h2>'
+        f'<table><thead><tr>{head}</tr></thead><tbody id="feed" data-next="{snap.feed_next}">'
+        f"{rows or empty}</tbody></table>"
+    )
 
 
-def _table(head: Sequence[str], body: Sequence[Sequence[object]], empty: str, *, numeric: range = range(0),
-           row_attr: Callable[[int], str] | None = None) -> str:
+def _table(
+    head: Sequence[str],
+    body: Sequence[Sequence[object]],
+    empty: str,
+    *,
+    numeric: range = range(0),
+    row_attr: Callable[[int], str] | None = None,
+) -> str:
     """A table; the ``numeric`` columns are right-aligned."""
+
     def cell(tag: str, j: int, v: object) -> str:
         css = ' class="num"' if j in numeric else ""
         return f"<{tag}{css}>{escape(str(v))}</{tag}>"
 
     heads = "".join(cell("th", j, h) for j, h in enumerate(head))
-    rows = "".join(f"<tr {row_attr(i) if row_attr else ''}>" + "".join(cell("td", j, v) for j, v in enumerate(r))
-                   + "</tr>" for i, r in enumerate(body))
+    rows = "".join(
+        f"<tr {row_attr(i) if row_attr else ''}>" + "".join(cell("td", j, v) for j, v in enumerate(r)) + "</tr>"
+        for i, r in enumerate(body)
+    )
     rows = rows or f'<tr><td class="empty" colspan="{len(head)}">{escape(empty)}</td></tr>'
     return f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
 

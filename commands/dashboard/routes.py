@@ -27,9 +27,11 @@ from pipeline.log.port import EventLog
 
 SnapshotSource = Callable[[], Awaitable[Snapshot]]
 _json = msgspec.json.Encoder(decimal_format="string")
-_NOT_SIGNED_IN = ("<!doctype html><title>billing dashboard</title><p>Open the one-time link that "
-                  "<code>billing start</code> or <code>billing dashboard</code> printed; each link works once. "
-                  "For another browser, start <code>billing dashboard</code> again.</p>")
+_NOT_SIGNED_IN = (
+    "<!doctype html><title>billing dashboard</title><p>Open the one-time link that "
+    "<code>billing start</code> or <code>billing dashboard</code> printed; each link works once. "
+    "For another browser, start <code>billing dashboard</code> again.</p>"
+)
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,8 +41,9 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
     chain: str
 
 
-def dashboard_routes(source: SnapshotSource, log: EventLog, catalogue: Callable[[], Catalogue], sessions: Sessions,
-                     about: Page) -> list[BaseRoute]:
+def dashboard_routes(
+    source: SnapshotSource, log: EventLog, catalogue: Callable[[], Catalogue], sessions: Sessions, about: Page
+) -> list[BaseRoute]:
     """The routes under ``/dashboard``."""
 
     async def login(request: Request) -> Response:
@@ -115,8 +118,9 @@ def dashboard_routes(source: SnapshotSource, log: EventLog, catalogue: Callable[
 
 def dashboard_app(routes: list[BaseRoute], *others: BaseRoute) -> Starlette:
     """One ASGI app: the dashboard under /dashboard, beside ``others`` (the daemon's API routes)."""
-    return Starlette(routes=[Route("/", lambda _: RedirectResponse("/dashboard/", 307)),
-                             Mount("/dashboard", routes=routes), *others])
+    return Starlette(
+        routes=[Route("/", lambda _: RedirectResponse("/dashboard/", 307)), Mount("/dashboard", routes=routes), *others]
+    )
 
 
 def other_routes(app: Starlette) -> list[BaseRoute]:
@@ -130,5 +134,7 @@ def _private() -> dict[str, str]:
 
 def _policy(nonce: str) -> str:
     """Nothing from elsewhere: inline style, our one script, fetch and WebSocket to this origin only."""
-    return (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; connect-src 'self'; "
-            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return (
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )

@@ -34,7 +34,8 @@ HOST = "127.0.0.1"
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
-        "dashboard", help="serve the local web dashboard (works while `start` runs)",
+        "dashboard",
+        help="serve the local web dashboard (works while `start` runs)",
         description="Serve a web page on 127.0.0.1 with the 24 h totals, every metric across the seven "
         "windows and hour by hour, revenue per plan, the latest failures and a live audit feed. "
         "Prints a one-time sign-in link. `billing start` serves the same page on BILLING_API_PORT.",
@@ -59,14 +60,18 @@ def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
 def _open_and_serve(ctx: Context, port: int, sock: socket.socket) -> int:
     ctx.catalogue  # a broken catalogue is reported before anything is served  # noqa: B018
     if ctx.settings.kafka:
-        raise CommandError("the web dashboard serves the embedded log only; on Kafka the whole topic is in "
-                           "`billing metrics`, `billing tail -f`, and the monitor's OpenTelemetry export "
-                           "(dashboard/billing.json)")
+        raise CommandError(
+            "the web dashboard serves the embedded log only; on Kafka the whole topic is in "
+            "`billing metrics`, `billing tail -f`, and the monitor's OpenTelemetry export "
+            "(dashboard/billing.json)"
+        )
     try:
         log = EmbeddedLog.open(ctx.settings.log_dir, follow=True)
     except StoreUnavailable as err:
-        raise CommandError(f"nothing to show yet: there is no event log at {ctx.settings.log_dir}; "
-                           "run `billing start` (or `billing demo --keep DIR` and ROCKSDB_PATH=DIR)") from err
+        raise CommandError(
+            f"nothing to show yet: there is no event log at {ctx.settings.log_dir}; "
+            "run `billing start` (or `billing demo --keep DIR` and ROCKSDB_PATH=DIR)"
+        ) from err
     return asyncio.run(_serve_alone(ctx, log, port, sock))
 
 
@@ -76,8 +81,7 @@ def standalone_app(ctx: Context, log: EventLog) -> tuple[Any, Sessions]:
 
     async def source() -> Snapshot:
         async with lock, current_projection(ctx) as projection:
-            return snapshot(projection, ctx.catalogue, ctx.clock(), await tail_records(log),
-                            source="billing dashboard")
+            return snapshot(projection, ctx.catalogue, ctx.clock(), await tail_records(log), source="billing dashboard")
 
     sessions = new_sessions(ctx)
     return dashboard_app(dashboard_routes(source, log, lambda: ctx.catalogue, sessions, _about(ctx))), sessions
@@ -102,8 +106,9 @@ async def _serve_alone(ctx: Context, log: EmbeddedLog, port: int, sock: socket.s
     return 0
 
 
-def in_daemon(ctx: Context, api: Any, log: EventLog, projection: WindowProjection,
-              catalogue: Callable[[], Catalogue]) -> tuple[Any, Sessions]:
+def in_daemon(
+    ctx: Context, api: Any, log: EventLog, projection: WindowProjection, catalogue: Callable[[], Catalogue]
+) -> tuple[Any, Sessions]:
     """The daemon's API app with the dashboard beside it, reading the daemon's own projection."""
 
     async def source() -> Snapshot:

@@ -53,14 +53,17 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[Number | None]
             continue
         h = plot_h * float(Decimal(value) / axis)
         y = PAD_TOP + plot_h - h
-        parts.append(f'<rect class="bar" x="{x + slot * 0.18:.1f}" y="{y:.1f}" width="{slot * 0.64:.1f}" '
-                     f'height="{h:.1f}" rx="2"><title>{escape(name)}: {label(value)}</title></rect>')
+        parts.append(
+            f'<rect class="bar" x="{x + slot * 0.18:.1f}" y="{y:.1f}" width="{slot * 0.64:.1f}" '
+            f'height="{h:.1f}" rx="2"><title>{escape(name)}: {label(value)}</title></rect>'
+        )
         parts.append(_text(centre, y - 3, label(value), "value"))
     return _svg(title, parts)
 
 
-def line_chart(title: str, labels: Sequence[str], values: Sequence[Number | None], *, top: Number | None = None,
-               every: int = 6) -> str:
+def line_chart(
+    title: str, labels: Sequence[str], values: Sequence[Number | None], *, top: Number | None = None, every: int = 6
+) -> str:
     """A line over time (oldest first), a dot per point; ``None`` breaks the line; every ``every``-th label shown."""
     if len(labels) != len(values):
         raise ValueError(f"{len(labels)} labels for {len(values)} values")
@@ -78,8 +81,10 @@ def line_chart(title: str, labels: Sequence[str], values: Sequence[Number | None
             continue
         y = PAD_TOP + plot_h - plot_h * float(Decimal(value) / axis)
         runs[-1].append(f"{x:.1f},{y:.1f}")
-        parts.append(f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="2.2"><title>{escape(name)}: '
-                     f"{label(value)}</title></circle>")
+        parts.append(
+            f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="2.2"><title>{escape(name)}: '
+            f"{label(value)}</title></circle>"
+        )
     lines = [f'<polyline class="line" points="{" ".join(run)}"/>' for run in runs if len(run) > 1]
     return _svg(title, [parts[0], *lines, *parts[1:]])
 
@@ -87,10 +92,12 @@ def line_chart(title: str, labels: Sequence[str], values: Sequence[Number | None
 def _frame(title: str, axis: Decimal) -> str:
     """Axis top and zero labels with light grid lines: enough to read a value off the chart."""
     bottom = HEIGHT - PAD_BOTTOM
-    return (f'<line class="grid" x1="{PAD_LEFT}" y1="{PAD_TOP}" x2="{WIDTH - PAD_RIGHT}" y2="{PAD_TOP}"/>'
-            f'<line class="axis" x1="{PAD_LEFT}" y1="{bottom}" x2="{WIDTH - PAD_RIGHT}" y2="{bottom}"/>'
-            + _text(PAD_LEFT - 4, PAD_TOP + 4, label(axis), "tick end")
-            + _text(PAD_LEFT - 4, bottom + 4, "0", "tick end"))
+    return (
+        f'<line class="grid" x1="{PAD_LEFT}" y1="{PAD_TOP}" x2="{WIDTH - PAD_RIGHT}" y2="{PAD_TOP}"/>'
+        f'<line class="axis" x1="{PAD_LEFT}" y1="{bottom}" x2="{WIDTH - PAD_RIGHT}" y2="{bottom}"/>'
+        + _text(PAD_LEFT - 4, PAD_TOP + 4, label(axis), "tick end")
+        + _text(PAD_LEFT - 4, bottom + 4, "0", "tick end")
+    )
 
 
 def _text(x: float, y: float, text: str, css: str) -> str:
@@ -100,5 +107,7 @@ def _text(x: float, y: float, text: str, css: str) -> str:
 
 
 def _svg(title: str, parts: Sequence[str]) -> str:
-    return (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{"".join(parts)}</svg>')
+    return (
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{"".join(parts)}</svg>'
+    )

@@ -24,16 +24,22 @@ Progress = Callable[[int, int], None]
 def worker_settings(ctx: Context) -> WorkerSettings:
     s = ctx.settings
     return WorkerSettings(
-        broker=s.event_log, topic=s.kafka_topic, dead_letter_topic=f"{s.kafka_topic}.dead-letter", group=s.kafka_group,
-        partitions=s.kafka_partitions, replication=s.kafka_replication, session_timeout=s.kafka_session_timeout_secs,
+        broker=s.event_log,
+        topic=s.kafka_topic,
+        dead_letter_topic=f"{s.kafka_topic}.dead-letter",
+        group=s.kafka_group,
+        partitions=s.kafka_partitions,
+        replication=s.kafka_replication,
+        session_timeout=s.kafka_session_timeout_secs,
         datadir=str(s.rocksdb_path) + "/faust",
     )
 
 
 async def open_topic(ctx: Context) -> KafkaTopic:
     s = ctx.settings
-    return await KafkaTopic.open(s.event_log, s.kafka_topic, partitions=s.kafka_partitions,
-                                 replication=s.kafka_replication)
+    return await KafkaTopic.open(
+        s.event_log, s.kafka_topic, partitions=s.kafka_partitions, replication=s.kafka_replication
+    )
 
 
 class TopicBook:

@@ -53,8 +53,7 @@ def runners(ctx: Context, canton: CantonPort) -> dict[str, Runner]:
     return {"processor": processor, "projections": projections}
 
 
-async def run_worker(ctx: Context, due: Due, *, interval: float, once: bool, dry_run: bool,
-                     stop: asyncio.Event) -> int:
+async def run_worker(ctx: Context, due: Due, *, interval: float, once: bool, dry_run: bool, stop: asyncio.Event) -> int:
     """Run the worker (and the scheduler) until ``stop``; with ``once``, until the first pass settles."""
     topic = await open_topic(ctx)
     try:

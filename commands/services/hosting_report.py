@@ -37,16 +37,26 @@ async def report_hosting(ctx: Context, canton: CantonAdapter, *, table: bool = F
     standings = await canton.parties.standings([app, *users])
     blocked = [s for s in standings.values() if not s.chargeable]
     if table:
-        ctx.console.table("Parties (hosted here, ledger user may act as them)", ["party", "user", "hosted", "CanActAs",
-                          "status"], [(s.party, users.get(s.party, "PARTY_APP"), _yes_no(s.hosted), _yes_no(s.can_act),
-                                       "ok" if s.chargeable else "cannot be charged") for s in standings.values()])
+        ctx.console.table(
+            "Parties (hosted here, ledger user may act as them)",
+            ["party", "user", "hosted", "CanActAs", "status"],
+            [
+                (
+                    s.party,
+                    users.get(s.party, "PARTY_APP"),
+                    _yes_no(s.hosted),
+                    _yes_no(s.can_act),
+                    "ok" if s.chargeable else "cannot be charged",
+                )
+                for s in standings.values()
+            ],
+        )
     for s in blocked:
         who = "PARTY_APP" if s.party == app else f"subscriber {users.get(s.party, '?')}"
         ctx.console.warn(f"{who}: {s.reason}")
         log.warning("party cannot be charged", extra={"party": s.party, "hosted": s.hosted, "can_act": s.can_act})
     if any(s.hosted is None for s in standings.values()):
-        ctx.console.note("hosting not checked: the ledger user is no participant admin (GET /v2/parties); "
-                         "rights were")
+        ctx.console.note("hosting not checked: the ledger user is no participant admin (GET /v2/parties); rights were")
     return list(standings.values())
 
 

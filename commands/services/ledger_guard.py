@@ -73,8 +73,10 @@ async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: i
                     pruned = err.pruned_up_to
                     if pruned is None or pruned <= begin:
                         raise
-                    log.warning("the participant pruned completions this check would read; starting at its "
-                                "pruning offset", extra={"from_offset": begin, "pruned_up_to": pruned})
+                    log.warning(
+                        "the participant pruned completions this check would read; starting at its pruning offset",
+                        extra={"from_offset": begin, "pruned_up_to": pruned},
+                    )
                     begin = pruned  # bounded: each fallback moves ``begin`` forward, up to ``end``
                     continue
                 found += page.completions

@@ -67,8 +67,9 @@ async def _rebuild(ctx: Context) -> int:
             strangers = unknown_charges(scan.completions, book)
             recovered, unmapped = [], []
             for completion in strangers:
-                found = await _recover(port.scan, completion, ctx.catalogue, book,
-                                       app=ctx.settings.party_app or "", now=ctx.clock())
+                found = await _recover(
+                    port.scan, completion, ctx.catalogue, book, app=ctx.settings.party_app or "", now=ctx.clock()
+                )
                 (recovered.append(found) if isinstance(found, tuple) else unmapped.append((completion, found)))
         for pair in recovered:
             await log.append_batch(list(pair))
@@ -78,8 +79,10 @@ async def _rebuild(ctx: Context) -> int:
         await log.close()
     _report(ctx, state, recovered, unmapped)
     if scan.checked_to < scan.end:
-        ctx.console.line(f"looked at the ledger up to offset {scan.checked_to} of {scan.end}: run "
-                         "`billing replay --from-ledger` again for the rest")
+        ctx.console.line(
+            f"looked at the ledger up to offset {scan.checked_to} of {scan.end}: run "
+            "`billing replay --from-ledger` again for the rest"
+        )
     return 0
 
 
@@ -117,13 +120,26 @@ async def _recover(
         return f"its amount {arg.get('amount')!r} is not an amount of Canton Coin"
     at = _time(update.record_time if update is not None else "", now)
     requested = PaymentRequested(
-        payment_id=pid, at=at, party=sender, user_id=user.id, plan=said.plan,
-        period=Period(index=index, start=said.start, end=said.end), amount=amount, receiver=app,
-        description=text, reason="recovery",
+        payment_id=pid,
+        at=at,
+        party=sender,
+        user_id=user.id,
+        plan=said.plan,
+        period=Period(index=index, start=said.start, end=said.end),
+        amount=amount,
+        receiver=app,
+        description=text,
+        reason="recovery",
     )
     confirmed = PaymentConfirmed(
-        payment_id=pid, at=at, party=sender, plan=said.plan, amount=amount,
-        update_id=completion.update_id, completion_offset=completion.offset, verified_by="scan",
+        payment_id=pid,
+        at=at,
+        party=sender,
+        plan=said.plan,
+        amount=amount,
+        update_id=completion.update_id,
+        completion_offset=completion.offset,
+        verified_by="scan",
     )
     return requested, confirmed
 
@@ -143,12 +159,19 @@ def _report(ctx: Context, state: Path, recovered: list[Recovered], unmapped: lis
         ctx.console.line(f"the ledger shows no charge that {where} does not hold: nothing to rebuild")
         return
     if recovered:
-        ctx.console.table(f"Recorded from the ledger into {where} ({len(recovered)})",
-                          ["user", "plan", "period", "amount", "update"],
-                          [(r.user_id, r.plan, span(r), f"{r.amount} CC", c.update_id) for r, c in recovered])
+        ctx.console.table(
+            f"Recorded from the ledger into {where} ({len(recovered)})",
+            ["user", "plan", "period", "amount", "update"],
+            [(r.user_id, r.plan, span(r), f"{r.amount} CC", c.update_id) for r, c in recovered],
+        )
     if unmapped:
-        ctx.console.table(f"Not recorded: charges this folder cannot map to a period ({len(unmapped)})",
-                          ["command", "update", "why"], [(c.command_id, c.update_id, why) for c, why in unmapped])
-        ctx.console.line("these are acknowledged: the check before charging no longer stops on them; look at "
-                         "each with `billing update <update id>` before billing charges again")
+        ctx.console.table(
+            f"Not recorded: charges this folder cannot map to a period ({len(unmapped)})",
+            ["command", "update", "why"],
+            [(c.command_id, c.update_id, why) for c, why in unmapped],
+        )
+        ctx.console.line(
+            "these are acknowledged: the check before charging no longer stops on them; look at "
+            "each with `billing update <update id>` before billing charges again"
+        )
     ctx.console.line("run `billing replay` to rebuild the metrics with them")

@@ -21,8 +21,10 @@ def require_canton(ctx: Context, why: str) -> None:
     ctx.settings.require(*CANTON_SETTINGS, why=why)
     s = ctx.settings
     if not s.app_provider_jwt and not s.ledger_auth_token_url:
-        raise ConfigError(f"{why} needs Ledger API credentials: APP_PROVIDER_JWT, or "
-                          f"{', '.join(OAUTH_SETTINGS)} for OAuth2 client credentials")
+        raise ConfigError(
+            f"{why} needs Ledger API credentials: APP_PROVIDER_JWT, or "
+            f"{', '.join(OAUTH_SETTINGS)} for OAuth2 client credentials"
+        )
     if s.ledger_auth_token_url:
         s.require(*OAUTH_SETTINGS, why="OAuth2 client credentials")
 
@@ -31,8 +33,9 @@ def token_source(ctx: Context) -> Callable[[Any], TokenSource]:
     s = ctx.settings
     if s.ledger_auth_token_url:
         url, client, secret = s.ledger_auth_token_url, s.ledger_auth_client_id or "", s.ledger_auth_client_secret or ""
-        return lambda http: client_credentials(http, url, client, secret, s.ledger_auth_audience,
-                                               s.ledger_auth_scope, clock=ctx.clock)
+        return lambda http: client_credentials(
+            http, url, client, secret, s.ledger_auth_audience, s.ledger_auth_scope, clock=ctx.clock
+        )
     token = s.app_provider_jwt or ""
     return lambda http: StaticToken(token)
 
@@ -40,10 +43,20 @@ def token_source(ctx: Context) -> Callable[[Any], TokenSource]:
 def canton_factory(ctx: Context) -> Callable[[], AbstractAsyncContextManager[CantonAdapter]]:
     """Opens the clients and the adapter for one command or daemon run."""
     s = ctx.settings
-    endpoints = Endpoints(ledger_url=s.app_provider_api_url or "", scan_url=s.scan_api_url or "",
-                          timeout=s.http_timeout_secs, user_id=s.ledger_user_id,
-                          # every payment in flight may hold a connection for its submission,
-                          # and still needs one for its reads: never make reads queue behind them
-                          max_connections=s.max_in_flight + 32)
-    return lambda: open_canton(endpoints, token_source(ctx), receiver=s.party_app or "",
-                               dedup_seconds=s.deduplication_secs, clock=ctx.clock, transport=ctx.transport)
+    endpoints = Endpoints(
+        ledger_url=s.app_provider_api_url or "",
+        scan_url=s.scan_api_url or "",
+        timeout=s.http_timeout_secs,
+        user_id=s.ledger_user_id,
+        # every payment in flight may hold a connection for its submission,
+        # and still needs one for its reads: never make reads queue behind them
+        max_connections=s.max_in_flight + 32,
+    )
+    return lambda: open_canton(
+        endpoints,
+        token_source(ctx),
+        receiver=s.party_app or "",
+        dedup_seconds=s.deduplication_secs,
+        clock=ctx.clock,
+        transport=ctx.transport,
+    )

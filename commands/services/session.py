@@ -46,8 +46,13 @@ def processor_for(ctx: Context, log: EventLog, canton: CantonPort) -> Processor:
         horizon=float(s.retry_horizon_secs),
     )
     return Processor(
-        log, canton, clock=ctx.clock, policy=policy, max_in_flight=s.max_in_flight,
-        rate_limit=s.payment_rate_limit, dedup_seconds=s.deduplication_secs,
+        log,
+        canton,
+        clock=ctx.clock,
+        policy=policy,
+        max_in_flight=s.max_in_flight,
+        rate_limit=s.payment_rate_limit,
+        dedup_seconds=s.deduplication_secs,
     )
 
 

@@ -103,9 +103,7 @@ class CantonAdapter:
             holdings = await self.amulet_reads.amulets(sender, at_offset=offset)
         except CantonError as err:
             return rejected(err, reading=True)
-        chosen = select_inputs(
-            holdings, amount, max_inputs=ctx.open_round.max_num_inputs
-        )
+        chosen = select_inputs(holdings, amount, max_inputs=ctx.open_round.max_num_inputs)
         if isinstance(chosen, InsufficientFunds):
             return Insufficient(
                 available=chosen.available,
@@ -142,8 +140,11 @@ class CantonAdapter:
             result = await self.ledger.submit_and_wait(commands)
         except CantonError as err:
             if err.code in NOT_HOSTED_CODES | NO_RIGHT_CODES:  # the ledger's word on the same check
-                reason = not_hosted_reason(sender) if err.code in NOT_HOSTED_CODES else (
-                    no_right_reason(sender, self.ledger.user_id or "(the token's user)"))
+                reason = (
+                    not_hosted_reason(sender)
+                    if err.code in NOT_HOSTED_CODES
+                    else (no_right_reason(sender, self.ledger.user_id or "(the token's user)"))
+                )
                 return Rejected(kind="final", code=err.code, message=reason)
             if err.deadline_passed:
                 return await self._recheck_preapproval(err)
@@ -161,9 +162,7 @@ class CantonAdapter:
             return rejected(read_err, reading=True)
         return ctx if isinstance(ctx, Rejected) else rejected(err, reading=False)
 
-    async def find_completion(
-        self, *, party: str, command_id: str, begin_offset: int
-    ) -> CompletionFound | None:
+    async def find_completion(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:
         try:
             found = await self.ledger.find_completion(party, command_id, begin_exclusive=begin_offset)
         except CantonError as err:
@@ -193,9 +192,7 @@ class CantonAdapter:
         """
         end = await self.ledger.ledger_end()
         try:
-            tx = await self.ledger.find_transaction(
-                party, command_id, begin_exclusive=begin_offset, end_inclusive=end
-            )
+            tx = await self.ledger.find_transaction(party, command_id, begin_exclusive=begin_offset, end_inclusive=end)
         except CantonError as err:
             if err.code in CANNOT_PROVE:
                 return Unproved(reason=err.message)
@@ -221,9 +218,7 @@ class CantonAdapter:
             return NotVisible()  # Scan down or lagging: the processor polls again
         if update is None:
             return NotVisible()
-        seen = find_transfer(
-            update, sender=sender, receiver=receiver, amount=amount, description=description
-        )
+        seen = find_transfer(update, sender=sender, receiver=receiver, amount=amount, description=description)
         if isinstance(seen, str):
             return Mismatch(message=seen)
         return Verified(amount=seen.amount, round=seen.round)
@@ -276,6 +271,4 @@ async def open_canton(
     ):
         ledger = LedgerApi(Http(lc, "the Ledger API", auth(lc), slots=size), user_id=endpoints.user_id)
         scan = ScanApi(Http(sc, "Scan", slots=size))
-        yield CantonAdapter(
-            ledger, scan, receiver=receiver, clock=clock, dedup_seconds=dedup_seconds
-        )
+        yield CantonAdapter(ledger, scan, receiver=receiver, clock=clock, dedup_seconds=dedup_seconds)

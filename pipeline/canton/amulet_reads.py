@@ -16,9 +16,7 @@ from pipeline.canton.ledger import Holding
 
 
 class ReadsAmulets(Protocol):
-    async def amulets_of(
-        self, parties: list[str], *, at_offset: int | None = None
-    ) -> dict[str, list[Holding]]: ...
+    async def amulets_of(self, parties: list[str], *, at_offset: int | None = None) -> dict[str, list[Holding]]: ...
 
 
 class AmuletReads:

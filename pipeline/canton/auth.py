@@ -79,9 +79,7 @@ def client_credentials_form(
     return form
 
 
-def refresh_at(
-    issued: datetime, lifetime: timedelta, margin: timedelta = REFRESH_MARGIN
-) -> datetime:
+def refresh_at(issued: datetime, lifetime: timedelta, margin: timedelta = REFRESH_MARGIN) -> datetime:
     """When to fetch again: ``margin`` before expiry, but not before half the lifetime has passed
     (a short-lived token would otherwise be fetched on every call)."""
     return issued + max(lifetime - margin, lifetime / 2)
@@ -120,9 +118,7 @@ class ClientCredentials:
                 issued = self._clock()
                 grant = await self._fetch(self._form)
                 self.fetches += 1
-                lifetime = (
-                    timedelta(seconds=grant.expires_in) if grant.expires_in else DEFAULT_LIFETIME
-                )
+                lifetime = timedelta(seconds=grant.expires_in) if grant.expires_in else DEFAULT_LIFETIME
                 self._value, self._refresh_at = (
                     grant.access_token,
                     refresh_at(issued, lifetime, self._margin),

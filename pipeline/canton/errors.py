@@ -39,9 +39,7 @@ RETRYABLE_CODES = frozenset(
     }
 )
 # A disclosed contract (round, AmuletRules, preapproval) is gone: refresh Scan, then retry.
-STALE_CODES = frozenset(
-    {"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"}
-)
+STALE_CODES = frozenset({"LOCAL_VERDICT_INACTIVE_CONTRACTS", "CONTRACT_NOT_FOUND", "CONTRACT_NOT_ACTIVE"})
 # Older Daml: `require`s failing as interpretation errors without an error id; the cause names them.
 STALE_CAUSES = ("openRound.opensAt", "TransferPreapproval.expiresAt")
 INTERPRETATION_CODES = frozenset(
@@ -111,19 +109,13 @@ class CantonError(PipelineError):
         self.message, self.status, self.code, self.category = message, status, code, category
         self.context: dict[str, str] = dict(context or {})
         self.cause = cause
-        self.retryable = (
-            self.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT)
-            if retryable is None
-            else retryable
-        )
+        self.retryable = self.kind in (ErrorClass.RETRYABLE, ErrorClass.IN_DOUBT) if retryable is None else retryable
 
     def __str__(self) -> str:
         return self.message
 
     def __repr__(self) -> str:
-        return (
-            f"CantonError({self.kind.value}, {self.code}, status={self.status}, {self.message!r})"
-        )
+        return f"CantonError({self.kind.value}, {self.code}, status={self.status}, {self.message!r})"
 
     @property
     def classification(self) -> ErrorClass:
@@ -143,11 +135,7 @@ class CantonError(PipelineError):
     @property
     def stale_context(self) -> bool:
         """A disclosed contract or a Daml deadline check failed: refresh Scan before retrying."""
-        return (
-            self.code in STALE_CODES
-            or self.error_id in DEADLINE_IDS
-            or any(c in self.cause for c in STALE_CAUSES)
-        )
+        return self.code in STALE_CODES or self.error_id in DEADLINE_IDS or any(c in self.cause for c in STALE_CAUSES)
 
     @property
     def deadline_passed(self) -> bool:
@@ -232,9 +220,7 @@ def _from_canton(status: int, doc: dict[str, Any], service: str) -> CantonError:
     category = _int(doc.get("errorCategory"))
     cause = str(doc.get("cause", ""))[:MAX_CAUSE]
     raw_context = doc.get("context")
-    context = (
-        {str(k): str(v) for k, v in raw_context.items()} if isinstance(raw_context, dict) else {}
-    )
+    context = {str(k): str(v) for k, v in raw_context.items()} if isinstance(raw_context, dict) else {}
     retry_info = bool(doc.get("retryInfo"))
     kind = classify_canton(code, category, status, cause, retry_info, context.get("error_id"))
     return CantonError(
@@ -252,12 +238,8 @@ def _from_canton(status: int, doc: dict[str, Any], service: str) -> CantonError:
 def transport_failure(sent: bool, service: str, path: str, detail: str) -> CantonError:
     """No answer: retryable when the request never left (connect failed), in doubt otherwise."""
     if not sent:
-        return CantonError(
-            ErrorClass.RETRYABLE, f"{service} is unreachable ({path}): {detail}", code="UNREACHABLE"
-        )
-    return CantonError(
-        ErrorClass.IN_DOUBT, f"{service} did not answer {path}: {detail}", code="CONNECTION_LOST"
-    )
+        return CantonError(ErrorClass.RETRYABLE, f"{service} is unreachable ({path}): {detail}", code="UNREACHABLE")
+    return CantonError(ErrorClass.IN_DOUBT, f"{service} did not answer {path}: {detail}", code="CONNECTION_LOST")
 
 
 def _json(body: bytes) -> Any:

@@ -54,13 +54,17 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def not_hosted_reason(party: str) -> str:
-    return (f"{party} is not hosted on this participant with submission permission: host it here "
-            "(the custodial set-up) or charge it from the participant that hosts it")
+    return (
+        f"{party} is not hosted on this participant with submission permission: host it here "
+        "(the custodial set-up) or charge it from the participant that hosts it"
+    )
 
 
 def no_right_reason(party: str, user_id: str) -> str:
-    return (f"ledger user {user_id} may not act as {party}: grant it CanActAs "
-            f"(POST /v2/users/{user_id}/rights, participant admin) or end the subscription")
+    return (
+        f"ledger user {user_id} may not act as {party}: grant it CanActAs "
+        f"(POST /v2/users/{user_id}/rights, participant admin) or end the subscription"
+    )
 
 
 def standing(party: str, rights: Rights, hosted: bool | None) -> Standing:
@@ -117,8 +121,11 @@ class PartyDirectory:
         subscribers share a few lookups of up to `PARTIES_PER_LOOKUP` parties each."""
         async with self._lock:
             now = self.clock()
-            stale = [p for p in dict.fromkeys([*parties, *self._hosted])
-                     if p not in self._hosted or now - self._hosted[p][0] > RECHECK_AFTER]
+            stale = [
+                p
+                for p in dict.fromkeys([*parties, *self._hosted])
+                if p not in self._hosted or now - self._hosted[p][0] > RECHECK_AFTER
+            ]
             for start in range(0, len(stale), PARTIES_PER_LOOKUP):
                 group = stale[start : start + PARTIES_PER_LOOKUP]
                 found = await self._lookup(group)
@@ -128,8 +135,11 @@ class PartyDirectory:
 
     async def _lookup(self, group: list[str]) -> dict[str, bool] | None:
         try:
-            doc = await self.http.read("GET", f"/v2/parties/{quote(group[0], safe='')}",
-                                       params={"parties": group[1:]} if len(group) > 1 else None)
+            doc = await self.http.read(
+                "GET",
+                f"/v2/parties/{quote(group[0], safe='')}",
+                params={"parties": group[1:]} if len(group) > 1 else None,
+            )
         except CantonError as err:
             if err.status in (401, 403):
                 return None  # not a participant admin: hosting cannot be read, rights still decide

@@ -47,8 +47,12 @@ class PooledTransport(AiohttpTransport):
 
     def __init__(self, max_connections: int) -> None:
         self.tls = ssl.create_default_context()  # the system's CAs; certificate and host name checked
-        super().__init__(verify=self.tls, client=lambda: aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, ssl=self.tls), trust_env=False))
+        super().__init__(
+            verify=self.tls,
+            client=lambda: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max_connections, ssl=self.tls), trust_env=False
+            ),
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -120,9 +124,7 @@ def make_client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
         # Keep every connection alive: closing idle ones under load means reconnecting (and a
         # getaddrinfo in a thread) for the next request.
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         headers={"user-agent": USER_AGENT, **(headers or {})},
     )
 
@@ -224,9 +226,7 @@ class Http:
             headers["authorization"] = f"Bearer {await self.auth.token()}"
         try:
             async with self._slots:
-                return await self.client.request(
-                    method, path, content=content, params=params, headers=headers
-                )
+                return await self.client.request(method, path, content=content, params=params, headers=headers)
         except NOT_SENT as err:
             raise transport_failure(False, self.name, path, _describe(err)) from err
         except httpx.UnsupportedProtocol as err:
@@ -248,9 +248,7 @@ def token_fetcher(client: httpx.AsyncClient, token_url: str) -> FetchToken:
 
     async def fetch(form: Mapping[str, str]) -> TokenGrant:
         try:
-            response = await client.post(
-                token_url, data=dict(form), headers={"accept": "application/json"}
-            )
+            response = await client.post(token_url, data=dict(form), headers={"accept": "application/json"})
         except (httpx.TransportError, OSError) as err:
             raise CantonError(
                 ErrorClass.RETRYABLE,

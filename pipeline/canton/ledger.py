@@ -70,9 +70,7 @@ class CompletionsPage(msgspec.Struct, frozen=True, kw_only=True):
     items: int
 
 
-def template_filter(
-    party: str | Sequence[str], template_id: str, *, include_blob: bool = False
-) -> EventFormat:
+def template_filter(party: str | Sequence[str], template_id: str, *, include_blob: bool = False) -> EventFormat:
     """An `EventFormat` selecting one template's contracts visible to ``party`` (or parties)."""
     flt = IdentifierFilter(
         template_filter=TemplateFilter(
@@ -88,9 +86,7 @@ def transaction_format(party: str, *, effects: bool = False) -> UpdateFormat:
     """Transactions as ``party`` sees them (all templates); LEDGER_EFFECTS adds the exercise."""
     shape = "TRANSACTION_SHAPE_LEDGER_EFFECTS" if effects else "TRANSACTION_SHAPE_ACS_DELTA"
     fmt = EventFormat(filters_by_party={party: Filters()}, verbose=True)
-    return UpdateFormat(
-        include_transactions=TransactionFormat(event_format=fmt, transaction_shape=shape)
-    )
+    return UpdateFormat(include_transactions=TransactionFormat(event_format=fmt, transaction_shape=shape))
 
 
 def read_holding(event: CreatedEvent) -> tuple[str, Holding] | None:
@@ -161,8 +157,11 @@ class LedgerApi:
             )
             asked = self.page_size
             page: list[JsGetActiveContractsResponse] = await read_list(
-                self.http, "/v2/state/active-contracts", body,
-                pages=self.pages, into=list[JsGetActiveContractsResponse],
+                self.http,
+                "/v2/state/active-contracts",
+                body,
+                pages=self.pages,
+                into=list[JsGetActiveContractsResponse],
             )
             events.extend(
                 e.contract_entry.js_active_contract.created_event
@@ -182,9 +181,7 @@ class LedgerApi:
         """The Amulets ``party`` owns at ``at_offset`` (default: the ledger end)."""
         return (await self.amulets_of([party], at_offset=at_offset))[party]
 
-    async def amulets_of(
-        self, parties: Sequence[str], *, at_offset: int | None = None
-    ) -> dict[str, list[Holding]]:
+    async def amulets_of(self, parties: Sequence[str], *, at_offset: int | None = None) -> dict[str, list[Holding]]:
         """The Amulets of each of ``parties`` at ``at_offset``, read in one (paged) request."""
         offset = await self.ledger_end() if at_offset is None else at_offset
         try:
@@ -215,12 +212,15 @@ class LedgerApi:
         """One page of `POST /v2/commands/completions` after ``begin_exclusive``, for the
         commands acting as ``party`` (or any of a list of parties)."""
         parties = [party] if isinstance(party, str) else party
-        body = CompletionStreamRequest(
-            parties=parties, user_id=self.user_id, begin_exclusive=begin_exclusive
-        )
+        body = CompletionStreamRequest(parties=parties, user_id=self.user_id, begin_exclusive=begin_exclusive)
         rows: list[CompletionStreamResponse] = await read_list(
-            self.http, "/v2/commands/completions", body, pages=self.pages, limit=limit,
-            params={"stream_idle_timeout_ms": COMPLETION_IDLE_MS}, into=list[CompletionStreamResponse],
+            self.http,
+            "/v2/commands/completions",
+            body,
+            pages=self.pages,
+            limit=limit,
+            params={"stream_idle_timeout_ms": COMPLETION_IDLE_MS},
+            into=list[CompletionStreamResponse],
         )
         found, last = [], begin_exclusive
         for row in rows:
@@ -232,9 +232,7 @@ class LedgerApi:
                 last = max(last, response.offset_checkpoint.value.offset)
         return CompletionsPage(completions=found, last_offset=last, items=len(rows))
 
-    async def find_completion(
-        self, party: str, command_id: str, *, begin_exclusive: int
-    ) -> Completion1 | None:
+    async def find_completion(self, party: str, command_id: str, *, begin_exclusive: int) -> Completion1 | None:
         """The completion of ``command_id`` after ``begin_exclusive`` that says most: an
         acceptance wherever it is (an earlier attempt's rejection must not hide it), else the
         latest rejection, else None.
@@ -290,31 +288,19 @@ class LedgerApi:
             code="TOO_MANY_UPDATES",
         )
 
-    async def update_by_id(
-        self, update_id: str, *, party: str, effects: bool = False
-    ) -> JsTransaction | None:
+    async def update_by_id(self, update_id: str, *, party: str, effects: bool = False) -> JsTransaction | None:
         """`POST /v2/updates/update-by-id` as ``party`` sees it; None if not found (or hidden)."""
-        body = GetUpdateByIdRequest(
-            update_id=update_id, update_format=transaction_format(party, effects=effects)
-        )
+        body = GetUpdateByIdRequest(update_id=update_id, update_format=transaction_format(party, effects=effects))
         return await self._update("/v2/updates/update-by-id", body)
 
-    async def update_by_offset(
-        self, offset: int, *, party: str, effects: bool = False
-    ) -> JsTransaction | None:
+    async def update_by_offset(self, offset: int, *, party: str, effects: bool = False) -> JsTransaction | None:
         """`POST /v2/updates/update-by-offset` (after DUPLICATE_COMMAND's completion_offset)."""
-        body = GetUpdateByOffsetRequest(
-            offset=offset, update_format=transaction_format(party, effects=effects)
-        )
+        body = GetUpdateByOffsetRequest(offset=offset, update_format=transaction_format(party, effects=effects))
         return await self._update("/v2/updates/update-by-offset", body)
 
-    async def _update(
-        self, path: str, body: GetUpdateByIdRequest | GetUpdateByOffsetRequest
-    ) -> JsTransaction | None:
+    async def _update(self, path: str, body: GetUpdateByIdRequest | GetUpdateByOffsetRequest) -> JsTransaction | None:
         try:
-            doc: JsGetUpdateResponse = await self.http.read(
-                "POST", path, body, into=JsGetUpdateResponse
-            )
+            doc: JsGetUpdateResponse = await self.http.read("POST", path, body, into=JsGetUpdateResponse)
         except CantonError as err:
             if err.code in NOT_FOUND_CODES or err.status == 404:
                 return None

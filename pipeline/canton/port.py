@@ -98,9 +98,7 @@ class CantonPort(Protocol):
         """Exercise `TransferPreapproval_Send` through submit-and-wait."""
         ...
 
-    async def find_completion(
-        self, *, party: str, command_id: str, begin_offset: int
-    ) -> CompletionFound | None:
+    async def find_completion(self, *, party: str, command_id: str, begin_offset: int) -> CompletionFound | None:
         """Look the commandId up in the completions after ``begin_offset``."""
         ...
 

@@ -90,9 +90,7 @@ class ScanApi:
             raise
         return doc
 
-    async def updates(
-        self, *, page_size: int = 100, after: tuple[int, str] | None = None
-    ) -> UpdatesPage:
+    async def updates(self, *, page_size: int = 100, after: tuple[int, str] | None = None) -> UpdatesPage:
         """One page of `POST /v2/updates` after (migration id, record time), minus reassignments."""
         body = UpdateHistoryRequestV2(
             page_size=page_size,
@@ -100,14 +98,10 @@ class ScanApi:
             if after is None
             else UpdateHistoryRequestAfter(after_migration_id=after[0], after_record_time=after[1]),
         )
-        doc: UpdateHistoryResponseV2 = await self.http.read(
-            "POST", "/v2/updates", body, into=UpdateHistoryResponseV2
-        )
+        doc: UpdateHistoryResponseV2 = await self.http.read("POST", "/v2/updates", body, into=UpdateHistoryResponseV2)
         try:
             transactions = [
-                msgspec.convert(item, UpdateHistoryTransactionV2)
-                for item in doc.transactions
-                if "events_by_id" in item
+                msgspec.convert(item, UpdateHistoryTransactionV2) for item in doc.transactions if "events_by_id" in item
             ]
             last = doc.transactions[-1] if doc.transactions else None
             next_after = _cursor(last) if last else after
@@ -167,15 +161,9 @@ def find_transfer(
     arg = sends[0].choice_argument
     sent = _decimal(arg.get("amount"))
     if arg.get("sender") != sender or sent != amount:
-        return (
-            f"update {update.update_id} sends {sent} from {arg.get('sender')}, "
-            f"expected {amount} from {sender}"
-        )
+        return f"update {update.update_id} sends {sent} from {arg.get('sender')}, expected {amount} from {sender}"
     if description is not None and arg.get("description") != description:
-        return (
-            f"update {update.update_id} is described {arg.get('description')!r}, "
-            f"expected {description!r}"
-        )
+        return f"update {update.update_id} is described {arg.get('description')!r}, expected {description!r}"
     paid = [
         e
         for e in update.created()

@@ -23,9 +23,7 @@ from pipeline.canton.splice_types import OpenMiningRound, TransferPreapproval, r
 from pipeline.canton.types import DisclosedContract
 
 Clock = Callable[[], datetime]
-ROUND_MARGIN = timedelta(
-    seconds=5
-)  # ledger time may lag our clock; a just-opened round can still fail
+ROUND_MARGIN = timedelta(seconds=5)  # ledger time may lag our clock; a just-opened round can still fail
 #: A context is never trusted for longer than a day, whatever time-to-live Scan claims
 #: (and a huge one would overflow the datetime arithmetic).
 MAX_TTL_US = 86_400_000_000
@@ -90,9 +88,7 @@ def read_rounds(contracts: Iterable[Contract]) -> list[ChosenRound]:
     return rounds
 
 
-def choose_round(
-    rounds: Iterable[ChosenRound], now: datetime, margin: timedelta = ROUND_MARGIN
-) -> ChosenRound | None:
+def choose_round(rounds: Iterable[ChosenRound], now: datetime, margin: timedelta = ROUND_MARGIN) -> ChosenRound | None:
     """The newest (highest-numbered) round whose ``opensAt`` is at least ``margin`` in the past."""
     usable = [r for r in rounds if r.opens_at <= now - margin]
     return max(usable, key=lambda r: r.number, default=None)
@@ -109,14 +105,10 @@ def context_expiry(
 
 def open_round_contracts(answer: GetOpenAndIssuingMiningRoundsResponse) -> list[Contract]:
     # With empty caches sent, every entry comes with its contract; skip any that does not.
-    return [
-        entry.contract for entry in answer.open_mining_rounds.values() if entry.contract is not None
-    ]
+    return [entry.contract for entry in answer.open_mining_rounds.values() if entry.contract is not None]
 
 
-def preapproval_usable(
-    ctx: PaymentContext, now: datetime, margin: timedelta = ROUND_MARGIN
-) -> bool:
+def preapproval_usable(ctx: PaymentContext, now: datetime, margin: timedelta = ROUND_MARGIN) -> bool:
     """False once the preapproval has expired (or will, within ``margin``): Send would fail."""
     return ctx.preapproval_expires_at > now + margin
 

@@ -82,9 +82,7 @@ class CreatedEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event_t
     observers: list[str] = []
 
 
-class ExercisedEvent(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="event_type", tag=EXERCISED
-):
+class ExercisedEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event_type", tag=EXERCISED):
     event_id: str
     contract_id: str
     template_id: str
@@ -111,9 +109,7 @@ class UpdateHistoryTransactionV2(msgspec.Struct, frozen=True, kw_only=True):
 
     def exercises(self, choice: str) -> list[ExercisedEvent]:
         """The exercised events of ``choice``, in tree order (roots first)."""
-        found = [
-            e for e in self._in_tree_order() if isinstance(e, ExercisedEvent) and e.choice == choice
-        ]
+        found = [e for e in self._in_tree_order() if isinstance(e, ExercisedEvent) and e.choice == choice]
         return found
 
     def created(self) -> list[CreatedEvent]:

@@ -119,9 +119,7 @@ def select_inputs(
 
 def dedup_period(seconds: int) -> DeduplicationPeriod:
     """An explicit DeduplicationDuration (LocalNet's default is only 30 s)."""
-    return DeduplicationPeriod(
-        deduplication_duration=DeduplicationDuration(value=Duration(seconds=seconds))
-    )
+    return DeduplicationPeriod(deduplication_duration=DeduplicationDuration(value=Duration(seconds=seconds)))
 
 
 def _inputs(inputs: Sequence[str]) -> list[TransferInput]:
@@ -147,9 +145,7 @@ def send_commands(
     argument = TransferPreapprovalSend(
         context=PaymentTransferContext(
             amuletRules=ctx.amulet_rules.contract_id,
-            context=TransferContext(
-                openMiningRound=ctx.open_round.contract.contract_id, featuredAppRight=featured
-            ),
+            context=TransferContext(openMiningRound=ctx.open_round.contract.contract_id, featuredAppRight=featured),
         ),
         inputs=_inputs(inputs),
         amount=check_amount(amount),

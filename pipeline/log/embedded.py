@@ -102,7 +102,11 @@ class EmbeddedLog:
             yield batch
 
     async def _batches(
-        self, start: int, stop: int | None, size: int, seen_foreign: set[bytes] | None,
+        self,
+        start: int,
+        stop: int | None,
+        size: int,
+        seen_foreign: set[bytes] | None,
         outcomes_only: bool = False,
     ) -> AsyncIterator[list[Recorded]]:
         """Read records in lists of up to ``size``; foreign keys in ``seen_foreign`` are not repeated."""
@@ -169,8 +173,9 @@ def _last_offset(store: Store) -> int | None:
     return None
 
 
-def _records(chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None,
-             outcomes_only: bool) -> list[Recorded]:
+def _records(
+    chunk: list[tuple[bytes, bytes]], previous: int, seen_foreign: set[bytes] | None, outcomes_only: bool
+) -> list[Recorded]:
     """The records of one chunk of ``(key, value)`` pairs; ``previous`` is the offset before it."""
     first, last = chunk[0][0], chunk[-1][0]
     if len(first) == len(last) == _KEY_BYTES and set(map(len, map(_key_of, chunk))) == {_KEY_BYTES}:

@@ -42,12 +42,22 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 def make_app(settings: WorkerSettings, assignment: Assignment) -> faust.App:
     app = faust.App(
-        settings.group, broker=settings.broker, autodiscover=False, store="memory://",
-        processing_guarantee="at_least_once", web_enabled=False, web_bind="127.0.0.1", web_host="127.0.0.1",
-        topic_partitions=settings.partitions, topic_replication_factor=settings.replication,
-        broker_session_timeout=settings.session_timeout, broker_rebalance_timeout=settings.session_timeout,
-        broker_heartbeat_interval=max(settings.session_timeout / 10, 0.1), consumer_auto_offset_reset="earliest",
-        datadir=settings.datadir, producer_acks=-1,
+        settings.group,
+        broker=settings.broker,
+        autodiscover=False,
+        store="memory://",
+        processing_guarantee="at_least_once",
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        broker_session_timeout=settings.session_timeout,
+        broker_rebalance_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(settings.session_timeout / 10, 0.1),
+        consumer_auto_offset_reset="earliest",
+        datadir=settings.datadir,
+        producer_acks=-1,
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic, partitions=settings.partitions, **raw)

@@ -69,16 +69,21 @@ class KafkaTopic:
         self.name = topic
         self.idle_ms = idle_ms
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=linger_ms,
-            max_batch_size=MAX_BATCH_BYTES, max_request_size=MAX_BATCH_BYTES + 100_000,
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=linger_ms,
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=MAX_BATCH_BYTES + 100_000,
         )
         self.partitions = 0
         self.replication = 1
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, topic: str, *, partitions: int = 1, replication: int = 1,
-                   **options: Any) -> KafkaTopic:
+    async def open(
+        cls, url: str, topic: str, *, partitions: int = 1, replication: int = 1, **options: Any
+    ) -> KafkaTopic:
         """Connect, create the topic with ``partitions`` if it does not exist, and learn its size."""
         self = cls(bootstrap_of(url), topic, **options)
         self.replication = replication
@@ -120,8 +125,9 @@ class KafkaTopic:
         await asyncio.gather(*(one(p, items) for p, items in groups.items()))
         return placed
 
-    async def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
-                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
+    async def send_raw(
+        self, topic: str, value: bytes, *, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         """Write a record as it is (used for the dead-letter topic and by tests)."""
         self.check_open()
         await (await self._producer.send(topic, value, key=key, headers=list(headers)))
@@ -159,8 +165,14 @@ class KafkaTopic:
 
     def consumer(self, **options: Any) -> AIOKafkaConsumer:
         """A group-less consumer we position by hand (reads never commit offsets)."""
-        return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="none", fetch_max_wait_ms=20, **options)
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="none",
+            fetch_max_wait_ms=20,
+            **options,
+        )
 
     async def lower_end(self, partitions: Sequence[int]) -> dict[int, int]:
         """ListOffsets(latest): exact on Kafka, a lower bound on Tansu (see the module docstring)."""
@@ -172,8 +184,9 @@ class KafkaTopic:
         finally:
             await consumer.stop()
 
-    async def read_all(self, starts: dict[int, int], *, follow: bool = False,
-                       quiet: bool = False) -> AsyncIterator[list[Recorded]]:
+    async def read_all(
+        self, starts: dict[int, int], *, follow: bool = False, quiet: bool = False
+    ) -> AsyncIterator[list[Recorded]]:
         """Records of several partitions from ``starts`` (partition -> offset): to idle, or forever.
 
         ``quiet`` (when following): also an empty list after each second without records.
@@ -201,16 +214,19 @@ class KafkaTopic:
             await self._producer.stop()  # sends what is pending first
 
 
-async def _fetch(consumer: AIOKafkaConsumer, floor: dict[int, int], idle_ms: int, *,
-                 follow: bool, quiet: bool = False) -> AsyncIterator[list[Recorded]]:
+async def _fetch(
+    consumer: AIOKafkaConsumer, floor: dict[int, int], idle_ms: int, *, follow: bool, quiet: bool = False
+) -> AsyncIterator[list[Recorded]]:
     """Fetch until a fetch stays empty while every partition is at or past ``floor`` (or forever)."""
     while True:
         try:
             got = await consumer.getmany(timeout_ms=idle_ms if not follow else 1000, max_records=5000)
         except OffsetOutOfRangeError as err:
-            raise LogError(f"asked to read past the end of the topic ({err.args[0] if err.args else err}): it was "
-                           "recreated or truncated since it was last read (Tansu keeps topics in memory only). "
-                           "Rebuild what was folded from it: `billing replay`") from err
+            raise LogError(
+                f"asked to read past the end of the topic ({err.args[0] if err.args else err}): it was "
+                "recreated or truncated since it was last read (Tansu keeps topics in memory only). "
+                "Rebuild what was folded from it: `billing replay`"
+            ) from err
         records = [Recorded(r.offset, decode(r.value), tp.partition) for tp, rs in got.items() for r in rs]
         if records:
             yield records
@@ -277,7 +293,7 @@ class KafkaLog:
             if stop is not None:
                 got = [r for r in got if r.offset < stop]
             for i in range(0, len(got), size):
-                yield got[i:i + size]
+                yield got[i : i + size]
             if stop is not None and (not got or got[-1].offset >= stop - 1):
                 return
 

@@ -85,8 +85,9 @@ class Store:
         self.wait()
         return self._db.get(keys) if keys else []  # type: ignore[no-any-return]
 
-    def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), *,
-              behind: bool = False) -> None:
+    def write(
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), *, behind: bool = False
+    ) -> None:
         """Apply puts and deletes atomically: all of them or none.
 
         ``behind``: return at once and write in a thread (RocksDB lets go of the GIL while it
@@ -224,5 +225,3 @@ def _translate(err: Exception, path: Path) -> Exception:
             "Read-only commands follow it automatically; send writes through the daemon's API."
         )
     return StoreUnavailable(f"cannot use the database at {path}: {text}")
-
-

@@ -96,13 +96,23 @@ def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
         first = state.first_offset if state.first_offset is not None else event.ledger_offset_before
         first_at = state.first_submitted_at or event.at
         return msgspec.structs.replace(
-            state, status="submitted", attempts=event.attempt, first_offset=first, first_submitted_at=first_at,
-            open_submission=event, next_attempt_at=None, **seen,
+            state,
+            status="submitted",
+            attempts=event.attempt,
+            first_offset=first,
+            first_submitted_at=first_at,
+            open_submission=event,
+            next_attempt_at=None,
+            **seen,
         )
     if isinstance(event, PaymentConfirmed):
         return msgspec.structs.replace(
-            state, status="confirmed", open_submission=None, update_id=event.update_id,
-            next_attempt_at=None, **seen,
+            state,
+            status="confirmed",
+            open_submission=None,
+            update_id=event.update_id,
+            next_attempt_at=None,
+            **seen,
         )
     assert isinstance(event, PaymentFailed)
     return msgspec.structs.replace(

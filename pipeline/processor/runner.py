@@ -209,9 +209,15 @@ class Processor:
         except RETRIED as err:
             # Classified and transient (a reconciliation read failed, say): try again later.
             self._active.pop(payment_id, None)
-            logger.warning("payment step failed; trying again later", extra={
-                "payment_id": payment_id, "code": getattr(err, "code", type(err).__name__),
-                "error": str(err) or type(err).__name__, "retry_in_secs": self.policy.base_delay})
+            logger.warning(
+                "payment step failed; trying again later",
+                extra={
+                    "payment_id": payment_id,
+                    "code": getattr(err, "code", type(err).__name__),
+                    "error": str(err) or type(err).__name__,
+                    "retry_in_secs": self.policy.base_delay,
+                },
+            )
             self._schedule(self.clock() + timedelta(seconds=self.policy.base_delay), payment_id)
             return
         except Exception as err:  # a bug, or a log that cannot record: stop, submit nothing more
@@ -230,9 +236,16 @@ class Processor:
     def _stop(self, error: BaseException, payment_id: str | None) -> None:
         """Record the error that stops the processor (the first one is raised by `run`)."""
         stopped = ProcessorStopped(error, payment_id)
-        logger.error("processing stopped", extra={
-            "payment_id": payment_id, "bug": stopped.bug, "error_type": type(error).__name__,
-            "error": stopped.detail, "at": stopped.origin})
+        logger.error(
+            "processing stopped",
+            extra={
+                "payment_id": payment_id,
+                "bug": stopped.bug,
+                "error_type": type(error).__name__,
+                "error": stopped.detail,
+                "at": stopped.origin,
+            },
+        )
         logger.debug("traceback of the error that stopped processing", exc_info=error)
         if self._stopped is None:
             self._stopped = stopped
@@ -313,9 +326,7 @@ class Processor:
                     await self._confirm(state, update_id, result.completion_offset, answered=False)
                     return
             # Not found yet: treat as retryable; the next attempt reconciles first again.
-            result = Rejected(
-                kind="in_doubt", code=result.code, message=result.message, error_id=result.error_id
-            )
+            result = Rejected(kind="in_doubt", code=result.code, message=result.message, error_id=result.error_id)
         if result.stale_context:
             self.canton.invalidate_context()
         await self._fail(state, result)
@@ -344,15 +355,14 @@ class Processor:
         now = self.clock()
         retry_at = None
         if rejection.kind in ("retryable", "in_doubt"):
-            retry_at = next_attempt(
-                self.policy, state.failures + 1, state.request.at, now, self._rng.random()
-            )
-        event = failure_event(
-            state.request, rejection, attempt=state.attempts, retry_at=retry_at, now=now
-        )
+            retry_at = next_attempt(self.policy, state.failures + 1, state.request.at, now, self._rng.random())
+        event = failure_event(state.request, rejection, attempt=state.attempts, retry_at=retry_at, now=now)
         level = logging.ERROR if event.final else logging.WARNING
-        logger.log(level, "payment failed", extra=_fields(state.request, code=event.code,
-                                                         final=event.final, reason=event.message))
+        logger.log(
+            level,
+            "payment failed",
+            extra=_fields(state.request, code=event.code, final=event.final, reason=event.message),
+        )
         await self._append(event)
 
     async def _confirm(
@@ -397,14 +407,19 @@ class Processor:
         pause = 0.1
         while True:
             seen = await self.canton.verify(
-                update_id, sender=request.party, receiver=request.receiver, amount=request.amount,
+                update_id,
+                sender=request.party,
+                receiver=request.receiver,
+                amount=request.amount,
                 description=request.description,
             )
             if isinstance(seen, Verified):
                 return seen.amount, seen.round, "scan"
             if isinstance(seen, Mismatch):
-                logger.error("ledger transfer differs from the request",
-                          extra=_fields(request, update_id=update_id, reason=seen.message))
+                logger.error(
+                    "ledger transfer differs from the request",
+                    extra=_fields(request, update_id=update_id, reason=seen.message),
+                )
                 if proof_needed:
                     return not_this_payment(request, update_id, seen.message)
                 return seen.amount or request.amount, None, "scan"
@@ -412,8 +427,10 @@ class Processor:
             if self.clock() >= deadline:
                 if proof_needed:
                     return not_proved_yet(request, update_id)
-                logger.warning("scan does not show the update yet; confirmed on the ledger's word",
-                            extra=_fields(request, update_id=update_id))
+                logger.warning(
+                    "scan does not show the update yet; confirmed on the ledger's word",
+                    extra=_fields(request, update_id=update_id),
+                )
                 return request.amount, None, "ledger"
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)

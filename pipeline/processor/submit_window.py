@@ -126,8 +126,9 @@ async def submit_in_window(
             window.backpressure(epoch)
         if clock() >= deadline:
             break
-        logger.debug("participant backpressure; submitting again", extra={
-            "window": window.controller.size, "try": tries + 1})
+        logger.debug(
+            "participant backpressure; submitting again", extra={"window": window.controller.size, "try": tries + 1}
+        )
         # Others share the participant: do not hammer it while our own window is not full.
         await asyncio.sleep(min(MAX_PAUSE, 0.02 * 2**tries) * (0.5 + rng.random()))
     assert result is not None

@@ -168,11 +168,7 @@ class Simulator:
 
     def transfers(self) -> list[SimTransfer]:
         """Every TransferPreapproval_Send on the ledger, oldest first: what an auditor counts."""
-        return [
-            _transfer(tx)
-            for tx in self.ledger.transactions
-            if tx.root.choice == "TransferPreapproval_Send"
-        ]
+        return [_transfer(tx) for tx in self.ledger.transactions if tx.root.choice == "TransferPreapproval_Send"]
 
     def balance(self, party: str) -> Decimal:
         return self.ledger.balance(party)
@@ -228,9 +224,7 @@ class Simulator:
         user, expiry = self.tokens.get(token, (None, None))
         return user if expiry is not None and self.clock() < expiry else None
 
-    async def gate(
-        self, endpoint: str, *, hold: bool = False
-    ) -> tuple[Planned | None, Response | None]:
+    async def gate(self, endpoint: str, *, hold: bool = False) -> tuple[Planned | None, Response | None]:
         """Count the request and apply its fault: an early answer, or the fault to apply later.
 
         With ``hold`` the caller sleeps out a latency fault itself (submit does, while it

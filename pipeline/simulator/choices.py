@@ -58,14 +58,8 @@ def deadline_failure(name: str, deadline: datetime, *, exceeded: bool) -> Reject
 def execute(ledger: SimLedger, body: dict[str, Any], act_as: list[str]) -> Effects:
     """Run the one ExerciseCommand of ``body``; raises `Rejection`."""
     commands = body.get("commands") or []
-    if (
-        len(commands) != 1
-        or not isinstance(commands[0], dict)
-        or "ExerciseCommand" not in commands[0]
-    ):
-        raise Rejection(
-            "INVALID_ARGUMENT", "the simulator runs exactly one ExerciseCommand per submission", 8
-        )
+    if len(commands) != 1 or not isinstance(commands[0], dict) or "ExerciseCommand" not in commands[0]:
+        raise Rejection("INVALID_ARGUMENT", "the simulator runs exactly one ExerciseCommand per submission", 8)
     ex = commands[0]["ExerciseCommand"]
     disclosed = {d.get("contractId"): d for d in body.get("disclosedContracts") or []}
     sync = body.get("synchronizerId")
@@ -74,17 +68,14 @@ def execute(ledger: SimLedger, body: dict[str, Any], act_as: list[str]) -> Effec
     view = _View(ledger, act_as, disclosed)
     # Imported here: those choices build on this module's `_View` (no import cycle at load time).
     from pipeline.simulator.preapproval_choices import create_preapproval, renew_preapproval
-    if ex.get("choice") == "TransferPreapproval_Send" and template_matches(
-        ex["templateId"], "TransferPreapproval"
-    ):
+
+    if ex.get("choice") == "TransferPreapproval_Send" and template_matches(ex["templateId"], "TransferPreapproval"):
         return _send(view, ex["contractId"], ex.get("choiceArgument") or {})
     if ex.get("choice") == "AmuletRules_CreateTransferPreapproval" and template_matches(
         ex["templateId"], "AmuletRules"
     ):
         return create_preapproval(view, ex["contractId"], ex.get("choiceArgument") or {})
-    if ex.get("choice") == "TransferPreapproval_Renew" and template_matches(
-        ex["templateId"], "TransferPreapproval"
-    ):
+    if ex.get("choice") == "TransferPreapproval_Renew" and template_matches(ex["templateId"], "TransferPreapproval"):
         return renew_preapproval(view, ex["contractId"], ex.get("choiceArgument") or {})
     raise Rejection(
         "INVALID_ARGUMENT",
@@ -96,29 +87,22 @@ def execute(ledger: SimLedger, body: dict[str, Any], act_as: list[str]) -> Effec
 class _View:
     """The ledger as one submission sees it: own contracts plus the disclosed ones."""
 
-    def __init__(
-        self, ledger: SimLedger, act_as: list[str], disclosed: dict[str, dict[str, Any]]
-    ) -> None:
+    def __init__(self, ledger: SimLedger, act_as: list[str], disclosed: dict[str, dict[str, Any]]) -> None:
         self.ledger, self.act_as, self.disclosed = ledger, set(act_as), disclosed
         self.now = ledger.clock()
 
     def fetch(self, cid: str, template: str) -> Contract:
         contract = self.ledger.contracts.get(cid)
-        visible = contract is not None and (
-            self.act_as & contract.stakeholders or cid in self.disclosed
-        )
+        visible = contract is not None and (self.act_as & contract.stakeholders or cid in self.disclosed)
         if contract is None or contract.template != template or not visible:
             raise Rejection(
                 "CONTRACT_NOT_FOUND",
-                f"Contract could not be found with id {cid} (not visible to "
-                f"{sorted(self.act_as)} and not disclosed)",
+                f"Contract could not be found with id {cid} (not visible to {sorted(self.act_as)} and not disclosed)",
                 11,
                 {"contract_id": cid},
             )
         if cid in self.disclosed and self.disclosed[cid].get("createdEventBlob") != contract.blob:
-            raise Rejection(
-                "INVALID_ARGUMENT", f"the createdEventBlob disclosed for {cid} does not match", 8
-            )
+            raise Rejection("INVALID_ARGUMENT", f"the createdEventBlob disclosed for {cid} does not match", 8)
         if contract.archived_offset is not None:
             raise Rejection(
                 "LOCAL_VERDICT_INACTIVE_CONTRACTS",
@@ -160,9 +144,7 @@ class _View:
             )
         amulets = [self.fetch(cid, "Amulet") for cid in dict.fromkeys(i["value"] for i in raw)]
         if any(a.payload["owner"] != owner for a in amulets):
-            raise Rejection(
-                "DAML_AUTHORIZATION_ERROR", f"an input amulet is not owned by {owner}", 8
-            )
+            raise Rejection("DAML_AUTHORIZATION_ERROR", f"an input amulet is not owned by {owner}", 8)
         return amulets
 
     def inputs_covering(
@@ -185,17 +167,13 @@ class _View:
 def _need(arg: dict[str, Any], *names: str) -> None:
     missing = [n for n in names if n not in arg]
     if missing:
-        raise Rejection(
-            "COMMAND_PREPROCESSING_FAILED", f"missing choice argument fields: {missing}", 8
-        )
+        raise Rejection("COMMAND_PREPROCESSING_FAILED", f"missing choice argument fields: {missing}", 8)
 
 
 def _amount(text: Any) -> Decimal:
     amount = Decimal(numeric_text(text))  # a plain decimal string, or INVALID_ARGUMENT
     if not amount.is_finite() or amount <= 0 or -amount.as_tuple().exponent > 10:  # type: ignore[operator]
-        raise Rejection(
-            "DAML_FAILURE", f"amount must be positive with at most 10 decimals, got {text}", 9
-        )
+        raise Rejection("DAML_FAILURE", f"amount must be positive with at most 10 decimals, got {text}", 9)
     return amount
 
 
@@ -237,9 +215,7 @@ def _send(view: _View, preapproval_cid: str, arg: dict[str, Any]) -> Effects:
         },
         "meta": None,
     }
-    root = Exercise(
-        preapproval, "TransferPreapproval_Send", arg, [sender], consuming=False, result=result
-    )
+    root = Exercise(preapproval, "TransferPreapproval_Send", arg, [sender], consuming=False, result=result)
     return root, inputs, [paid, *change]
 
 
@@ -250,8 +226,7 @@ def _check_featured(view: _View, cid: str | None, provider: str) -> None:
     if right.payload["provider"] != provider:
         raise Rejection(
             "UNHANDLED_EXCEPTION",
-            "Interpretation error: the FeaturedAppRight is not the transfer "
-            f"provider's ({provider})",
+            f"Interpretation error: the FeaturedAppRight is not the transfer provider's ({provider})",
             9,
         )
 

@@ -65,9 +65,7 @@ CLI_FAULTS: dict[str, Fault] = {
 }
 # Every other fault defaults to "submit".
 DEFAULT_TARGET = {Fault.SCAN_LAG: "scan-update", Fault.IDLE_TIMEOUT: "completions"}
-AFTER_COMMIT = frozenset(
-    {Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMMIT, Fault.DROP_AFTER_COMMIT}
-)
+AFTER_COMMIT = frozenset({Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMMIT, Fault.DROP_AFTER_COMMIT})
 
 
 def fault_named(name: Fault | str) -> Fault:
@@ -97,9 +95,7 @@ class Planned:
 def target_of(fault: Fault, on: str | None) -> str:
     target = on or DEFAULT_TARGET.get(fault, "submit")
     if target != ANY and target not in ENDPOINTS:
-        raise ValueError(
-            f"unknown endpoint {target!r}; one of {', '.join(sorted(ENDPOINTS))} or '*'"
-        )
+        raise ValueError(f"unknown endpoint {target!r}; one of {', '.join(sorted(ENDPOINTS))} or '*'")
     return target
 
 

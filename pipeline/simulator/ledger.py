@@ -84,10 +84,7 @@ class SimLedger:
 
     def rounds(self) -> list[tuple[RoundInfo, Contract]]:
         """The three open rounds now, as contracts (created on first sight)."""
-        return [
-            (info, self._round_contract(info))
-            for info in open_rounds(self.genesis, self.tick, self.clock())
-        ]
+        return [(info, self._round_contract(info)) for info in open_rounds(self.genesis, self.tick, self.clock())]
 
     def current_round(self) -> int:
         """The newest round that is open (its opensAt passed)."""
@@ -104,17 +101,13 @@ class SimLedger:
                 "amuletPrice": numeric(AMULET_PRICE),
                 "opensAt": iso(info.opens_at),
                 "targetClosesAt": iso(info.target_closes_at),
-                "issuingFor": {
-                    "microseconds": str(int((info.number * self.tick) / timedelta(microseconds=1)))
-                },
+                "issuingFor": {"microseconds": str(int((info.number * self.tick) / timedelta(microseconds=1)))},
                 "transferConfigUsd": _transfer_config(self.max_num_inputs),
                 "tickDuration": {"microseconds": micro},
                 "issuanceConfig": {},
                 "trafficPrice": None,
             }
-            self._add(
-                Contract(cid, "OpenMiningRound", payload, [self.dso_party], [], info.created_at, 0)
-            )
+            self._add(Contract(cid, "OpenMiningRound", payload, [self.dso_party], [], info.created_at, 0))
         return self.contracts[cid]
 
     # --- seeding --------------------------------------------------------------------------------
@@ -146,9 +139,7 @@ class SimLedger:
             "lastRenewedAt": iso(now),
             "expiresAt": iso(expires_at),
         }
-        return self._genesis_contract(
-            "TransferPreapproval", payload, [receiver, provider, self.dso_party], []
-        )
+        return self._genesis_contract("TransferPreapproval", payload, [receiver, provider, self.dso_party], [])
 
     def _genesis_contract(
         self, template: str, payload: dict[str, Any], signatories: list[str], observers: list[str]
@@ -158,9 +149,7 @@ class SimLedger:
         contract.created_offset = self.offset
         return contract
 
-    def _create_amulet(
-        self, owner: str, amount: Decimal, round_number: int, at: datetime, offset: int
-    ) -> Contract:
+    def _create_amulet(self, owner: str, amount: Decimal, round_number: int, at: datetime, offset: int) -> Contract:
         payload = {
             "dso": self.dso_party,
             "owner": owner,
@@ -325,15 +314,11 @@ class SimLedger:
             f"{rejection.code}({rejection.category}): {rejection.cause}",
         )
         self.completions.append(
-            CompletionRecord(
-                self.offset, command_id, user, sorted(act_as), submission_id, now, status=status
-            )
+            CompletionRecord(self.offset, command_id, user, sorted(act_as), submission_id, now, status=status)
         )
 
 
-def _within(
-    period: dict[str, Any] | None, default: timedelta, offset: int, when: datetime, now: datetime
-) -> bool:
+def _within(period: dict[str, Any] | None, default: timedelta, offset: int, when: datetime, now: datetime) -> bool:
     period = period or {}
     if "DeduplicationOffset" in period:
         return offset > int(period["DeduplicationOffset"].get("value", 0))

@@ -64,9 +64,7 @@ def routes(sim: Simulator) -> list[Route]:
             methods=["POST"],
         ),
         Route("/v2/commands/submit-and-wait", _submit(sim), methods=["POST"]),
-        Route(
-            "/v2/commands/completions", _guarded(sim, "completions", _completions), methods=["POST"]
-        ),
+        Route("/v2/commands/completions", _guarded(sim, "completions", _completions), methods=["POST"]),
         Route("/v2/updates", _guarded(sim, "updates", _updates), methods=["POST"]),
         Route(
             "/v2/updates/update-by-id",
@@ -238,15 +236,11 @@ def _update(sim: Simulator, body: Body, tx: Any, what: str) -> Response:
 
 
 def _update_by_id(sim: Simulator, request: Request, user: str, body: Body) -> Response:
-    return _update(
-        sim, body, sim.ledger.transaction(str(body["updateId"])), f"update id {body['updateId']}"
-    )
+    return _update(sim, body, sim.ledger.transaction(str(body["updateId"])), f"update id {body['updateId']}")
 
 
 def _update_by_offset(sim: Simulator, request: Request, user: str, body: Body) -> Response:
-    return _update(
-        sim, body, sim.ledger.transaction_at(int(body["offset"])), f"offset {body['offset']}"
-    )
+    return _update(sim, body, sim.ledger.transaction_at(int(body["offset"])), f"offset {body['offset']}")
 
 
 def _submit(sim: Simulator) -> Handler:
@@ -309,9 +303,7 @@ def oauth_token(sim: Simulator) -> Handler:
         _, early = await sim.gate("token")
         if early is not None:
             return early
-        form = {
-            k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()
-        }
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
         if form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, 400)
         client, secret = form.get("client_id", ""), form.get("client_secret", "")

@@ -92,9 +92,7 @@ class Contract:
         return {*self.signatories, *self.observers}
 
     def active_at(self, offset: int) -> bool:
-        return self.created_offset <= offset and (
-            self.archived_offset is None or self.archived_offset > offset
-        )
+        return self.created_offset <= offset and (self.archived_offset is None or self.archived_offset > offset)
 
 
 @dataclass
@@ -192,8 +190,7 @@ def open_rounds(genesis: datetime, tick: timedelta, now: datetime) -> list[Round
     """
     k = max((now - genesis) // tick, 1)
     return [
-        RoundInfo(n, genesis + n * tick, genesis + (n + 2) * tick, genesis + (n - 1) * tick)
-        for n in (k - 1, k, k + 1)
+        RoundInfo(n, genesis + n * tick, genesis + (n + 2) * tick, genesis + (n - 1) * tick) for n in (k - 1, k, k + 1)
     ]
 
 

@@ -38,8 +38,7 @@ def list_page(items: Sequence[T], limit_param: str | None, node_limit: int) -> l
     if len(page) > node_limit:
         raise Rejection(
             LIST_LIMIT_CODE,
-            f"The number of matching elements ({len(page)}) is greater than the node limit "
-            f"({node_limit}).",
+            f"The number of matching elements ({len(page)}) is greater than the node limit ({node_limit}).",
             2,
             http_status=413,  # StatusCode.PayloadTooLarge, whatever the category says
             definite=False,  # DamlErrorWithDefiniteAnswer's default
@@ -87,8 +86,7 @@ def check_completions_from(begin_exclusive: int, end: int, pruned_up_to: int) ->
     start = begin_exclusive + 1
     if pruned_up_to >= start:
         raise _pruned(
-            f"Command completions request from {start} to {end} overlaps with pruned offset "
-            f"{pruned_up_to}",
+            f"Command completions request from {start} to {end} overlaps with pruned offset {pruned_up_to}",
             pruned_up_to,
         )
 
@@ -102,18 +100,14 @@ def check_updates_from(begin_exclusive: int, end: int, pruned_up_to: int) -> Non
     """
     start = begin_exclusive + 1
     if pruned_up_to >= start:
-        raise _pruned(
-            f"Updates request from {start} to {end} precedes pruned offset {pruned_up_to}", pruned_up_to
-        )
+        raise _pruned(f"Updates request from {start} to {end} precedes pruned offset {pruned_up_to}", pruned_up_to)
 
 
 def _pruned(cause: str, pruned_up_to: int) -> Rejection:
     # ledger-api-core .../error/groups/RequestValidationErrors.scala ParticipantPrunedDataAccessed:
     # InvalidGivenCurrentSystemStateOther (9, FAILED_PRECONDITION, HTTP 400), context earliest_offset
     # (LedgerApiErrors.EarliestOffsetMetadataKey).
-    return Rejection(
-        PRUNED_CODE, cause, 9, {"earliest_offset": str(pruned_up_to)}, definite=False
-    )
+    return Rejection(PRUNED_CODE, cause, 9, {"earliest_offset": str(pruned_up_to)}, definite=False)
 
 
 # digital-asset/canton community/ledger/ledger-api-core/src/main/scala/com/digitalasset/canton/

@@ -73,9 +73,7 @@ def _dso_rules(sim: Simulator) -> dict[str, Any]:
     ledger = sim.ledger
     return {
         "contract": {
-            "template_id": ledger.amulet_rules.template_id.replace(
-                "AmuletRules:AmuletRules", "DsoRules:DsoRules"
-            ),
+            "template_id": ledger.amulet_rules.template_id.replace("AmuletRules:AmuletRules", "DsoRules:DsoRules"),
             "contract_id": "00" + digest("DsoRules", ledger.dso_party),
             "payload": {"dso": ledger.dso_party},
             "created_event_blob": "",
@@ -157,16 +155,10 @@ async def _updates(sim: Simulator, request: Request) -> Response:
         body = await _json(request)
         size = int(body["page_size"])
         after = body.get("after")
-        cursor = (
-            (int(after["after_migration_id"]), parse_time(after["after_record_time"]))
-            if after
-            else None
-        )
+        cursor = (int(after["after_migration_id"]), parse_time(after["after_record_time"])) if after else None
     except (_BadRequest, KeyError, TypeError, ValueError) as err:
         return scan_error(400, f"bad request body: {err}")
     if size <= 0:
         return scan_error(400, "page_size must be positive")
     txs = [tx for tx in sim.ledger.transactions if cursor is None or (0, tx.record_time) > cursor]
-    return ok(
-        {"transactions": [wire.scan_update(tx, sim.ledger.synchronizer_id) for tx in txs[:size]]}
-    )
+    return ok({"transactions": [wire.scan_update(tx, sim.ledger.synchronizer_id) for tx in txs[:size]]})

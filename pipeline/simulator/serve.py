@@ -47,9 +47,7 @@ async def serve_async(
     """
     out = out or sys.stdout
     quiet_dropped_connections()
-    config = uvicorn.Config(
-        sim, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-    )
+    config = uvicorn.Config(sim, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -83,9 +81,7 @@ async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> Non
     raise TimeoutError(f"the simulator did not start within {START_TIMEOUT:g}s")
 
 
-def serve(
-    host: str = LOOPBACK, port: int = 0, *, simulator: Simulator, out: TextIO | None = None
-) -> None:
+def serve(host: str = LOOPBACK, port: int = 0, *, simulator: Simulator, out: TextIO | None = None) -> None:
     """Blocking: serve ``simulator`` on ``host:port`` until interrupted (Ctrl-C)."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_async(simulator, host, port, out=out))

@@ -28,25 +28,17 @@ def updates(sim: Simulator, body: dict[str, Any], limit: str | None) -> list[dic
     end = body.get("endInclusive")
     end = ledger.offset if end is None else int(end)  # open-ended: what exists now
     if end > ledger.offset:
-        raise Rejection(
-            "OFFSET_AFTER_LEDGER_END", f"endInclusive {end} is after the ledger end {ledger.offset}", 12
-        )
+        raise Rejection("OFFSET_AFTER_LEDGER_END", f"endInclusive {end} is after the ledger end {ledger.offset}", 12)
     check_updates_from(begin, end, sim.pruned_up_to)
     txf = (body.get("updateFormat") or {}).get("includeTransactions") or {}
     fmt = txf.get("eventFormat") or {}
     parties = None if fmt.get("filtersForAnyParty") is not None else set(fmt.get("filtersByParty") or {})
     effects = txf.get("transactionShape") == "TRANSACTION_SHAPE_LEDGER_EFFECTS"
     start = bisect.bisect_right(ledger.transactions, begin, key=lambda t: t.offset)
-    in_range = itertools.takewhile(
-        lambda t: t.offset <= end, itertools.islice(ledger.transactions, start, None)
-    )
+    in_range = itertools.takewhile(lambda t: t.offset <= end, itertools.islice(ledger.transactions, start, None))
     seen = (t for t in in_range if parties is None or parties & t.witnesses)
     # More than the node's limit is a 413, not a shorter list: one element past it tells.
     found = list(itertools.islice(seen, sim.list_limit + 1))
     rows = list_page(found, limit, sim.list_limit)
-    docs = [
-        wire.transaction(t, parties, effects=effects, synchronizer_id=ledger.synchronizer_id)
-        for t in rows
-    ]
+    docs = [wire.transaction(t, parties, effects=effects, synchronizer_id=ledger.synchronizer_id) for t in rows]
     return [{"update": {"Transaction": {"value": doc}}} for doc in docs]
-

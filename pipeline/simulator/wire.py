@@ -36,9 +36,7 @@ def with_state(contract: Contract, domain_id: str) -> dict[str, Any]:
     return {"contract": scan_contract(contract), "domain_id": domain_id}
 
 
-def created_event(
-    contract: Contract, *, node_id: int, witnesses: list[str], blob: bool = False
-) -> dict[str, Any]:
+def created_event(contract: Contract, *, node_id: int, witnesses: list[str], blob: bool = False) -> dict[str, Any]:
     """Ledger API `CreatedEvent`."""
     event: dict[str, Any] = {
         "offset": contract.created_offset,
@@ -61,9 +59,7 @@ def created_event(
     return event
 
 
-def active_contract(
-    contract: Contract, *, party: str, synchronizer_id: str, blob: bool, token: str
-) -> dict[str, Any]:
+def active_contract(contract: Contract, *, party: str, synchronizer_id: str, blob: bool, token: str) -> dict[str, Any]:
     """One `JsGetActiveContractsResponse` item of the ACS snapshot."""
     event = created_event(contract, node_id=0, witnesses=[party], blob=blob)
     return {
@@ -79,9 +75,7 @@ def active_contract(
     }
 
 
-def _exercised(
-    tx: Transaction, exercise: Exercise, node_id: int, last: int, witnesses: list[str]
-) -> dict[str, Any]:
+def _exercised(tx: Transaction, exercise: Exercise, node_id: int, last: int, witnesses: list[str]) -> dict[str, Any]:
     return {
         "ExercisedEvent": {
             "offset": tx.offset,
@@ -102,9 +96,7 @@ def _exercised(
     }
 
 
-def transaction(
-    tx: Transaction, parties: set[str] | None, *, effects: bool, synchronizer_id: str
-) -> dict[str, Any]:
+def transaction(tx: Transaction, parties: set[str] | None, *, effects: bool, synchronizer_id: str) -> dict[str, Any]:
     """`JsTransaction` as ``parties`` see it (None: any party); ACS delta or ledger effects."""
 
     def sees(stakeholders: set[str]) -> list[str]:
@@ -120,9 +112,7 @@ def transaction(
             events.append(_archive(tx, contract, node, witnesses, effects))
     for node, contract in enumerate(tx.created, start=1 + len(tx.archived)):
         if witnesses := sees(contract.stakeholders):
-            events.append(
-                {"CreatedEvent": created_event(contract, node_id=node, witnesses=witnesses)}
-            )
+            events.append({"CreatedEvent": created_event(contract, node_id=node, witnesses=witnesses)})
     doc: dict[str, Any] = {
         "updateId": tx.update_id,
         "workflowId": "",
@@ -137,13 +127,9 @@ def transaction(
     return doc
 
 
-def _archive(
-    tx: Transaction, contract: Contract, node: int, witnesses: list[str], effects: bool
-) -> dict[str, Any]:
+def _archive(tx: Transaction, contract: Contract, node: int, witnesses: list[str], effects: bool) -> dict[str, Any]:
     if effects:
-        archive = Exercise(
-            contract, "Archive", {}, tx.root.acting_parties, consuming=True, result={}
-        )
+        archive = Exercise(contract, "Archive", {}, tx.root.acting_parties, consuming=True, result={})
         return _exercised(tx, archive, node, node, witnesses)
     return {
         "ArchivedEvent": {
@@ -185,9 +171,7 @@ def checkpoint(offset: int, synchronizer_id: str, record_time: str) -> dict[str,
             "OffsetCheckpoint": {
                 "value": {
                     "offset": offset,
-                    "synchronizerTimes": [
-                        {"synchronizerId": synchronizer_id, "recordTime": record_time}
-                    ],
+                    "synchronizerTimes": [{"synchronizerId": synchronizer_id, "recordTime": record_time}],
                 }
             }
         }
@@ -199,13 +183,9 @@ def scan_update(tx: Transaction, synchronizer_id: str) -> dict[str, Any]:
     root_id = f"{tx.update_id}:0"
     children = [f"{tx.update_id}:{n}" for n in range(1, 1 + len(tx.archived) + len(tx.created))]
     events: dict[str, Any] = {root_id: _tree_exercise(tx.root, root_id, children)}
-    for index, (event_id, contract) in enumerate(
-        zip(children, [*tx.archived, *tx.created], strict=True)
-    ):
+    for index, (event_id, contract) in enumerate(zip(children, [*tx.archived, *tx.created], strict=True)):
         if index < len(tx.archived):
-            archive = Exercise(
-                contract, "Archive", {}, tx.root.acting_parties, consuming=True, result={}
-            )
+            archive = Exercise(contract, "Archive", {}, tx.root.acting_parties, consuming=True, result={})
             events[event_id] = _tree_exercise(archive, event_id, [])
         else:
             events[event_id] = {
