@@ -38,14 +38,14 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fals
     """Base of every event. ``at`` is the event time (when it happened, UTC).
 
     ``gc=False``: events hold only strings, numbers and times, never cycles, so the garbage
-    collector need not track them; with millions decoded per replay that is 3-4x faster.
+    collector need not track them (a replay decodes millions).
     """
 
     payment_id: str
     at: Time
 
 
-class PaymentRequested(Event, tag="payment.requested"):
+class PaymentRequested(Event, tag="payment.requested", frozen=True):
     """The command side asks for one period of one subscription to be charged."""
 
     party: str
@@ -59,7 +59,7 @@ class PaymentRequested(Event, tag="payment.requested"):
     currency: str = "CC"
 
 
-class PaymentSubmitted(Event, tag="payment.submitted"):
+class PaymentSubmitted(Event, tag="payment.submitted", frozen=True):
     """Recorded by the processor *before* each submission attempt."""
 
     command_id: str
@@ -68,7 +68,7 @@ class PaymentSubmitted(Event, tag="payment.submitted"):
     ledger_offset_before: int
 
 
-class PaymentConfirmed(Event, tag="payment.confirmed"):
+class PaymentConfirmed(Event, tag="payment.confirmed", frozen=True):
     """The transfer is on the ledger and was verified. Carries what folds need."""
 
     party: str
@@ -80,7 +80,7 @@ class PaymentConfirmed(Event, tag="payment.confirmed"):
     verified_by: Literal["scan", "ledger"] = "scan"
 
 
-class PaymentFailed(Event, tag="payment.failed"):
+class PaymentFailed(Event, tag="payment.failed", frozen=True):
     """An attempt failed. ``final`` means no further attempt will be made."""
 
     party: str
@@ -102,9 +102,26 @@ class PaymentFailed(Event, tag="payment.failed"):
 
 
 AnyEvent = PaymentRequested | PaymentSubmitted | PaymentConfirmed | PaymentFailed
+#: What an event makes of its payment: still open, or one of the two final outcomes.
+Outcome = Literal["open", "confirmed", "failed"]
 
-#: Events outside the payment flow never enter the union above; the decoder rejects them.
-EVENT_TYPES: Final = (PaymentRequested, PaymentSubmitted, PaymentConfirmed, PaymentFailed)
+
+def outcome(event: AnyEvent, *, confirmed: bool) -> Outcome | None:
+    """What ``event`` makes of its payment, ``confirmed`` or not before it: the one place of this rule.
+
+    A confirmation is final: after it, nothing recorded for the payment counts (None), be it a
+    duplicate request, a stale worker's submission or failure, or a second confirmation (two Kafka
+    workers can both record one; counted twice, its amount would be summed twice). Otherwise a
+    confirmation confirms, a final failure fails, and anything else leaves the payment open.
+    """
+    if confirmed:
+        return None
+    if isinstance(event, PaymentConfirmed):
+        return "confirmed"
+    if isinstance(event, PaymentFailed) and event.final:
+        return "failed"
+    return "open"
+
 
 MESSAGE_LIMIT: Final = 500
 #: Canton Numeric 38,10 holds less than 10^28; anything beyond is not an amount (and overflows sums).
@@ -128,14 +145,14 @@ class Unreadable(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 class Skipped(msgspec.Struct, frozen=True, tag_field="type", gc=False):
     """A request or a submission, read by a reader that asked for outcomes only: its fields are
-    not decoded (nor checked). The window fold reads the log this way, 1.7x faster."""
+    not decoded (nor checked). The window fold reads the log this way: most records are not outcomes."""
 
 
-class _SkippedRequest(Skipped, tag="payment.requested"):
+class _SkippedRequest(Skipped, tag="payment.requested", frozen=True):
     pass
 
 
-class _SkippedSubmission(Skipped, tag="payment.submitted"):
+class _SkippedSubmission(Skipped, tag="payment.submitted", frozen=True):
     pass
 
 

@@ -20,7 +20,7 @@ from pipeline.canton.port import Accepted, Prepared
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period
 from pipeline.ids import command_id, description, payment_id
 from pipeline.log.embedded import EmbeddedLog
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from tests.canton_sim import APP, USERS, adapter, simulator
 

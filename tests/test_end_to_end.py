@@ -13,7 +13,7 @@ import pytest
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period
 from pipeline.ids import command_id, payment_id
 from pipeline.log.embedded import EmbeddedLog
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from pipeline.simulator.faults import CLI_FAULTS
 from tests.canton_sim import APP, USERS, adapter, simulator

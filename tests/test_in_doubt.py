@@ -25,8 +25,8 @@ from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, P
 from pipeline.ids import command_id, payment_id
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.book import PaymentState
-from pipeline.processor.in_doubt import beyond_dedup
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.decisions import beyond_dedup
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock

@@ -18,7 +18,8 @@ from pipeline.events import (
     Recorded,
 )
 from pipeline.processor.book import PaymentBook, next_action
-from pipeline.processor.outcomes import RetryPolicy, failure_event, next_attempt
+from pipeline.processor.decisions import failure_event
+from pipeline.processor.retry import RetryPolicy, next_attempt
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 REQ = PaymentRequested(

@@ -14,7 +14,7 @@ from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, P
 from pipeline.ids import command_id, payment_id
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.book import PaymentBook
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from tests.fakes import FakeLedger
 

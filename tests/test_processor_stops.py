@@ -19,7 +19,7 @@ from pipeline.errors import ProcessorStopped, StoreUnavailable
 from pipeline.events import Recorded
 from pipeline.ids import command_id
 from pipeline.log.embedded import EmbeddedLog
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from tests.canton_sim import USERS, adapter, simulator
 from tests.fakes import FaultAt

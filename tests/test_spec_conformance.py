@@ -13,7 +13,7 @@ import msgspec
 from openapi_core import OpenAPI
 
 from pipeline.log.embedded import EmbeddedLog
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from tests.canton_fixtures import specs_fixture  # noqa: F401 - registers the fixture
 from tests.canton_sim import APP, USERS, adapter, simulator

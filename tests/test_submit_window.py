@@ -14,7 +14,7 @@ from pipeline.canton.http import asgi_transport
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
 from pipeline.ids import command_id, payment_id
 from pipeline.log.embedded import EmbeddedLog
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from pipeline.processor.submit_window import Aimd
 from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT

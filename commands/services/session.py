@@ -23,7 +23,7 @@ from pipeline.events import PaymentRequested
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.log.port import EventLog
 from pipeline.processor.book import PaymentBook
-from pipeline.processor.outcomes import RetryPolicy
+from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 
 Progress = Callable[[int, int], None]

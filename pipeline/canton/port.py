@@ -2,7 +2,7 @@
 
 The processor is written against `CantonPort`; `pipeline/canton/adapter.py` implements
 it with the Ledger API and Scan clients. Outcomes are plain values, not exceptions, so
-the decision of what an outcome means stays a pure function (`pipeline/processor/outcomes.py`).
+the decision of what an outcome means stays a pure function (`pipeline/processor/decisions.py`).
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ One `PaymentState` per payment_id. Applying a record whose offset the payment ha
 already seen changes nothing, so the processor can apply its own appends at once and
 again when the log delivers them (at-least-once delivery, idempotent fold).
 
-A confirmation is final: nothing recorded after it changes the payment. So the book keeps
-a confirmed payment as its id and update id only (`Settled`, in `SettledIds`), and whole
-states only for the payments still open and those that failed for good (which `restart`
-may ask again): its memory follows what is unsettled, not the length of the log.
+A confirmation is final (`pipeline.events.outcome`). So the book keeps a confirmed payment
+as its id and update id only (`Settled`, in `SettledIds`), and whole states only for the
+payments still open and those that failed for good (which `restart` may ask again): its
+memory follows what is unsettled, not the length of the log.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import msgspec
 
 from pipeline.events import (
     PaymentConfirmed,
-    PaymentFailed,
     PaymentRequested,
     PaymentSubmitted,
     Recorded,
+    Skipped,
     Unreadable,
+    outcome,
 )
 from pipeline.processor.compact import IndexSet, SettledIds
 
@@ -78,15 +79,17 @@ class Settled(msgspec.Struct, frozen=True, gc=False):
 AnyState = PaymentState | Settled
 
 
-def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
+def evolve(state: AnyState | None, record: Recorded) -> AnyState | None:
     """The state of one payment after ``record`` (``state`` is None for a new payment)."""
     event = record.event
     if isinstance(event, Unreadable):
         return state
-    if state is not None and (record.offset <= state.last_offset or state.status == "confirmed"):
-        # Already applied: the fold is idempotent. Confirmed: final, whatever comes later
-        # (a duplicate request, a stale worker's submission) must not reopen it.
-        return state
+    assert not isinstance(event, Skipped), "the book folds whole records, not an outcomes-only read"
+    now = outcome(event, confirmed=state is not None and state.status == "confirmed")
+    if now is None or isinstance(state, Settled):
+        return state  # confirmed: final, whatever comes later (`Settled` is only ever confirmed)
+    if state is not None and record.offset <= state.last_offset:
+        return state  # already applied: the fold is idempotent
     if isinstance(event, PaymentRequested):
         return _requested(state, event, record.offset)
     if state is None:
@@ -114,12 +117,11 @@ def evolve(state: PaymentState | None, record: Recorded) -> PaymentState | None:
             next_attempt_at=None,
             **seen,
         )
-    assert isinstance(event, PaymentFailed)
     return msgspec.structs.replace(
         state,
-        status="failed" if event.final else "retry_wait",
+        status="failed" if now == "failed" else "retry_wait",
         open_submission=None,
-        next_attempt_at=None if event.final else event.next_attempt_at,
+        next_attempt_at=None if now == "failed" else event.next_attempt_at,
         failures=state.failures + 1,
         last_error=event.reason,
         last_code=event.code,
@@ -145,7 +147,7 @@ def next_action(state: AnyState, now: datetime) -> Action:
     if state.status == "submitted":
         return "reconcile"  # a submission without outcome: in doubt (e.g. after a crash)
     if state.status == "retry_wait":
-        due = state.next_attempt_at is None or state.next_attempt_at <= now  # type: ignore[union-attr]
+        due = state.next_attempt_at is None or state.next_attempt_at <= now
         return "attempt" if due else "wait"
     return "none"
 
@@ -188,17 +190,14 @@ class PaymentBook:
         if isinstance(event, Unreadable):
             self.unreadable.append(record.offset)
             return None
+        assert not isinstance(event, Skipped), "the book folds whole records, not an outcomes-only read"
         payment_id = event.payment_id
-        state: AnyState | None = self.payments.get(payment_id)
+        known = self.payments.get(payment_id) or self.get(payment_id)
+        state = evolve(known, record)
         if state is None:
-            state = self.get(payment_id)
-        if not isinstance(state, Settled):  # confirmed is final: nothing changes it
-            new = evolve(state, record)
-            if new is None:
-                return None
-            if new is not state:
-                self._put(payment_id, new)
-            state = new
+            return None
+        if state is not known and isinstance(state, PaymentState):
+            self._put(payment_id, state)
         if isinstance(event, PaymentRequested):
             self._remember(event)
         elif isinstance(event, PaymentSubmitted):

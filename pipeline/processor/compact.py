@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Set
 from itertools import accumulate, islice
 from operator import add
 
@@ -129,8 +129,8 @@ class SettledIds:
         self._keys, self._values, self._lens, self._fresh = bytes(keys), bytes(values), lens, {}
 
 
-class _Keys(Sequence[bytes]):
-    """The sorted run of keys as a sequence, for `bisect`."""
+class _Keys:
+    """The sorted run of keys as a sequence, for `bisect` (all it needs is a length and indexing)."""
 
     __slots__ = ("_blob",)
 
@@ -140,7 +140,7 @@ class _Keys(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self._blob) // _KEY
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, i: int) -> bytes:
         return self._blob[i * _KEY : (i + 1) * _KEY]
 
 

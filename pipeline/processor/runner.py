@@ -20,38 +20,23 @@ import contextlib
 import heapq
 import logging
 import random
-import uuid
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Literal
 
 from pipeline.canton.errors import CantonError
-from pipeline.canton.port import (
-    Accepted,
-    CantonPort,
-    CompletionFound,
-    Insufficient,
-    Mismatch,
-    NotVisible,
-    Rejected,
-    Unproved,
-    Verified,
-)
+from pipeline.canton.port import CantonPort
 from pipeline.errors import ProcessorStopped
-from pipeline.events import AnyEvent, PaymentConfirmed, PaymentRequested, PaymentSubmitted, Recorded
-from pipeline.ids import command_id
+from pipeline.events import AnyEvent, Recorded
 from pipeline.log.port import EventLog
 from pipeline.processor.book import AnyState, PaymentBook, PaymentState, next_action
-from pipeline.processor.in_doubt import beyond_dedup, parked
-from pipeline.processor.outcomes import RetryPolicy, failure_event, next_attempt
 from pipeline.processor.rate_limit import RateLimiter
-from pipeline.processor.submit_window import Aimd, SubmitWindow, submit_in_window
+from pipeline.processor.retry import RetryPolicy
+from pipeline.processor.step import Steps
+from pipeline.processor.submit_window import Aimd, SubmitWindow
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Verification = tuple[Decimal, int | None, Literal["scan", "ledger"]]
 Progress = Callable[[int, int], None]
 #: What a step may raise and still be tried again: classified and transient. Nothing was recorded
 #: for the step, and a payment already submitted is looked up on the ledger before anything else.
@@ -75,18 +60,25 @@ class Processor:
         dedup_seconds: int = 172800,
     ) -> None:
         self.log = log
-        self.canton = canton
         self.clock = clock
         self.policy = policy or RetryPolicy()
-        self.verify_timeout = verify_timeout
-        self.dedup_seconds = dedup_seconds  # the deduplication period sent with each command
         self.book = PaymentBook()
         self.position = 0
-        self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(max_in_flight)
         # The participant's own in-flight limit is learnt (AIMD), up to ours.
         self.submit_window = SubmitWindow(Aimd.starting(max_in_flight))
-        self._limiter = RateLimiter(rate_limit)
+        self.steps = Steps(
+            canton,
+            self.book,
+            self._append,
+            clock=clock,
+            policy=self.policy,
+            rng=rng or random.Random(),
+            window=self.submit_window,
+            limiter=RateLimiter(rate_limit),
+            verify_timeout=verify_timeout,
+            dedup_seconds=dedup_seconds,
+        )
         self._senders: dict[str, asyncio.Lock] = {}
         self._active: dict[str, asyncio.Task[None]] = {}
         self._timers: list[tuple[datetime, str]] = []
@@ -95,8 +87,6 @@ class Processor:
         self._progress: Callable[[], None] | None = None
         self._timer_added = asyncio.Event()
         self._stopped: ProcessorStopped | None = None  # the first error no step may retry
-
-    # -- driving ---------------------------------------------------------------------
 
     async def load(self) -> None:
         """Fold every record already in the log, without acting on any."""
@@ -192,7 +182,7 @@ class Processor:
         if action in ("attempt", "reconcile"):
             task = asyncio.create_task(self._work(payment_id))
             self._active[payment_id] = task
-        elif action == "wait" and state.next_attempt_at is not None:
+        elif action == "wait" and isinstance(state, PaymentState) and state.next_attempt_at is not None:
             self._schedule(state.next_attempt_at, payment_id)
 
     def _schedule(self, when: datetime, payment_id: str) -> None:
@@ -205,7 +195,7 @@ class Processor:
                 state = self.book.get(payment_id)
                 if isinstance(state, PaymentState):  # else confirmed meanwhile: nothing to do
                     async with self._senders.setdefault(state.request.party, asyncio.Lock()):
-                        await self._advance(payment_id)
+                        await self.steps.advance(payment_id)
         except RETRIED as err:
             # Classified and transient (a reconciliation read failed, say): try again later.
             self._active.pop(payment_id, None)
@@ -251,190 +241,6 @@ class Processor:
             self._stopped = stopped
         self._changed.set()
 
-    # -- one step of one payment --------------------------------------------------------
-
-    async def _advance(self, payment_id: str) -> None:
-        state = self.book.get(payment_id)
-        if not isinstance(state, PaymentState) or next_action(state, self.clock()) not in ("attempt", "reconcile"):
-            return
-        request = state.request
-        if state.first_offset is not None:
-            # Something was submitted before: never submit again before the ledger says
-            # it did not accept it.
-            found = await self._completion(state, state.first_offset)
-            if found is None or not found.accepted:
-                found = await self._proof_beyond_dedup(state)
-            if isinstance(found, Unproved):
-                await self._fail(state, parked(state, found.reason, self.dedup_seconds))
-                return
-            if found is not None and found.accepted:
-                await self._confirm(state, found.update_id, found.offset, answered=False)
-                return
-        prepared = await self.canton.prepare(request.party, request.amount)
-        if isinstance(prepared, Insufficient):
-            rejection = Rejected(kind="final", code="INSUFFICIENT_FUNDS", message=prepared.message)
-            await self._fail(state, rejection)
-            return
-        if isinstance(prepared, Rejected):
-            await self._fail(state, prepared)
-            return
-        attempt = state.attempts + 1
-        submission_id = uuid.uuid4().hex  # fresh per attempt, the same in the log and on the wire
-        await self._append(
-            PaymentSubmitted(
-                payment_id=payment_id,
-                at=self.clock(),
-                command_id=command_id(payment_id),
-                submission_id=submission_id,
-                attempt=attempt,
-                ledger_offset_before=prepared.ledger_offset,
-            )
-        )
-        await self._limiter.acquire()
-        result = await submit_in_window(
-            self.submit_window,
-            lambda: self.canton.submit(
-                prepared,
-                sender=request.party,
-                receiver=request.receiver,
-                amount=request.amount,
-                description=request.description,
-                command_id=command_id(payment_id),
-                submission_id=submission_id,
-            ),
-            clock=self.clock,
-            rng=self._rng,
-        )
-        state = self.book.get(payment_id)
-        if isinstance(state, PaymentState):  # else confirmed meanwhile (another worker): nothing to settle
-            await self._settle(state, result, prepared.ledger_offset)
-
-    async def _settle(self, state: PaymentState, result: Accepted | Rejected, offset: int) -> None:
-        request = state.request
-        if isinstance(result, Accepted):
-            await self._confirm(state, result.update_id, result.completion_offset, answered=True)
-            return
-        if result.kind in ("duplicate", "in_doubt"):
-            # Duplicate: accepted earlier. In doubt: maybe accepted. Ask the ledger.
-            found = await self._completion(state, state.first_offset or offset)
-            if found is not None and found.accepted:
-                await self._confirm(state, found.update_id, found.offset, answered=False)
-                return
-            if result.kind == "duplicate" and result.completion_offset is not None:
-                update_id = await self.canton.update_at(result.completion_offset, request.party)
-                if update_id is not None:
-                    await self._confirm(state, update_id, result.completion_offset, answered=False)
-                    return
-            # Not found yet: treat as retryable; the next attempt reconciles first again.
-            result = Rejected(kind="in_doubt", code=result.code, message=result.message, error_id=result.error_id)
-        if result.stale_context:
-            self.canton.invalidate_context()
-        await self._fail(state, result)
-
-    async def _proof_beyond_dedup(self, state: PaymentState) -> CompletionFound | Unproved | None:
-        """Nothing (None) within the deduplication period: the ledger refuses a second
-        acceptance itself. Past it, a read to the ledger end: the acceptance, None (proved
-        not accepted), or Unproved."""
-        assert state.first_offset is not None
-        if not beyond_dedup(state, self.clock(), self.dedup_seconds):
-            return None
-        return await self.canton.prove_outcome(
-            party=state.request.party,
-            command_id=command_id(state.request.payment_id),
-            begin_offset=state.first_offset,
-        )
-
-    async def _completion(self, state: PaymentState, begin: int) -> CompletionFound | None:
-        return await self.canton.find_completion(
-            party=state.request.party,
-            command_id=command_id(state.request.payment_id),
-            begin_offset=begin,
-        )
-
-    async def _fail(self, state: PaymentState, rejection: Rejected) -> None:
-        now = self.clock()
-        retry_at = None
-        if rejection.kind in ("retryable", "in_doubt"):
-            retry_at = next_attempt(self.policy, state.failures + 1, state.request.at, now, self._rng.random())
-        event = failure_event(state.request, rejection, attempt=state.attempts, retry_at=retry_at, now=now)
-        level = logging.ERROR if event.final else logging.WARNING
-        logger.log(
-            level,
-            "payment failed",
-            extra=_fields(state.request, code=event.code, final=event.final, reason=event.message),
-        )
-        await self._append(event)
-
-    async def _confirm(
-        self, state: PaymentState, update_id: str | None, completion_offset: int | None, *, answered: bool
-    ) -> None:
-        """Record the confirmation of ``state``'s payment, after checking the transfer.
-
-        ``answered``: the ledger accepted *this* submission (its own 200). Otherwise the
-        acceptance was found (DUPLICATE_COMMAND, a completion lookup) and may be an earlier
-        run's, from another state folder say: it counts only once Scan shows that transfer
-        for this very period (sender, receiver, amount, and the description naming the period).
-        """
-        request = state.request
-        if update_id is None:
-            raise RuntimeError(f"accepted payment {request.payment_id} without an update id")
-        verified = await self._verify(request, update_id, proof_needed=not answered)
-        if isinstance(verified, Rejected):
-            await self._fail(state, verified)
-            return
-        amount, round_, verified_by = verified
-        await self._append(
-            PaymentConfirmed(
-                payment_id=request.payment_id,
-                at=self.clock(),
-                party=request.party,
-                plan=request.plan,
-                amount=amount,
-                update_id=update_id,
-                completion_offset=completion_offset,
-                round=round_,
-                verified_by=verified_by,
-            )
-        )
-        logger.info("payment confirmed", extra=_fields(request, update_id=update_id))
-
-    async def _verify(
-        self, request: PaymentRequested, update_id: str, *, proof_needed: bool
-    ) -> Verification | Rejected:
-        """Find the transfer in Scan. For our own accepted submission a lagging Scan delays,
-        never fails, the confirmation; an acceptance we only found must be proved (`_confirm`)."""
-        deadline = self.clock() + timedelta(seconds=self.verify_timeout)
-        pause = 0.1
-        while True:
-            seen = await self.canton.verify(
-                update_id,
-                sender=request.party,
-                receiver=request.receiver,
-                amount=request.amount,
-                description=request.description,
-            )
-            if isinstance(seen, Verified):
-                return seen.amount, seen.round, "scan"
-            if isinstance(seen, Mismatch):
-                logger.error(
-                    "ledger transfer differs from the request",
-                    extra=_fields(request, update_id=update_id, reason=seen.message),
-                )
-                if proof_needed:
-                    return not_this_payment(request, update_id, seen.message)
-                return seen.amount or request.amount, None, "scan"
-            assert isinstance(seen, NotVisible)
-            if self.clock() >= deadline:
-                if proof_needed:
-                    return not_proved_yet(request, update_id)
-                logger.warning(
-                    "scan does not show the update yet; confirmed on the ledger's word",
-                    extra=_fields(request, update_id=update_id),
-                )
-                return request.amount, None, "ledger"
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
-
     async def _append(self, event: AnyEvent) -> None:
         offset = await self.log.append(event)
         state = self.book.apply(Recorded(offset, event))
@@ -451,36 +257,3 @@ class Processor:
     def _final(self, payment_id: str) -> bool:
         state = self.book.get(payment_id)
         return state is not None and state.final
-
-
-def not_this_payment(request: PaymentRequested, update_id: str, why: str) -> Rejected:
-    """The ledger holds our commandId, but its transfer is not this payment: never "paid"."""
-    return Rejected(
-        kind="final",
-        code="DUPLICATE_NOT_THIS_PAYMENT",
-        message=f"the ledger already accepted command {command_id(request.payment_id)} (update "
-        f"{update_id}) but not as this payment ({why}); this period is NOT paid: compare with "
-        f"`billing update {update_id}` and charge it by hand if it is due",
-    )
-
-
-def not_proved_yet(request: PaymentRequested, update_id: str) -> Rejected:
-    """An acceptance found on the ledger that Scan cannot show yet: look again before anything else."""
-    return Rejected(
-        kind="in_doubt",
-        code="DUPLICATE_NOT_PROVED",
-        message=f"the ledger accepted command {command_id(request.payment_id)} earlier (update "
-        f"{update_id}), but Scan does not show that transfer yet; it is checked again before "
-        "anything is submitted",
-    )
-
-
-def _fields(request: PaymentRequested, **more: object) -> dict[str, object]:
-    return {
-        "payment_id": request.payment_id,
-        "party": request.party,
-        "plan": request.plan,
-        "period": request.period.index,
-        "amount": str(request.amount),
-        **more,
-    }
