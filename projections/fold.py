@@ -11,14 +11,13 @@ minute) cannot exist yet, so a forward-moving stream folds without reading the s
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import lt
-from typing import TypeVar
 
 import msgspec
 
@@ -26,7 +25,7 @@ from pipeline.events import Recorded
 from pipeline.log.store import Store
 from projections import retention
 from projections.keys import CONFIRMED, CONFIRMED_END, DAY, SHARED_SIZES, PairKeys, confirmed_key
-from projections.sums import Cell, Pair, Partial, Scope, Sums
+from projections.sums import Moves, Pair, Partial, Scope, Sums, add_moves, add_rows, day_row, merged_cells
 
 FORMAT = b"windows/v5"  # v5: confirmed payment ids (a payment counts once)
 POSITION = b"\x00pos"
@@ -39,35 +38,15 @@ day_of = msgspec.msgpack.Decoder(list[int])
 as_int = msgspec.msgpack.Decoder(int)
 _enc = msgspec.msgpack.encode
 UNIT = Decimal("1E-10")  # amounts are summed as integers of 10^-10 CC (Canton Numeric 10): exact and fast
-Moves = tuple[list[int], list[int]]  # members' last active minutes before (where they had one) and after
-T = TypeVar("T")
 
 
 def _u64(raw: bytes | None) -> int:
     return int.from_bytes(raw, "big") if raw else 0
 
 
-def _sum_into(sums: dict[T, Cell], key: T, cell: Cell) -> None:
-    total = sums.get(key)
-    sums[key] = cell if total is None else _plus(total, cell)  # sums are never changed in place: they share cells
-
-
-def _plus(row: Cell, cell: Cell) -> Cell:
-    return [row[0] + cell[0], row[1] + cell[1], row[2] + cell[2], row[3] + cell[3]]
-
-
-def day_row(cells: list[int]) -> list[int]:
-    """A pair's day row from its flat cells (minute, n, ok, failed, total)*: the totals, then the cells."""
-    return [sum(cells[1::5]), sum(cells[2::5]), sum(cells[3::5]), sum(cells[4::5]), *cells]
-
-
-def _merged_cells(*flats: list[int]) -> list[int]:
-    """Flat cells with each minute once, in minute order: the one form a day row is stored in."""
-    by_minute: dict[int, Cell] = {}
-    for flat in flats:
-        for i in range(0, len(flat), 5):
-            _sum_into(by_minute, flat[i], flat[i + 1 : i + 5])
-    return [x for minute in sorted(by_minute) for x in (minute, *by_minute[minute])]
+def counted_confirmations(store: Store, ids: list[str]) -> set[str]:
+    """The payments among ``ids`` whose confirmation a commit to ``store`` counted (one multi-get)."""
+    return {i for i, raw in zip(ids, store.get_many(list(map(confirmed_key, ids))), strict=True) if raw}
 
 
 class WindowFold:
@@ -77,7 +56,8 @@ class WindowFold:
         self, store: Store, *, retention_days: int | None = None, clock: Callable[[], datetime] | None = None
     ) -> None:
         self.store = store
-        self.sums = Sums(_u64(store.get(POSITION)), _u64(store.get(HORIZON)), known=self._confirmed_before)
+        known = functools.partial(counted_confirmations, store)
+        self.sums = Sums(_u64(store.get(POSITION)), _u64(store.get(HORIZON)), known=known)
         self.latest = _u64(store.get(LATEST)) - 1  # the latest minute folded (-1: none); no row lies after it
         self._rows: dict[bytes, list[int]] = {}
         self._ints: dict[bytes, int] = {}  # members' last active minutes
@@ -156,9 +136,9 @@ class WindowFold:
             last = pair_lasts[pair]
             if last >= 0 and day <= last // DAY:
                 raw = get(key)
-                row = day_row(_merged_cells(day_of.decode(raw)[4:], row[4:]) if raw else _merged_cells(row[4:]))
+                row = day_row(merged_cells(day_of.decode(raw)[4:], row[4:]) if raw else merged_cells(row[4:]))
             elif len(row) > 9 and not all(map(lt, row[4:-5:5], row[9::5])):
-                row = day_row(_merged_cells(row[4:]))  # a minute twice, or out of order, within this commit
+                row = day_row(merged_cells(row[4:]))  # a minute twice, or out of order, within this commit
             rows[key] = row
 
     def _move_members(self, keys_of: dict[Pair, PairKeys], pair_lasts: dict[Pair, int]) -> dict[Scope, Moves]:
@@ -199,15 +179,15 @@ class WindowFold:
         level: dict[tuple[Scope, int], list[int]] = {key: [*cell, 0] for key, cell in self.sums.minutes.items()}
         for (_, minute), cell in self.sums.minutes.items():  # overall: the sum over plans
             row = level.get((None, minute))
-            level[(None, minute)] = [*cell, 0] if row is None else _plus5(row, [*cell, 0])
-        _add_moves(level, members)
+            level[(None, minute)] = [*cell, 0] if row is None else add_rows(row, [*cell, 0])
+        add_moves(level, members)
         yield level
         for below, size in itertools.pairwise(SHARED_SIZES):
             rolled: dict[tuple[Scope, int], list[int]] = {}
             for (scope, bucket), row in level.items():
                 key = (scope, bucket * below // size)
                 total = rolled.get(key)
-                rolled[key] = row if total is None else _plus5(total, row)  # never in place: rows are shared
+                rolled[key] = row if total is None else add_rows(total, row)  # never in place: rows are shared
             level = rolled
             yield level
 
@@ -226,10 +206,6 @@ class WindowFold:
             raw = self.store.get(key)
             value = self._ints[key] = as_int.decode(raw) if raw else -1
         return value if value >= self.horizon else -1
-
-    def _confirmed_before(self, ids: list[str]) -> set[str]:
-        """The payments among ``ids`` whose confirmation an earlier commit counted (one multi-get)."""
-        return {i for i, raw in zip(ids, self.store.get_many(list(map(confirmed_key, ids))), strict=True) if raw}
 
     @property
     def holds_confirmations(self) -> bool:
@@ -289,22 +265,3 @@ class WindowFold:
     def needs_commit(self) -> bool:
         """Folded records not yet written, or pruning to do."""
         return bool(self.pending) or (self.pruner is not None and self.pruner.due())
-
-
-def _plus5(a: list[int], b: list[int]) -> list[int]:
-    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]]
-
-
-def _add_moves(level: dict[tuple[Scope, int], list[int]], members: dict[Scope, Moves]) -> None:
-    """Add to each minute's row the members whose last minute moved into it, less those that moved
-    out of it (counted in C); a row no outcome of this commit touched gets one of its own."""
-    for scope, (olds, news) in members.items():
-        net = Counter(news)
-        net.subtract(Counter(olds))
-        for minute, moved in net.items():
-            if moved:
-                row = level.get((scope, minute))
-                if row is None:
-                    level[(scope, minute)] = [0, 0, 0, 0, moved]
-                else:
-                    row[4] += moved

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypeVar
 
-from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Recorded
+from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Recorded, outcome
 
 T = TypeVar("T")
 
@@ -13,8 +13,7 @@ T = TypeVar("T")
 class PaymentOutcomes:
     """Pairs each outcome with its request's time (bounded memory: old requests are forgotten).
 
-    A confirmation is final, as in the window fold: a payment confirmed recently yields no
-    outcome again (two Kafka workers can both record one; the counters must not count it twice).
+    A payment counts once (`pipeline.events.outcome`): one confirmed recently yields no outcome again.
     """
 
     LIMIT = 100_000
@@ -30,12 +29,12 @@ class PaymentOutcomes:
         event = record.event
         if isinstance(event, PaymentRequested):
             _remember(self.requested, event.payment_id, event.at, self.LIMIT)
-        elif isinstance(event, PaymentConfirmed) or (isinstance(event, PaymentFailed) and event.final):
-            if event.payment_id in self.confirmed:
-                return None
-            if isinstance(event, PaymentConfirmed):
+        elif isinstance(event, PaymentConfirmed | PaymentFailed):
+            now = outcome(event, confirmed=event.payment_id in self.confirmed)
+            if now == "confirmed":
                 _remember(self.confirmed, event.payment_id, None, self.CONFIRMED_LIMIT)
-            return event, self.requested.pop(event.payment_id, None)
+            if now in ("confirmed", "failed"):
+                return event, self.requested.pop(event.payment_id, None)
         return None
 
 

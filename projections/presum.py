@@ -12,9 +12,9 @@ msgpack `Partial`. It exits 0 after the last frame; an error goes to stderr, exi
 The parent commits each frame with its position, so a crash of either process leaves the
 projection at the last chunk committed, from where the next catch-up resumes.
 
-A payment counts once (see `projections.sums`): the reader remembers every payment it saw
-confirmed, and with ``<projection dir>`` (given when earlier commits confirmed some) also
-looks them up there, the projection opened as a follower.
+A payment counts once (`pipeline.events.outcome`): the reader remembers every payment it
+saw confirmed, and with ``<projection dir>`` (given when earlier commits confirmed some)
+also looks them up there, the projection opened as a follower.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import msgspec
 
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.log.store import Store
-from projections.keys import confirmed_key
+from projections.fold import counted_confirmations
 from projections.sums import Partial, Sums
 
 READ = 1000  # records per read
@@ -47,9 +47,7 @@ async def partials(
 
     def known(ids: list[str]) -> set[str]:
         if store is not None:
-            confirmed.update(
-                i for i, raw in zip(ids, store.get_many(list(map(confirmed_key, ids))), strict=True) if raw
-            )
+            confirmed.update(counted_confirmations(store, ids))
         return confirmed
 
     sums = Sums(start, horizon, known)

@@ -16,9 +16,8 @@ from datetime import datetime
 import msgspec
 
 from pipeline.log.store import Store
-from projections.keys import CONFIRMED, level_and_bucket
+from projections.keys import CONFIRMED, DAY, level_and_bucket
 
-DAY = 1440  # minutes
 _SWEPT = b"\x00swept"
 _int = msgspec.msgpack.Decoder(int)
 

@@ -6,28 +6,27 @@ each pair's latest minute. Summing is associative, so a chunk can be summed anyw
 this process, or in the replay's reader process, `projections.presum`) and handed over as
 a `Partial`.
 
-A confirmation is final, as in the processor's payment book: once a payment's confirmation
-is summed, nothing recorded for that payment later is. On Kafka two workers can both record
-the confirmation of one payment (a worker that lost its partitions without knowing it), and
-without this rule every such payment would be counted, and its amount summed, twice.
-`Sums` remembers the ids it confirmed since the last commit (`confirmed`, written by the fold
-as rows); ``known`` answers for the ones before.
+A payment counts once (`pipeline.events.outcome`: a confirmation is final). `Sums`
+remembers the ids it confirmed since the last commit (`confirmed`, written by the fold as
+rows); ``known`` answers for the ones before.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Container, Iterable
 from itertools import compress
 from operator import attrgetter, lt
 
 import msgspec
 
-from pipeline.events import PaymentConfirmed, PaymentFailed, Recorded, Unreadable
+from pipeline.events import PaymentConfirmed, PaymentFailed, Recorded, Unreadable, outcome
+from projections.keys import DAY
 
-DAY = 1440  # minutes
-Cell = list  # [payments, confirmed, failed, confirmed amount in UNITs]
+Cell = list[int]  # [payments, confirmed, failed, confirmed amount in UNITs]
 Pair = tuple[str, str]  # (party, plan)
 Scope = str | None  # a plan, or None: overall
+Moves = tuple[list[int], list[int]]  # members' last active minutes before (where they had one) and after
 _offset_of = attrgetter("offset")
 _event_of = attrgetter("event")
 _id_of = attrgetter("payment_id")
@@ -69,7 +68,7 @@ class Sums:
         self.pending = 0  # records summed since the last commit
         self.unreadable = 0
         self.days: dict[tuple[Pair, int], list[int]] = {}  # (party, plan), day: its row
-        self.minutes: dict[tuple[Scope, int], Cell] = {}  # plan, minute
+        self.minutes: dict[tuple[str, int], Cell] = {}  # plan, minute
         self.pair_max: dict[Pair, int] = {}  # (party, plan): latest minute
         self.confirmed: dict[str, int] = {}  # payment id: the minute its confirmation was summed at
         self.known = known
@@ -98,14 +97,13 @@ class Sums:
         confirmed, known = self.confirmed, self.known(list(map(_id_of, outcomes)))
         for event in outcomes:
             payment = event.payment_id
-            if payment in confirmed or payment in known:
-                continue  # confirmed already: final (see the module docstring)
-            if type(event) is PaymentConfirmed:
+            now = outcome(event, confirmed=payment in confirmed or payment in known)
+            if now == "confirmed":
                 ok, failed, units = 1, 0, int(event.amount.scaleb(10))
-            elif event.final:
+            elif now == "failed":
                 ok, failed, units = 0, 1, 0
             else:
-                continue  # a failed attempt that will be retried: not an outcome yet
+                continue  # confirmed already (final), or a failed attempt to be retried: not an outcome
             minute = int(event.at.timestamp()) // 60
             if minute < horizon:
                 continue  # older than the retention window
@@ -164,3 +162,42 @@ class Sums:
         self.pair_max.clear()
         self.confirmed.clear()
         self.pending = 0
+
+
+def add_cells(a: Cell, b: Cell) -> Cell:
+    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]
+
+
+def add_rows(a: list[int], b: list[int]) -> list[int]:
+    """Two shared rows (a cell and its members) added up, in a new list: rows are shared, never changed."""
+    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]]
+
+
+def day_row(cells: list[int]) -> list[int]:
+    """A pair's day row from its flat cells (minute, n, ok, failed, total)*: the totals, then the cells."""
+    return [sum(cells[1::5]), sum(cells[2::5]), sum(cells[3::5]), sum(cells[4::5]), *cells]
+
+
+def merged_cells(*flats: list[int]) -> list[int]:
+    """Flat cells with each minute once, in minute order: the one form a day row is stored in."""
+    by_minute: dict[int, Cell] = {}
+    for flat in flats:
+        for i in range(0, len(flat), 5):
+            total, cell = by_minute.get(flat[i]), flat[i + 1 : i + 5]
+            by_minute[flat[i]] = cell if total is None else add_cells(total, cell)
+    return [x for minute in sorted(by_minute) for x in (minute, *by_minute[minute])]
+
+
+def add_moves(level: dict[tuple[Scope, int], list[int]], members: dict[Scope, Moves]) -> None:
+    """Add to each minute's row the members whose last minute moved into it, less those that moved
+    out of it (counted in C); a row no outcome of this commit touched gets one of its own."""
+    for scope, (olds, news) in members.items():
+        net = Counter(news)
+        net.subtract(Counter(olds))
+        for minute, moved in net.items():
+            if moved:
+                row = level.get((scope, minute))
+                if row is None:
+                    level[(scope, minute)] = [0, 0, 0, 0, moved]
+                else:
+                    row[4] += moved
