@@ -38,7 +38,7 @@ _DIGEST = 12
 
 
 def digest(text: str) -> bytes:
-    """A short fixed-size id for a party or a user+plan pair: keys a third as long, puts twice as fast.
+    """A short fixed-size id for a party or a user+plan pair: shorter keys, cheaper writes.
 
     96 bits: the chance that two of a million pairs share one is about 10^-17.
     """

@@ -29,10 +29,11 @@ from projections.windows import WindowProjection
 Progress = Callable[[int, int], None]
 BATCH = 5000  # records per commit while following
 READ = 1000  # records per read while catching up (bigger lists cost more than they save)
-# Records per commit while catching up. Larger chunks write shared rows less often but hold more
-# in memory: replaying 1M records peaked at 153 MB with 5,000, 203 MB with 100,000, 253 MB with 250,000.
+# Records per commit while catching up: larger chunks write shared rows less often but hold more in memory.
 CHUNK = 100_000
-PARALLEL_FROM = 200_000  # records to fold from which a second process reads the log (its start-up: ~0.3 s)
+#: Records to fold from which a second process reads the log: below it, that process's start-up
+#: costs more than it saves.
+PARALLEL_FROM = 200_000
 
 
 class Retention(msgspec.Struct, frozen=True):
@@ -163,8 +164,8 @@ class _Pauses:
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while catching up: it would walk the chunk's hundred thousand
-    live rows again and again (half the fold's time, measured). The fold makes no cycles, so
-    reference counting frees everything; the collector resumes when the last catch-up ends."""
+    live rows again and again. The fold makes no cycles, so reference counting frees everything;
+    the collector resumes when the last catch-up ends."""
     if _Pauses.depth == 0:
         _Pauses.was_enabled = gc.isenabled()
     gc.disable()
