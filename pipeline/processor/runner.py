@@ -68,9 +68,9 @@ class Processor:
         # The participant's own in-flight limit is learnt (AIMD), up to ours.
         self.submit_window = SubmitWindow(Aimd.starting(max_in_flight))
         self.steps = Steps(
-            canton,
-            self.book,
-            self._append,
+            canton=canton,
+            book=self.book,
+            append=self._append,
             clock=clock,
             policy=self.policy,
             rng=rng or random.Random(),

@@ -14,6 +14,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.canton.port import (
@@ -37,34 +38,21 @@ from pipeline.processor.submit_window import SubmitWindow, submit_in_window
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Steps:
     """Advances payments through Canton, one step at a time; ``append`` records each event
     (in the log, then in ``book``)."""
 
-    def __init__(
-        self,
-        canton: CantonPort,
-        book: PaymentBook,
-        append: Callable[[AnyEvent], Awaitable[None]],
-        *,
-        clock: Callable[[], datetime],
-        policy: RetryPolicy,
-        rng: random.Random,
-        window: SubmitWindow,
-        limiter: RateLimiter,
-        verify_timeout: float,
-        dedup_seconds: int,
-    ) -> None:
-        self.canton = canton
-        self.book = book
-        self._append = append
-        self.clock = clock
-        self.policy = policy
-        self._rng = rng
-        self.window = window
-        self._limiter = limiter
-        self.verify_timeout = verify_timeout
-        self.dedup_seconds = dedup_seconds  # the deduplication period sent with each command
+    canton: CantonPort
+    book: PaymentBook
+    append: Callable[[AnyEvent], Awaitable[None]]
+    clock: Callable[[], datetime]
+    policy: RetryPolicy
+    rng: random.Random
+    window: SubmitWindow
+    limiter: RateLimiter
+    verify_timeout: float
+    dedup_seconds: int  # the deduplication period sent with each command
 
     async def advance(self, payment_id: str) -> None:
         """Take the payment one recorded state further, if it needs an attempt or a reconciliation."""
@@ -78,8 +66,8 @@ class Steps:
             await self._fail(state, decisions.refused(prepared) if isinstance(prepared, Insufficient) else prepared)
             return
         submission_id = uuid.uuid4().hex  # fresh per attempt, the same in the log and on the wire
-        await self._append(decisions.submission(state, prepared, submission_id, at=self.clock()))
-        await self._limiter.acquire()
+        await self.append(decisions.submission(state, prepared, submission_id, at=self.clock()))
+        await self.limiter.acquire()
         request = state.request
         result = await submit_in_window(
             self.window,
@@ -93,7 +81,7 @@ class Steps:
                 submission_id=submission_id,
             ),
             clock=self.clock,
-            rng=self._rng,
+            rng=self.rng,
         )
         state = self.book.get(payment_id)
         if isinstance(state, PaymentState):  # else confirmed meanwhile (another worker): nothing to settle
@@ -156,7 +144,7 @@ class Steps:
         now = self.clock()
         retry_at = None
         if rejection.kind in decisions.RETRIED_KINDS:
-            retry_at = next_attempt(self.policy, state.failures + 1, state.request.at, now, self._rng.random())
+            retry_at = next_attempt(self.policy, state.failures + 1, state.request.at, now, self.rng.random())
         event = decisions.failure_event(state.request, rejection, attempt=state.attempts, retry_at=retry_at, now=now)
         level = logging.ERROR if event.final else logging.WARNING
         logger.log(
@@ -164,7 +152,7 @@ class Steps:
             "payment failed",
             extra=_fields(state.request, code=event.code, final=event.final, reason=event.message),
         )
-        await self._append(event)
+        await self.append(event)
 
     async def _confirm(
         self, state: PaymentState, update_id: str | None, completion_offset: int | None, *, answered: bool
@@ -181,7 +169,7 @@ class Steps:
         if isinstance(verified, Rejected):
             await self._fail(state, verified)
             return
-        await self._append(decisions.confirmation(request, update_id, completion_offset, verified, at=self.clock()))
+        await self.append(decisions.confirmation(request, update_id, completion_offset, verified, at=self.clock()))
         logger.info("payment confirmed", extra=_fields(request, update_id=update_id))
 
     async def _verify(
