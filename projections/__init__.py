@@ -1,1 +1,2 @@
-"""Folds of the event log into RocksDB: window metrics, paid periods, replay, export, audit."""
+"""Folds of the event log: the window metrics in RocksDB (fold, queries, retention, replay) and their
+OpenTelemetry export."""

@@ -8,7 +8,8 @@ a `Partial`.
 
 A payment counts once (`pipeline.events.outcome`: a confirmation is final). `Sums`
 remembers the ids it confirmed since the last commit (`confirmed`, written by the fold as
-rows); ``known`` answers for the ones before.
+rows); ``known`` answers for the ones before. The row arithmetic the fold writes with
+(cells, day rows, members' moves) is here too.
 """
 
 from __future__ import annotations

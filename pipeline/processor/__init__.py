@@ -1,1 +1,2 @@
-"""The stream processor: pure decisions, the payment book, and the asyncio runner around them."""
+"""The stream processor: the asyncio `runner` drives each payment's `step` (the Canton I/O), which
+applies the pure `decisions` and `retry` policy to the payment `book` folded from the log."""
