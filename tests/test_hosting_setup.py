@@ -15,15 +15,15 @@ import httpx
 import pytest
 
 from commands.cli.canton import _info
-from commands.cli.payments import _restart, pay_all_async
-from commands.cli.simulator import DEMO_APP_PARTY, START_BALANCE
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
 from commands.daemon.main import Daemon
 from commands.errors import CommandError
+from commands.services.payments import pay_all, restart
 from commands.services.preapproval_setup import setup_preapproval
 from commands.services.runtime import canton_factory
+from commands.services.simulated_network import DEMO_APP_PARTY, START_BALANCE
 from pipeline.canton.adapter import CantonAdapter
 from pipeline.canton.hosting import read_rights, standing
 from pipeline.canton.http import asgi_transport
@@ -98,7 +98,7 @@ async def test_info_setup_start_and_payments_name_each_party_that_cannot_be_char
     assert "cannot be charged" in run.out.getvalue()  # the table row of each party
 
     run.err.seek(0), run.err.truncate()
-    assert await pay_all_async(run.ctx, argparse.Namespace(dry_run=False)) == 1
+    assert await pay_all(run.ctx, dry_run=False) == 1
     failures = run.out.getvalue().split("Failures", 1)[1]
     assert "is not hosted on this participant" in failures and "grant it CanActAs" in failures
     assert "INSUFFICIENT" not in failures.upper() and "holds 0 CC" not in failures
@@ -117,11 +117,10 @@ async def test_once_the_operator_grants_the_right_billing_restart_charges_the_su
     run = make_run(tmp_path)
     carol = run.party("carol")
     run.sim.revoke_act_as(carol)
-    assert await pay_all_async(run.ctx, argparse.Namespace(dry_run=False)) == 1
+    assert await pay_all(run.ctx, dry_run=False) == 1
     assert all(t.sender != carol for t in run.sim.transfers())
     run.sim.grant_act_as(carol)
-    restart = argparse.Namespace(limit=10, dry_run=False, recover_missed=True, process_pending=True)
-    assert await _restart(run.ctx, restart) == 0
+    assert await restart(run.ctx, limit=10, dry_run=False, recover_missed=True, process_pending=True) == 0
     assert sum(t.sender == carol for t in run.sim.transfers()) == 2  # her two plans, charged once each
 
 

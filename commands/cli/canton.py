@@ -86,8 +86,6 @@ def _run(ctx: Context, why: str, body: Callable[[CantonAdapter], Awaitable[int]]
 
 
 def run_setup(ctx: Context, args: argparse.Namespace) -> int:
-    if not 1 <= args.expires_in_min <= 10 * 525600:
-        raise CommandError("--expires-in-min must be between 1 and 5256000 (ten years)")
     return _run(
         ctx, "`billing setup`", lambda canton: setup_preapproval(ctx, canton, args.expires_in_min, renew=args.renew)
     )

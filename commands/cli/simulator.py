@@ -6,22 +6,18 @@ import argparse
 import asyncio
 import contextlib
 import socket
-from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from commands.context import Context
 from commands.errors import BadArgument, CommandError
 from commands.ports import claim_port
+from commands.services.simulated_network import build
 from pipeline.asgi_server import serve
-from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT, Simulator, seeded
+from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT, Simulator
 from pipeline.simulator.faults import CLI_FAULTS
 from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
 from pipeline.simulator.responses import quiet_dropped_connections
 from pipeline.simulator.serve import settings_lines
-
-DEMO_APP_PARTY = "billing_app::1220" + "0a" * 30
-START_BALANCE = Decimal("1000")
 
 
 def add_commands(sub: Any) -> None:
@@ -56,38 +52,6 @@ def add_commands(sub: Any) -> None:
         f"http-list-max-elements-limit (default {DEFAULT_LIST_LIMIT})",
     )
     p.set_defaults(handler=run_simulator)
-
-
-def build(
-    ctx: Context,
-    *,
-    faults: Sequence[str] = (),
-    latency_ms: int = 0,
-    preapproval: bool = False,
-    max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
-    list_limit: int = DEFAULT_LIST_LIMIT,
-) -> Simulator:
-    """A simulator seeded with the app party and every user party of the catalogue."""
-    app = ctx.settings.party_app or DEMO_APP_PARTY
-    users = {u.party: START_BALANCE for u in ctx.catalogue.users}  # a party funded once
-    sim = seeded(
-        users.items(),
-        app,
-        app_amount=Decimal("500"),
-        featured=True,
-        preapproval=preapproval,
-        static_token=ctx.settings.app_provider_jwt,
-        submit_latency=latency_ms / 1000,
-        max_commands_in_flight=max_commands_in_flight,
-        list_limit=list_limit,
-    )
-    for spec in faults:
-        name, _, rate = spec.partition("=")
-        try:
-            sim.set_fault_rate(name, float(rate or "1"))
-        except ValueError as err:
-            raise BadArgument(f"--fault {spec!r}: {err}") from err
-    return sim
 
 
 def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
