@@ -14,6 +14,11 @@ from pipeline.processor.book import PaymentBook
 Progress = Callable[[int, int], None]
 
 
+def open_payments(book: PaymentBook) -> list[str]:
+    """The payments requested and not final yet: in progress, waiting to retry, or in doubt."""
+    return [p for p, s in book.payments.items() if not s.final]
+
+
 def is_final(book: PaymentBook, payment_id: str) -> bool:
     state = book.get(payment_id)
     return state is not None and state.final

@@ -23,7 +23,7 @@ from pipeline.canton.ledger import Holding
 
 def add_commands(sub: Any) -> None:
     def parser(name: str, summary: str, handler: Callable[..., int], epilog: str = "") -> argparse.ArgumentParser:
-        p = sub.add_parser(
+        p: argparse.ArgumentParser = sub.add_parser(
             name,
             help=summary,
             description=summary[0].upper() + summary[1:] + ".",

@@ -10,6 +10,7 @@ from typing import Any
 
 from commands.context import Context
 from commands.errors import BadArgument
+from commands.services.audit_trail import topic_records
 from commands.services.events_view import Periods, audit_row, event_line, whole
 from pipeline.errors import StoreUnavailable
 from pipeline.events import Recorded, Unreadable
@@ -68,20 +69,8 @@ async def _tail_log(ctx: Context, log: EmbeddedLog, args: argparse.Namespace, ke
 
 
 async def _tail_topic(ctx: Context, args: argparse.Namespace, keep: Callable[[Recorded], bool]) -> int:
-    """Every partition of the Kafka topic, each in its order (partitions interleave as they are fetched)."""
-    from commands.kafka.session import open_topic  # aiokafka loads only on the Kafka backend
-
-    topic = await open_topic(ctx)
-
-    async def records() -> AsyncIterator[Recorded]:
-        async for batch in topic.read_all(dict.fromkeys(range(topic.partitions), 0), follow=args.follow):
-            for record in batch:
-                yield record
-
-    try:
-        return await _print(ctx, records(), args, keep, partitioned=True)
-    finally:
-        await topic.close()
+    async with topic_records(ctx, follow=args.follow) as records:
+        return await _print(ctx, records, args, keep, partitioned=True)
 
 
 async def _print(

@@ -37,6 +37,7 @@ from commands.services.runtime import canton_factory
 from commands.services.schedule import missed_requests, tick_requests
 from commands.services.session import announce_new_state, check_ledger, processor_for
 from commands.services.telemetry_export import start_telemetry
+from commands.settling import open_payments
 from pipeline.asgi_server import serve
 from pipeline.events import PaymentRequested
 from pipeline.log.embedded import EmbeddedLog
@@ -98,7 +99,7 @@ class Daemon:
         requests = self._due(processor.book, recover=True)
         if not self.dry_run:
             await processor.log.append_batch(requests)
-        ids = {r.payment_id for r in requests} | {p for p, s in processor.book.payments.items() if not s.final}
+        ids = {r.payment_id for r in requests} | set(open_payments(processor.book))
         await processor.run(ids)
         log.info("pass settled", extra={"requested": len(requests), "settled": len(ids)})
         return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from commands.context import Context
 from commands.kafka.session import TopicBook, open_topic, worker_settings
+from commands.settling import open_payments
 from pipeline.canton.port import CantonPort
 from pipeline.events import PaymentRequested
 from pipeline.log.agent_feed import Assignment, Runner
@@ -110,7 +111,7 @@ async def _schedule(topic: KafkaTopic, due: Due, interval: float, *, once: bool,
                 await topic.publish(requests)
             if once:
                 follower.cancel()
-                ids = {r.payment_id for r in requests} | {p for p, s in topics.book.payments.items() if not s.final}
+                ids = {r.payment_id for r in requests} | set(open_payments(topics.book))
                 await topics.follow(ids if not dry_run else ())
                 logger.info("pass settled", extra={"requested": len(requests), "settled": len(ids)})
                 return

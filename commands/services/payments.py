@@ -20,6 +20,7 @@ from commands.errors import CommandError
 from commands.services.runtime import canton_factory
 from commands.services.schedule import anchor_of, current_requests, missed_requests, period_index, request_for, span
 from commands.services.session import Session, open_session
+from commands.settling import open_payments
 from pipeline.canton.errors import INSUFFICIENT_FUNDS
 from pipeline.canton.hosting import NO_RIGHT_CODES, NOT_CHARGEABLE, NOT_HOSTED_CODES
 from pipeline.events import PaymentRequested
@@ -123,7 +124,7 @@ async def restart(ctx: Context, *, limit: int, recover_missed: bool, process_pen
         if process_pending:
             wanted += retry_requests(session.book, now)
         wanted = wanted[:limit]
-        in_doubt = [p for p, s in session.book.payments.items() if not s.final]
+        in_doubt = open_payments(session.book)
         if dry_run:
             _print_requests(ctx, "Would request", wanted)
             ctx.console.line(f"{len(in_doubt)} payment(s) in progress or in doubt are resumed automatically")
