@@ -14,12 +14,12 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from commands.cli.canton import _info
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
 from commands.daemon.main import Daemon
 from commands.errors import CommandError
+from commands.services.canton_status import show_info
 from commands.services.payments import pay_all, restart
 from commands.services.preapproval_setup import setup_preapproval
 from commands.services.runtime import canton_factory
@@ -90,7 +90,7 @@ async def test_info_setup_start_and_payments_name_each_party_that_cannot_be_char
     run.sim.host_elsewhere(bob)  # on another participant: this one can neither submit nor see it
     run.sim.revoke_act_as(carol)  # hosted here, but the billing user lacks CanActAs
     async with run.canton() as canton:
-        assert await _info(run.ctx, canton) == 0
+        assert await show_info(run.ctx, canton) == 0
     info_err = run.err.getvalue()
     assert f"subscriber bob: {bob} is not hosted on this participant" in info_err
     assert f"subscriber carol: ledger user ledger-api-user may not act as {carol}: grant it CanActAs" in info_err

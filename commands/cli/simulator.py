@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import socket
 from typing import Any
 
 from commands.context import Context
-from commands.errors import BadArgument, CommandError
+from commands.errors import BadArgument
 from commands.ports import claim_port
-from commands.services.simulated_network import build
-from pipeline.asgi_server import serve
-from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT, Simulator
+from commands.services.simulated_network import build, serve_simulator
+from pipeline.simulator.app import DEFAULT_MAX_COMMANDS_IN_FLIGHT
 from pipeline.simulator.faults import CLI_FAULTS
 from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
-from pipeline.simulator.responses import quiet_dropped_connections
-from pipeline.simulator.serve import settings_lines
 
 
 def add_commands(sub: Any) -> None:
@@ -69,23 +64,6 @@ def run_simulator(ctx: Context, args: argparse.Namespace) -> int:
             max_commands_in_flight=args.max_commands_in_flight,
             list_limit=args.list_limit,
         )
-        quiet_dropped_connections()
-        return asyncio.run(_serve(ctx, sim, args.host, args.port, sock))
+        return asyncio.run(serve_simulator(ctx, sim, args.host, args.port, sock))
     finally:
         sock.close()  # already closed when the server ran; closing twice is harmless
-
-
-async def _serve(ctx: Context, sim: Simulator, host: str, port: int, sock: socket.socket) -> int:
-    ready = asyncio.Event()
-    server = asyncio.create_task(serve(sim.app, host, port, ready=ready, sock=sock))
-    waiter = asyncio.create_task(ready.wait())
-    await asyncio.wait([server, waiter], return_when=asyncio.FIRST_COMPLETED)
-    if server.done():
-        waiter.cancel()
-        raise CommandError(f"cannot listen on {host}:{port}: {server.exception()}")
-    url = f"http://{host}:{port}"
-    for line in (f"simulator ready on {url}", *settings_lines(sim, url)):
-        ctx.console.line(line)
-    with contextlib.suppress(asyncio.CancelledError):
-        await server
-    return 0
