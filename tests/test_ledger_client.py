@@ -9,10 +9,10 @@ import httpx
 import msgspec
 import pytest
 
+from pipeline.canton.amulet_reads import Holding
 from pipeline.canton.auth import ClientCredentials, StaticToken, TokenGrant, refresh_at
 from pipeline.canton.errors import CantonError, ErrorClass
 from pipeline.canton.http import Http, ReadRetry, client_credentials, make_client
-from pipeline.canton.ledger import Holding
 from pipeline.canton.scan_context import disclose
 from pipeline.canton.transfers import (
     InsufficientFunds,

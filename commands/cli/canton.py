@@ -17,8 +17,8 @@ from commands.services.hosting_report import report_hosting
 from commands.services.preapproval_setup import expiry_warning, setup_preapproval
 from commands.services.runtime import canton_factory, require_canton
 from pipeline.canton.adapter import CantonAdapter
+from pipeline.canton.amulet_reads import Holding
 from pipeline.canton.errors import CantonError
-from pipeline.canton.ledger import Holding
 
 
 def add_commands(sub: Any) -> None:

@@ -171,15 +171,13 @@ class CantonAdapter:
             raise
         if found is None:
             return None
-        status = found.status
-        accepted = status is None or status.code == 0
-        if accepted:
+        if found.accepted:
             self.ledger_end.committed(party, found.offset)
         return CompletionFound(
-            accepted=accepted,
+            accepted=found.accepted,
             offset=found.offset,
             update_id=found.update_id,
-            message=status.message if status else "",
+            message=found.status.message if found.status else "",
         )
 
     async def prove_outcome(

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import msgspec
 
-from pipeline.canton.ledger import Holding
+from pipeline.canton.amulet_reads import Holding
 from pipeline.canton.scan_context import PaymentContext
 from pipeline.canton.splice_types import (
     AMULET_RULES,
