@@ -17,7 +17,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from pipeline.events import AnyEvent, Recorded
-from pipeline.log.kafka import KafkaLog, KafkaTopic
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.kafka_log import KafkaLog
 from pipeline.log.port import EventLog
 from pipeline.tasks import cancel_and_wait
 
@@ -93,9 +94,9 @@ class Assignment:
         for partition in partitions:
             for role, runner in self.roles.items():
                 if (role, partition) not in self._tasks:
-                    log: EventLog = self.topic.log(partition)
+                    log: EventLog = KafkaLog(self.topic, partition)
                     if role not in self.direct:
-                        log = self._feeds[(role, partition)] = FedLog(self.topic.log(partition))
+                        log = self._feeds[(role, partition)] = FedLog(KafkaLog(self.topic, partition))
                     task = asyncio.create_task(runner(partition, log), name=f"{role}-{partition}")
                     task.add_done_callback(self._on_done)
                     self._tasks[(role, partition)] = task
