@@ -41,9 +41,10 @@ from pipeline.canton.port import (
     Unproved,
     Verified,
 )
-from pipeline.canton.scan import ScanApi, find_transfer
+from pipeline.canton.scan import ScanApi
 from pipeline.canton.scan_context import PaymentContext, ScanContextCache, preapproval_usable
 from pipeline.canton.transfers import InsufficientFunds, select_inputs, send_commands
+from pipeline.canton.verification import verify_transfer
 
 Clock = Callable[[], datetime]
 RECHECK_EXPIRED = timedelta(seconds=5)  # an expired preapproval may have been renewed meanwhile
@@ -210,16 +211,9 @@ class CantonAdapter:
     async def verify(
         self, update_id: str, *, sender: str, receiver: str, amount: Decimal, description: str
     ) -> Verified | NotVisible | Mismatch:
-        try:
-            update = await self.scan.update_by_id(update_id)
-        except CantonError:
-            return NotVisible()  # Scan down or lagging: the processor polls again
-        if update is None:
-            return NotVisible()
-        seen = find_transfer(update, sender=sender, receiver=receiver, amount=amount, description=description)
-        if isinstance(seen, str):
-            return Mismatch(message=seen)
-        return Verified(amount=seen.amount, round=seen.round)
+        return await verify_transfer(
+            self.scan, update_id, sender=sender, receiver=receiver, amount=amount, description=description
+        )
 
 
 def rejected(err: CantonError, *, reading: bool) -> Rejected:
