@@ -224,7 +224,7 @@ def rejected(err: CantonError, *, reading: bool) -> Rejected:
     if reading and kind is ErrorClass.DUPLICATE:
         kind = ErrorClass.FINAL  # cannot happen on a read; never confirm on its word
     return Rejected(
-        kind=kind.value,  # type: ignore[arg-type]
+        kind=kind.value,
         code=err.code,
         message=err.message,
         error_id=err.error_id,

@@ -250,7 +250,9 @@ def _json(body: bytes) -> Any:
 
 
 def _int(value: object) -> int:
+    if not isinstance(value, (int, float, str)):  # what else JSON holds is no number
+        return 0
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return 0

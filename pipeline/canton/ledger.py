@@ -9,7 +9,7 @@ made with the commandId in hand. Lists are paged within the node's element limit
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
 import msgspec
@@ -191,7 +191,7 @@ class LedgerApi:
 
     async def completion_pages(
         self, party: str | list[str], *, begin_exclusive: int, end: int | None = None, past_pruned: bool = False
-    ) -> AsyncIterator[CompletionsPage]:
+    ) -> AsyncGenerator[CompletionsPage]:
         """`completions` page after page, each from where the last ended, at most `max_pages`: until
         a page is `CompletionsPage.quiet` or the read reaches ``end``.
 

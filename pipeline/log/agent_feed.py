@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any
 
 from pipeline.events import AnyEvent, Recorded
 from pipeline.log.kafka import KafkaTopic
@@ -24,7 +25,7 @@ from pipeline.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
-Runner = Callable[[int, EventLog], Awaitable[None]]
+Runner = Callable[[int, EventLog], Coroutine[Any, Any, None]]
 FEED_DEPTH = 10_000  # records buffered per runner; a slow runner slows its agent, never loses records
 
 
