@@ -76,7 +76,7 @@ class Assignment:
         self.topic = topic
         self.roles = dict(roles)
         #: Roles that read their partition straight from Kafka in batches instead of through an
-        #: agent (faust hands records over one at a time: ~7,500/s here, too slow for folds).
+        #: agent (faust hands records over one at a time, too slow for folds).
         self.direct = set(direct)
         self._feeds: dict[tuple[str, int], FedLog] = {}
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
