@@ -118,10 +118,6 @@ class CantonError(PipelineError):
         return f"CantonError({self.kind.value}, {self.code}, status={self.status}, {self.message!r})"
 
     @property
-    def classification(self) -> ErrorClass:
-        return self.kind
-
-    @property
     def error_id(self) -> str | None:
         """Splice's structured id (``context.error_id``), e.g. the insufficient-funds one."""
         return self.context.get("error_id")
