@@ -191,7 +191,7 @@ class LedgerApi:
 
     async def completion_pages(
         self, party: str | list[str], *, begin_exclusive: int, end: int | None = None, past_pruned: bool = False
-    ) -> AsyncGenerator[CompletionsPage]:
+    ) -> AsyncGenerator[CompletionsPage, None]:
         """`completions` page after page, each from where the last ended, at most `max_pages`: until
         a page is `CompletionsPage.quiet` or the read reaches ``end``.
 
