@@ -136,7 +136,7 @@ class Store:
             yield from self._items(start)  # the hot path of log reads: no bound to check
             return
         for key, value in self._items(start):
-            if end is not None and key >= end:
+            if key >= end:
                 return
             yield key, value
 
