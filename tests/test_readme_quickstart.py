@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from commands.config import SPECS
 from pipeline.asgi_server import free_port
 from tests.processes import clean_env
 
@@ -140,3 +141,13 @@ def test_the_rust_tools_names_are_still_documented() -> None:
     text = "\n".join(doc.read_text() for doc in DOCS)
     missing += [name for name in SEED_NAMES if name not in text]
     assert not missing, missing
+
+
+def test_the_settings_table_says_what_the_code_does() -> None:
+    """Every row of docs/configuration.md's table names a setting of `commands/config.py`,
+    with its default (secrets and unset ones have none)."""
+    table = (ROOT / "docs" / "configuration.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (?:`([^`]*)`)? *\|", table, re.M))
+    code = {s.env: "" if s.default is None else str(s.default).lower() for s in SPECS}
+    assert rows.keys() == code.keys()
+    assert {env: default.lower() for env, default in rows.items()} == code
