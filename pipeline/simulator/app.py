@@ -192,9 +192,6 @@ class Simulator(Node):
         """Fail this share of the requests to ``on`` (seeded, so runs repeat)."""
         self.faults.set_rate(fault, rate, on=on)
 
-    def clear_faults(self) -> None:
-        self.faults.clear()
-
     def advance(self, delta: timedelta | float) -> datetime:
         """Move a `ManualClock` forward (rounds open and close, tokens and dedup windows expire)."""
         if not isinstance(self.clock, ManualClock):

@@ -190,7 +190,6 @@ class SimLedger:
             and c.created_offset >= 0
             and c.active_at(offset)
             and (template in (None, c.template) or template_matches(template, c.template))
-            and (party is None or party in c.stakeholders)
         ]
 
     def preapproval_of(self, receiver: str) -> Contract | None:

@@ -26,11 +26,23 @@ from pipeline.simulator.update_stream import updates
 def routes(node: Node) -> list[Route]:
     return [
         Route("/v2/state/ledger-end", guarded(node, "ledger-end", _ledger_end), methods=["GET"]),
-        Route("/v2/state/active-contracts", guarded(node, "active-contracts", _active_contracts), methods=["POST"]),
+        Route(
+            "/v2/state/active-contracts",
+            guarded(node, "active-contracts", _active_contracts),
+            methods=["POST"],
+        ),
         Route("/v2/commands/completions", guarded(node, "completions", _completions), methods=["POST"]),
         Route("/v2/updates", guarded(node, "updates", _updates), methods=["POST"]),
-        Route("/v2/updates/update-by-id", guarded(node, "update-by-id", _update_by_id), methods=["POST"]),
-        Route("/v2/updates/update-by-offset", guarded(node, "update-by-offset", _update_by_offset), methods=["POST"]),
+        Route(
+            "/v2/updates/update-by-id",
+            guarded(node, "update-by-id", _update_by_id),
+            methods=["POST"],
+        ),
+        Route(
+            "/v2/updates/update-by-offset",
+            guarded(node, "update-by-offset", _update_by_offset),
+            methods=["POST"],
+        ),
     ]
 
 
