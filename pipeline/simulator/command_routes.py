@@ -16,7 +16,7 @@ from starlette.routing import Route
 from pipeline.simulator.choices import execute
 from pipeline.simulator.deduplication import ChangeId
 from pipeline.simulator.faults import AFTER_COMMIT, Fault, Planned
-from pipeline.simulator.gate import Body, Handler, gate, read_body, user_of
+from pipeline.simulator.gate import Body, Handler, authenticated_user, gate, read_body
 from pipeline.simulator.model import Rejection
 from pipeline.simulator.node import Node
 from pipeline.simulator.responses import backpressure, canton_error, fault_answer, fault_error, ok, unauthenticated
@@ -28,7 +28,7 @@ def routes(node: Node) -> list[Route]:
 
 def _submit(node: Node) -> Handler:
     async def handle(request: Request) -> Response:
-        user = user_of(node, request)
+        user = authenticated_user(node, request)
         if user is None:
             return unauthenticated()
         planned, early = await gate(node, "submit", hold=True)

@@ -31,7 +31,7 @@ REQUIRED = {
 }
 
 
-def user_of(node: Node, request: Request) -> str | None:
+def authenticated_user(node: Node, request: Request) -> str | None:
     """The ledger user the request's bearer token stands for, or None."""
     return node.user_of(request.headers.get("authorization", ""))
 
@@ -59,7 +59,7 @@ def guarded(node: Node, endpoint: str, read: Read) -> Handler:
     """Auth, fault, body decoding, then the read itself."""
 
     async def handle(request: Request) -> Response:
-        user = user_of(node, request)
+        user = authenticated_user(node, request)
         if user is None:
             return unauthenticated()
         _, early = await gate(node, endpoint)
