@@ -51,7 +51,7 @@ ENDPOINTS = frozenset(
     }
 )
 ANY = "*"
-# The names `billing simulator --fault` has always accepted (README), and what they mean here.
+# The names `billing simulator --fault` accepts (README), and the faults they stand for.
 CLI_FAULTS: dict[str, Fault] = {
     "timeout_after_commit": Fault.TIMEOUT_AFTER_COMMIT,
     "in_flight": Fault.IN_FLIGHT,
@@ -128,10 +128,6 @@ class FaultPlan:
             raise ValueError(f"a rate is a probability in [0, 1], got {rate}")
         fault = fault_named(fault)
         self._rates[(fault, target_of(fault, on))] = rate
-
-    def clear(self) -> None:
-        self._queue.clear()
-        self._rates.clear()
 
     @property
     def pending(self) -> int:
