@@ -129,6 +129,19 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, broken
 
 
+def test_every_path_the_docs_name_exists() -> None:
+    """A module or folder named in `code` (`pipeline/processor/`, `commands/config.py`) is there:
+    files move, and the docs must move with them."""
+    named = r"`((?:pipeline|projections|commands|tests|benchmarks|docs|data|dashboard)/[\w/.\-]*)`"
+    gone = [
+        f"{doc.relative_to(ROOT)}: {path}"
+        for doc in DOCS
+        for path in re.findall(named, doc.read_text())
+        if not (ROOT / path).exists()
+    ]
+    assert not gone, gone
+
+
 def _anchors(doc: Path) -> set[str]:
     """GitHub's ids for the headings of ``doc``: lower case, punctuation dropped, spaces to dashes."""
     headings = re.findall(r"^#+ (.+)$", doc.read_text(), re.M)
