@@ -51,7 +51,7 @@ ENDPOINTS = frozenset(
     }
 )
 ANY = "*"
-# The names `billing simulator --fault` accepts (README), and the faults they stand for.
+# The names `billing simulator --fault` accepts (docs/failures.md), and the faults they stand for.
 CLI_FAULTS: dict[str, Fault] = {
     "timeout_after_commit": Fault.TIMEOUT_AFTER_COMMIT,
     "in_flight": Fault.IN_FLIGHT,
@@ -69,7 +69,7 @@ AFTER_COMMIT = frozenset({Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMM
 
 
 def fault_named(name: Fault | str) -> Fault:
-    """A `Fault` from its value or its README name (``stale_contract``, ``unavailable``)."""
+    """A `Fault` from its value or its documented name (docs/failures.md) (``stale_contract``, ``unavailable``)."""
     if isinstance(name, Fault):
         return name
     if name in CLI_FAULTS:
