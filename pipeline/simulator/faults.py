@@ -69,7 +69,7 @@ AFTER_COMMIT = frozenset({Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMM
 
 
 def fault_named(name: Fault | str) -> Fault:
-    """A `Fault` from its value or its documented name (docs/failures.md) (``stale_contract``, ``unavailable``)."""
+    """A `Fault` from its value or its name in docs/failures.md (``stale_contract``, ``unavailable``)."""
     if isinstance(name, Fault):
         return name
     if name in CLI_FAULTS:
