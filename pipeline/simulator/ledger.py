@@ -189,7 +189,7 @@ class SimLedger:
             if c.template != "OpenMiningRound"
             and c.created_offset >= 0
             and c.active_at(offset)
-            and (template in (None, c.template) or template_matches(template, c.template))
+            and (template is None or template == c.template or template_matches(template, c.template))
         ]
 
     def preapproval_of(self, receiver: str) -> Contract | None:
