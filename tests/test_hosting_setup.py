@@ -28,7 +28,7 @@ from pipeline.canton.adapter import CantonAdapter
 from pipeline.canton.hosting import read_rights, standing
 from pipeline.canton.http import asgi_transport
 from pipeline.canton.port import Prepared, Rejected
-from pipeline.canton.preapproval_fee import preapproval_fee, terms_of
+from pipeline.canton.setup import preapproval_fee, terms_of
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
 from tests.processes import ROOT

@@ -9,19 +9,13 @@ import httpx
 import msgspec
 import pytest
 
+from pipeline.canton.amulet_reads import Holding
 from pipeline.canton.auth import ClientCredentials, StaticToken, TokenGrant, refresh_at
 from pipeline.canton.errors import CantonError, ErrorClass
 from pipeline.canton.http import Http, ReadRetry, client_credentials, make_client
-from pipeline.canton.ledger import Holding
 from pipeline.canton.scan_context import disclose
-from pipeline.canton.transfers import (
-    InsufficientFunds,
-    Selection,
-    check_amount,
-    create_preapproval_commands,
-    select_inputs,
-    send_commands,
-)
+from pipeline.canton.setup import create_preapproval_commands
+from pipeline.canton.transfers import InsufficientFunds, Selection, check_amount, select_inputs, send_commands
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures

@@ -13,7 +13,7 @@ from commands.errors import CatalogueError, CommandError, NotFound
 from commands.services.hosting_report import report_hosting
 from commands.services.preapproval_setup import expiry_warning
 from pipeline.canton.adapter import CantonAdapter
-from pipeline.canton.ledger import Holding
+from pipeline.canton.amulet_reads import Holding
 
 
 async def show_info(ctx: Context, canton: CantonAdapter) -> int:
