@@ -13,7 +13,7 @@ from commands.errors import BadArgument
 from commands.services.audit_trail import topic_records
 from commands.services.events_view import Periods, audit_row, event_line, whole
 from pipeline.errors import StoreUnavailable
-from pipeline.events import Recorded, Unreadable
+from pipeline.events import PaymentRequested, PaymentSubmitted, Recorded, Unreadable
 from pipeline.log.embedded import EmbeddedLog
 
 
@@ -102,15 +102,21 @@ def _filter(ctx: Context, args: argparse.Namespace) -> Callable[[Recorded], bool
     party = ctx.catalogue.find_user(args.user).party if args.user else None
     since = _parse_time(args.since) if args.since else None
 
+    chosen: set[str] = set()  # payments requested for this user/plan: their submissions name neither
+
     def keep(record: Recorded) -> bool:
         event = whole(record)
         if isinstance(event, Unreadable):
             return party is None and args.subscription is None
-        if since is not None and event.at < since:
-            return False
-        if party is not None and getattr(event, "party", party) != party:
-            return False
-        return args.subscription is None or getattr(event, "plan", args.subscription) == args.subscription
+        if isinstance(event, PaymentSubmitted):
+            matches = (party is None and args.subscription is None) or event.payment_id in chosen
+        else:
+            matches = (party is None or getattr(event, "party", party) == party) and (
+                args.subscription is None or getattr(event, "plan", args.subscription) == args.subscription
+            )
+            if matches and isinstance(event, PaymentRequested):
+                chosen.add(event.payment_id)
+        return matches and (since is None or event.at >= since)
 
     return keep
 
