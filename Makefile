@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo   - install into .venv (if needed) and run the whole pipeline against the simulator"
 	@echo "make test   - install into .venv (if needed) and run the test suite"
-	@echo "make lint   - ruff and the import-layer contract"
+	@echo "make lint   - ruff (lint and format), the import contracts"
 	@echo "make bench  - run the benchmarks in benchmarks/ (minutes; writes benchmarks/RESULTS.md)"
 
 $(STAMP): pyproject.toml
@@ -29,6 +29,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline projections commands tests benchmarks
+	$(BIN)/ruff format --check pipeline projections commands tests benchmarks
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -8,7 +8,6 @@ once, by name. Secrets are never printed: `masked()` is what people see.
 
 from __future__ import annotations
 
-import math
 import os
 import typing
 from collections.abc import Iterator, Mapping
@@ -16,18 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-from dotenv import dotenv_values
 
+from commands.env_values import EVENT_LOG, PARTY, URL, Spec, clip, convert, merge, reason, rust_log_level
 from commands.errors import ConfigError
 
-_URL = r"^https?://[^\s/$.?#][^\s]*$"
-_PARTY = r"^[^:\s]+::[^\s]+$"
-_EVENT_LOG = r"^(embedded|kafka://[^\s/:]+:\d+(,[^\s/:]+:\d+)*/?)$"
-_PATTERN_MEANS = {
-    _URL: "an http:// or https:// URL",
-    _PARTY: "a party id such as app1::1220ab…",
-    _EVENT_LOG: "embedded, or kafka://host:port[,host:port]",
-}
 # Upper bounds keep every duration inside datetime arithmetic (a 30-digit value must be an
 # error at start, not an OverflowError in the middle of a run).
 _30_DAYS = 30 * 86400
@@ -46,15 +37,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     canton_chain: Annotated[str, env("CANTON_CHAIN", "Network name, sent as OTel resource canton.chain")] = "unknown"
     app_name: Annotated[str, env("APP_NAME", "Service name in logs and OTel (service.name)")] = "canton-billing"
     party_app: (
-        Annotated[str, env("PARTY_APP", "The app's party: receives payments, owns the preapproval", pattern=_PARTY)]
+        Annotated[str, env("PARTY_APP", "The app's party: receives payments, owns the preapproval", pattern=PARTY)]
         | None
     ) = None
     app_provider_api_url: (
-        Annotated[str, env("APP_PROVIDER_API_URL", "App provider participant's JSON Ledger API v2", pattern=_URL)]
-        | None
+        Annotated[str, env("APP_PROVIDER_API_URL", "App provider participant's JSON Ledger API v2", pattern=URL)] | None
     ) = None
     scan_api_url: (
-        Annotated[str, env("SCAN_API_URL", "A Scan API base URL, ending in /api/scan", pattern=_URL)] | None
+        Annotated[str, env("SCAN_API_URL", "A Scan API base URL, ending in /api/scan", pattern=URL)] | None
     ) = None
     app_transfer_preapproval_cid: (
         Annotated[
@@ -71,7 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Annotated[str, env("APP_PROVIDER_JWT", "Static bearer token for the Ledger API", secret=True)] | None
     ) = None
     ledger_auth_token_url: (
-        Annotated[str, env("LEDGER_AUTH_TOKEN_URL", "OAuth2 token endpoint (client credentials)", pattern=_URL)] | None
+        Annotated[str, env("LEDGER_AUTH_TOKEN_URL", "OAuth2 token endpoint (client credentials)", pattern=URL)] | None
     ) = None
     ledger_auth_client_id: Annotated[str, env("LEDGER_AUTH_CLIENT_ID", "OAuth2 client id")] | None = None
     ledger_auth_client_secret: (
@@ -96,7 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 365
     log_fsync: Annotated[bool, env("LOG_FSYNC", "fsync each event-log commit (power-loss safety)")] = True
     event_log: Annotated[
-        str, env("EVENT_LOG", "Event log backend: embedded, or kafka://host:port", pattern=_EVENT_LOG)
+        str, env("EVENT_LOG", "Event log backend: embedded, or kafka://host:port", pattern=EVENT_LOG)
     ] = "embedded"
     kafka_topic: Annotated[
         str, env("KAFKA_TOPIC", "Kafka backend: the event topic (dead letters go to <topic>.dead-letter)")
@@ -199,7 +189,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Raises:
             ConfigError: listing every invalid value at once.
         """
-        source = _merge(environ if environ is not None else os.environ, dotenv)
+        source = merge(environ if environ is not None else os.environ, dotenv)
         values: dict[str, Any] = {}
         problems: list[str] = []
         # A secret pasted into the wrong variable must not be echoed by that variable's error.
@@ -208,14 +198,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raw = source.get(spec.env)
             name, note = spec.env, ""
             if name == "LOG_LEVEL" and not raw:
-                raw, name, note = _rust_log_level(source.get("RUST_LOG")), "RUST_LOG", " (read as LOG_LEVEL)"
+                raw, name, note = rust_log_level(source.get("RUST_LOG")), "RUST_LOG", " (read as LOG_LEVEL)"
             if raw is None or raw.strip() == "":
                 continue
             try:
-                values[spec.field] = _convert(raw.strip(), spec)
+                values[spec.field] = convert(raw.strip(), spec)
             except (msgspec.ValidationError, ValueError) as err:
-                shown = "******** (a secret's value)" if raw.strip() in hidden else _clip(spec.show(raw))
-                problems.append(f"{name}={shown}{note}: {_reason(err, spec)}")
+                shown = "******** (a secret's value)" if raw.strip() in hidden else clip(spec.show(raw))
+                problems.append(f"{name}={shown}{note}: {reason(err, spec)}")
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
         return cls(**values)
@@ -252,20 +242,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.rocksdb_path) / "projections"
 
 
-class Spec(msgspec.Struct, frozen=True):
-    field: str
-    env: str
-    help: str
-    secret: bool
-    type: Any
-    default: Any
-
-    def show(self, value: object) -> str:
-        if value is None or value == "":
-            return "(not set)"
-        return "******** (set)" if self.secret else str(value)
-
-
 def _specs() -> tuple[Spec, ...]:
     hints = typing.get_type_hints(Settings, include_extras=True)
     out = []
@@ -287,60 +263,3 @@ def _meta_of(hint: Any) -> msgspec.Meta:
 
 SPECS = _specs()
 SPEC_BY_ENV = {s.env: s for s in SPECS}
-
-
-def _merge(environ: Mapping[str, str], dotenv: str | os.PathLike[str] | None) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    if dotenv is not None and Path(dotenv).is_file():
-        try:
-            values = dotenv_values(dotenv)
-        except (UnicodeDecodeError, OSError) as err:
-            raise ConfigError(
-                f"{dotenv}: cannot read it as UTF-8 text ({type(err).__name__}); fix or remove it"
-            ) from err
-        merged.update({k: v for k, v in values.items() if v is not None})
-    merged.update(environ)  # the real environment wins over .env
-    return merged
-
-
-def _convert(raw: str, spec: Spec) -> Any:
-    value = raw.rstrip("/") if spec.env.endswith("_URL") else raw
-    if spec.env == "LOG_LEVEL":
-        value = value.lower()
-    result = msgspec.convert(value, spec.type, strict=False)
-    if isinstance(result, float) and not math.isfinite(result):
-        raise ValueError("expected a finite number")
-    return result
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    """A bad value as shown in the error: long pastes are cut, so one line stays one line."""
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-
-def _rust_log_level(rust_log: str | None) -> str | None:
-    """RUST_LOG is an alias: take its global level from forms like ``info`` or ``info,h2=warn``."""
-    if not rust_log:
-        return None
-    for part in rust_log.split(","):
-        if "=" not in part and part.strip():
-            return part.strip()
-    return None
-
-
-_TYPE_MEANS = {"`int`": "a whole number", "`float`": "a number", "`bool`": "true or false"}
-
-
-def _reason(err: Exception, spec: Spec) -> str:
-    text = str(err).replace(" - at `$`", "")
-    for pattern, meaning in _PATTERN_MEANS.items():
-        if repr(pattern) in text:
-            return f"expected {meaning}"
-    if "Invalid enum value" in text:
-        allowed = typing.get_args(typing.get_args(spec.type)[0]) or typing.get_args(spec.type)
-        return "must be one of " + ", ".join(map(str, allowed))
-    for name, meaning in _TYPE_MEANS.items():
-        text = text.replace(f"Expected {name}, got `str`", f"expected {meaning}")
-        text = text.replace(f"Expected {name}", f"expected {meaning}")
-    return text.replace("Integer value out of range", "expected a whole number, this one is far too large")

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
 
 async def serve(
-    app: object, host: str, port: int, *, ready: asyncio.Event | None = None, sock: socket.socket | None = None
+    app: Callable[..., Any],
+    host: str,
+    port: int,
+    *,
+    ready: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve until cancelled; set ``ready`` once connections are accepted. ``sock``: a socket
     from `listening_socket`, already bound to ``host:port`` (uvicorn then binds nothing)."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    # uvicorn handles SIGINT and SIGTERM itself while it serves; when it stops it puts the caller's
+    # handlers back and raises a signal it caught again for them.
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the caller owns signals
     task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     try:
         while not server.started:
@@ -54,10 +62,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def install_fast_loop() -> bool:
-    """Run asyncio on uvloop when it is installed (uvicorn[standard] brings it along).
-
-    The stdlib loop's own bookkeeping (transports, timers, callbacks) was a large share of
-    pay-all's CPU in both the billing process and the simulator.
+    """Run asyncio on uvloop when it is installed (uvicorn[standard] brings it along): its
+    transports, timers and callbacks cost less CPU than the stdlib loop's, and pay-all and the
+    simulator spend much of theirs there.
     """
     try:
         import uvloop

@@ -14,9 +14,8 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, grace: float = 
     """Cancel ``tasks`` and wait until every one has ended (their results and errors stay on them).
 
     A task still running ``grace`` seconds after its cancel is cancelled again: a library can
-    swallow a cancellation (aiokafka's consumer does: seen in about one stop in three of a
-    worker's twelve partition runners), and a task left running would stall a rebalance or
-    keep a stopping daemon alive.
+    swallow a cancellation (aiokafka's consumer sometimes does while it stops), and a task left
+    running would stall a rebalance or keep a stopping daemon alive.
     """
     pending = set(tasks)
     for task in pending:

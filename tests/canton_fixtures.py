@@ -40,6 +40,7 @@ SCAN_URL = "http://sim.test/api/scan"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LEDGER_SPEC = "specs/canton/release-line-3.5/json-ledger-api-openapi.yaml"
 SCAN_SPEC = "specs/splice/apps/scan/src/main/openapi/scan.yaml"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def shared_dir() -> Path:
@@ -128,6 +129,11 @@ async def raw_post(sim: Simulator, path: str, body: object, **params: int) -> ht
     """A request to the simulated Ledger API as any client could send it (the answer unchecked)."""
     async with httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL) as client:
         return await client.post(path, json=body, params=params, headers={"authorization": f"Bearer {TOKEN}"})
+
+
+def raw(sim: Simulator) -> httpx.AsyncClient:
+    """A bare client to the simulator: for requests billing's own clients would never send."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url=LEDGER_URL)
 
 
 @pytest.fixture(name="clock")

@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.canton.amulet_reads import AmuletReads
-from pipeline.canton.ledger import Holding
+from pipeline.canton.amulet_reads import AmuletReads, Holding
 
 
 class Ledger:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commands.cli.tail import Periods, audit_row, event_line
+from commands.services.events_view import Periods, audit_row, event_line
 from pipeline.asgi_server import free_port
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
 from tests.processes import BILLING, ROOT, billing, clean_env, simulator, transfers_per_period, write_catalogue

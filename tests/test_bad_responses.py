@@ -24,9 +24,10 @@ from pipeline.canton.auth import StaticToken
 from pipeline.canton.errors import CantonError
 from pipeline.canton.http import Http, ReadRetry, asgi_transport, make_client
 from pipeline.canton.ledger import LedgerApi
-from pipeline.canton.scan import ScanApi, find_transfer
+from pipeline.canton.scan import ScanApi
 from pipeline.canton.scan_context import ScanContextCache
 from pipeline.canton.types import JsCommands
+from pipeline.canton.verification import find_transfer
 from pipeline.simulator.clock import ManualClock
 from tests.bad_inputs import tried
 from tests.canton_fixtures import ALICE, APP, LEDGER_URL, SCAN_URL, TOKEN, new_sim, open_clients, payment

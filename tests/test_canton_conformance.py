@@ -20,7 +20,8 @@ from pipeline.canton.auth import StaticToken
 from pipeline.canton.errors import CantonError
 from pipeline.canton.hosting import PartyDirectory
 from pipeline.canton.scan_context import choose_round, disclose, open_round_contracts, read_rounds
-from pipeline.canton.transfers import create_preapproval_commands, renew_preapproval_commands, send_commands
+from pipeline.canton.setup import create_preapproval_commands, renew_preapproval_commands
+from pipeline.canton.transfers import send_commands
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from pipeline.simulator.faults import Fault

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -15,8 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from commands.cli.metrics import show_metrics
-from commands.cli.tail import audit_row
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
@@ -25,6 +22,8 @@ from commands.dashboard.auth import COOKIE, Sessions, same_origin
 from commands.dashboard.data import FeedItem, Snapshot
 from commands.dashboard.page import page
 from commands.dashboard.server import in_daemon, standalone_app
+from commands.services.events_view import audit_row
+from commands.services.metrics import show_metrics
 from pipeline.log.embedded import EmbeddedLog
 from projections.replay import catch_up, open_projection
 from projections.windows import WINDOWS, WindowMetrics
@@ -56,8 +55,8 @@ def context(state: Path, clock: datetime) -> tuple[Context, StringIO]:
 async def metrics_json(state: Path, now: datetime, **filters: str | None) -> list[dict[str, object]]:
     """What `billing metrics --json` prints at ``now``."""
     ctx, out = context(state, now)
-    args = argparse.Namespace(**{"window": None, "user": None, "subscription": None, "json": True, **filters})
-    assert await show_metrics(ctx, args) == 0
+    shown = {"window": None, "user": None, "subscription": None, **filters}
+    assert await show_metrics(ctx, **shown, as_json=True) == 0
     return json.loads(out.getvalue())  # type: ignore[no-any-return]
 
 

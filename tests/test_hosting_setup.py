@@ -14,21 +14,21 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from commands.cli.canton import _info
-from commands.cli.payments import _restart, pay_all_async
-from commands.cli.simulator import DEMO_APP_PARTY, START_BALANCE
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
 from commands.daemon.main import Daemon
 from commands.errors import CommandError
+from commands.services.canton_status import show_info
+from commands.services.payments import pay_all, restart
 from commands.services.preapproval_setup import setup_preapproval
 from commands.services.runtime import canton_factory
+from commands.services.simulated_network import DEMO_APP_PARTY, START_BALANCE
 from pipeline.canton.adapter import CantonAdapter
 from pipeline.canton.hosting import read_rights, standing
 from pipeline.canton.http import asgi_transport
 from pipeline.canton.port import Prepared, Rejected
-from pipeline.canton.preapproval_fee import preapproval_fee, terms_of
+from pipeline.canton.setup import preapproval_fee, terms_of
 from pipeline.simulator.app import Simulator, seeded
 from pipeline.simulator.clock import ManualClock
 from tests.processes import ROOT
@@ -90,7 +90,7 @@ async def test_info_setup_start_and_payments_name_each_party_that_cannot_be_char
     run.sim.host_elsewhere(bob)  # on another participant: this one can neither submit nor see it
     run.sim.revoke_act_as(carol)  # hosted here, but the billing user lacks CanActAs
     async with run.canton() as canton:
-        assert await _info(run.ctx, canton) == 0
+        assert await show_info(run.ctx, canton) == 0
     info_err = run.err.getvalue()
     assert f"subscriber bob: {bob} is not hosted on this participant" in info_err
     assert f"subscriber carol: ledger user ledger-api-user may not act as {carol}: grant it CanActAs" in info_err
@@ -98,7 +98,7 @@ async def test_info_setup_start_and_payments_name_each_party_that_cannot_be_char
     assert "cannot be charged" in run.out.getvalue()  # the table row of each party
 
     run.err.seek(0), run.err.truncate()
-    assert await pay_all_async(run.ctx, argparse.Namespace(dry_run=False)) == 1
+    assert await pay_all(run.ctx, dry_run=False) == 1
     failures = run.out.getvalue().split("Failures", 1)[1]
     assert "is not hosted on this participant" in failures and "grant it CanActAs" in failures
     assert "INSUFFICIENT" not in failures.upper() and "holds 0 CC" not in failures
@@ -117,11 +117,10 @@ async def test_once_the_operator_grants_the_right_billing_restart_charges_the_su
     run = make_run(tmp_path)
     carol = run.party("carol")
     run.sim.revoke_act_as(carol)
-    assert await pay_all_async(run.ctx, argparse.Namespace(dry_run=False)) == 1
+    assert await pay_all(run.ctx, dry_run=False) == 1
     assert all(t.sender != carol for t in run.sim.transfers())
     run.sim.grant_act_as(carol)
-    restart = argparse.Namespace(limit=10, dry_run=False, recover_missed=True, process_pending=True)
-    assert await _restart(run.ctx, restart) == 0
+    assert await restart(run.ctx, limit=10, dry_run=False, recover_missed=True, process_pending=True) == 0
     assert sum(t.sender == carol for t in run.sim.transfers()) == 2  # her two plans, charged once each
 
 

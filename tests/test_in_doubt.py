@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from commands.cli.payments import retry_requests
+from commands.services.payments import retry_requests
 from pipeline.canton.adapter import CantonAdapter
 from pipeline.canton.errors import CantonError
 from pipeline.canton.port import Accepted, CompletionFound, Prepared, Unproved

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LogError
-from pipeline.log.kafka import KafkaLog, KafkaTopic, bootstrap_of, subscription_key
+from pipeline.log.kafka import KafkaTopic, bootstrap_of, subscription_key
+from pipeline.log.kafka_log import KafkaLog
 from tests.log_contract import EventLogContract, collect, event
 
 
@@ -40,7 +41,7 @@ async def test_each_subscription_stays_in_one_partition_in_publish_order(kafka_u
     assert sorted(r.event.payment_id for r in seen) == sorted(e.payment_id for e in events)
     for p in range(4):
         mine = [e.payment_id for e, (q, _) in zip(events, placed, strict=True) if q == p]
-        log = topic.log(p)
+        log = KafkaLog(topic, p)
         assert [r.event.payment_id async for r in log.read()] == mine  # the publish order, per partition
         assert await collect(log) == list(range(len(mine)))
         assert await log.last_offset() == (len(mine) - 1 if mine else None)

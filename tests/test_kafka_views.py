@@ -23,6 +23,7 @@ from pipeline.errors import LogError
 from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, Period
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.log.kafka import KafkaTopic
+from pipeline.log.kafka_log import KafkaLog
 from pipeline.log.store import Store
 from projections.replay import catch_up, open_projection
 from projections.telemetry import gauge_name
@@ -72,7 +73,7 @@ async def publish(topic: KafkaTopic, flows: list[list[AnyEvent]]) -> None:
     """Each request keyed by subscription, its outcomes appended to the partition it landed in (as workers do)."""
     placed = await topic.publish([flow[0] for flow in flows])
     for (partition, _), flow in zip(placed, flows, strict=True):
-        await topic.log(partition).append_batch(flow[1:])
+        await KafkaLog(topic, partition).append_batch(flow[1:])
 
 
 async def embedded_reference(path: Path, flows: list[list[AnyEvent]]) -> WindowProjection:

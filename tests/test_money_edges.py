@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from commands.cli.payments import retry_requests
-from commands.cli.simulator import build
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
+from commands.services.payments import retry_requests
+from commands.services.simulated_network import build
 from pipeline.asgi_server import free_port
 from pipeline.canton.errors import INSUFFICIENT_FUNDS
 from pipeline.events import Envelope, Recorded

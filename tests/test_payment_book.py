@@ -14,7 +14,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.cli.payments import RETRYABLE_BY_OPERATOR, retry_requests
+from commands.services.payments import RETRYABLE_BY_OPERATOR, retry_requests
 from pipeline import events as ev
 from pipeline.events import AnyEvent, PaymentRequested, Recorded
 from pipeline.ids import payment_id

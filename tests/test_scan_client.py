@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 
 from pipeline.canton.errors import CantonError, ErrorClass
-from pipeline.canton.scan import TransferSeen, find_transfer
 from pipeline.canton.scan_context import (
     ChosenRound,
     ScanContextCache,
@@ -17,6 +16,7 @@ from pipeline.canton.scan_context import (
     preapproval_usable,
 )
 from pipeline.canton.scan_types import Contract
+from pipeline.canton.verification import TransferSeen, find_transfer
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.clock import ManualClock
 from tests.canton_fixtures import (  # noqa: F401 - the *_fixture names register fixtures

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from commands.cli.simulator import build
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
+from commands.services.simulated_network import build
 from pipeline.asgi_server import free_port
 from pipeline.simulator.serve import settings_lines
 from tests.processes import BILLING, clean_env, write_catalogue

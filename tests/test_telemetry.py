@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from commands.cli.metrics import snapshot_of
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
+from commands.services.telemetry_export import snapshot_of
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
 from pipeline.log.store import Store
 from projections.telemetry import (

@@ -61,9 +61,9 @@ def run_users(ctx: Context, args: argparse.Namespace) -> int:
         elif not pairs:
             ctx.console.line(f"No users have an active '{args.plan}' subscription")
         else:
-            rows = [(u.id, u.name, u.email, s.expires_at) for u, s in pairs]
-            title = f"Users with '{args.plan}' ({len(rows)})"
-            ctx.console.table(title, ["id", "name", "email", "expires"], rows)
+            expiring = [(u.id, u.name, u.email, s.expires_at) for u, s in pairs]
+            title = f"Users with '{args.plan}' ({len(expiring)})"
+            ctx.console.table(title, ["id", "name", "email", "expires"], expiring)
         return 0
     users = catalogue.users
     if args.json:

@@ -17,13 +17,13 @@ from typing import Any
 
 import msgspec
 
-from commands.cli.metrics import show_metrics
-from commands.cli.payments import pay_all_async
-from commands.cli.simulator import DEMO_APP_PARTY, build
-from commands.cli.tail import event_line
 from commands.context import Context
+from commands.services.events_view import event_line
+from commands.services.metrics import show_metrics
+from commands.services.payments import pay_all
 from commands.services.preapproval_setup import setup_preapproval
 from commands.services.runtime import canton_factory
+from commands.services.simulated_network import DEMO_APP_PARTY, build
 from pipeline.canton.http import asgi_transport
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.simulator.app import Simulator
@@ -73,9 +73,9 @@ async def _demo(ctx: Context, state: Path) -> int:
         async with canton_factory(demo)() as canton:
             await setup_preapproval(demo, canton, 525600)
     say("\n2. Charge every active subscription (pay-all)")
-    first = await pay_all_async(demo, argparse.Namespace(dry_run=False))
+    first = await pay_all(demo, dry_run=False)
     say("\n3. Charge again: the same periods are already paid, nothing is charged twice")
-    second = await pay_all_async(demo, argparse.Namespace(dry_run=False))
+    second = await pay_all(demo, dry_run=False)
     say("\n4. The audit trail (billing tail)")
     log = EmbeddedLog.open(settings.log_dir, follow=True)
     try:
@@ -84,7 +84,7 @@ async def _demo(ctx: Context, state: Path) -> int:
     finally:
         await log.close()
     say("\n5. The metrics, folded from the same log (billing metrics)")
-    await show_metrics(demo, argparse.Namespace(user=None, subscription=None, window=None, json=False))
+    await show_metrics(demo, window=None, user=None, subscription=None, as_json=False)
     return _check(ctx, sim, first or second)
 
 

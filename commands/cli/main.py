@@ -14,14 +14,13 @@ from typing import Any
 
 from commands.cli import canton as canton_commands
 from commands.cli import catalogue as catalogue_commands
-from commands.cli import demo, payments, tail
+from commands.cli import daemon, demo, payments, tail
+from commands.cli import dashboard as dashboard_command
 from commands.cli import metrics as metrics_commands
 from commands.cli import simulator as simulator_command
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
-from commands.daemon import main as daemon
-from commands.dashboard import server as dashboard_command
 from commands.errors import CommandError
 from commands.logs import configure as configure_logging
 from pipeline.asgi_server import install_fast_loop
@@ -66,8 +65,8 @@ def package_version() -> str:
         return "0.0.0+source"
 
 
-#: Range of every whole-number option (a value outside is bad input, exit 2, before any work):
-#: an unchecked one reached Python's C ints (`pay --period 99999999999999999999` was a crash).
+#: Range of every whole-number option: a value outside is bad input (exit 2) before any work,
+#: so no handler checks its own bounds and no value reaches date arithmetic or C ints unchecked.
 INT_RANGES = {
     "--expires-in-min": (1, 10 * 525_600),
     "--interval": (1, 86_400),

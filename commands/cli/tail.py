@@ -10,17 +10,10 @@ from typing import Any
 
 from commands.context import Context
 from commands.errors import BadArgument
+from commands.services.audit_trail import topic_records
+from commands.services.events_view import Periods, audit_row, event_line, whole
 from pipeline.errors import StoreUnavailable
-from pipeline.events import (
-    AnyEvent,
-    PaymentConfirmed,
-    PaymentFailed,
-    PaymentRequested,
-    PaymentSubmitted,
-    Recorded,
-    Unreadable,
-    to_builtins,
-)
+from pipeline.events import PaymentRequested, PaymentSubmitted, Recorded, Unreadable
 from pipeline.log.embedded import EmbeddedLog
 
 
@@ -76,20 +69,8 @@ async def _tail_log(ctx: Context, log: EmbeddedLog, args: argparse.Namespace, ke
 
 
 async def _tail_topic(ctx: Context, args: argparse.Namespace, keep: Callable[[Recorded], bool]) -> int:
-    """Every partition of the Kafka topic, each in its order (partitions interleave as they are fetched)."""
-    from commands.kafka.session import open_topic  # aiokafka loads only on the Kafka backend
-
-    topic = await open_topic(ctx)
-
-    async def records() -> AsyncIterator[Recorded]:
-        async for batch in topic.read_all(dict.fromkeys(range(topic.partitions), 0), follow=args.follow):
-            for record in batch:
-                yield record
-
-    try:
-        return await _print(ctx, records(), args, keep, partitioned=True)
-    finally:
-        await topic.close()
+    async with topic_records(ctx, follow=args.follow) as records:
+        return await _print(ctx, records, args, keep, partitioned=True)
 
 
 async def _print(
@@ -104,8 +85,8 @@ async def _print(
     periods = Periods()
     async for record in records:
         if not keep(record):
-            if not isinstance(record.event, Unreadable):
-                periods.of(record.event)  # a filtered-out request still names its outcome's period
+            if not isinstance(event := whole(record), Unreadable):
+                periods.of(event)  # a filtered-out request still names its outcome's period
             continue
         shown += 1
         if args.json:
@@ -121,15 +102,21 @@ def _filter(ctx: Context, args: argparse.Namespace) -> Callable[[Recorded], bool
     party = ctx.catalogue.find_user(args.user).party if args.user else None
     since = _parse_time(args.since) if args.since else None
 
+    chosen: set[str] = set()  # payments requested for this user/plan: their submissions name neither
+
     def keep(record: Recorded) -> bool:
-        event = record.event
+        event = whole(record)
         if isinstance(event, Unreadable):
             return party is None and args.subscription is None
-        if since is not None and event.at < since:
-            return False
-        if party is not None and getattr(event, "party", party) != party:
-            return False
-        return args.subscription is None or getattr(event, "plan", args.subscription) == args.subscription
+        if isinstance(event, PaymentSubmitted):
+            matches = (party is None and args.subscription is None) or event.payment_id in chosen
+        else:
+            matches = (party is None or getattr(event, "party", party) == party) and (
+                args.subscription is None or getattr(event, "plan", args.subscription) == args.subscription
+            )
+            if matches and isinstance(event, PaymentRequested):
+                chosen.add(event.payment_id)
+        return matches and (since is None or event.at >= since)
 
     return keep
 
@@ -142,87 +129,3 @@ def _parse_time(text: str) -> datetime:
     if value.tzinfo is None:
         raise BadArgument(f"--since {text!r} needs a time zone, e.g. 2026-11-24T00:00:00Z")
     return value
-
-
-class Periods:
-    """Remembers each request's period, so outcomes can show it too (bounded: oldest forgotten)."""
-
-    LIMIT = 100_000
-
-    def __init__(self) -> None:
-        self._by_payment: dict[str, int] = {}
-
-    def of(self, event: AnyEvent) -> int | None:
-        if isinstance(event, PaymentRequested):
-            if len(self._by_payment) >= self.LIMIT:
-                self._by_payment.pop(next(iter(self._by_payment)))
-            self._by_payment[event.payment_id] = event.period.index
-            return event.period.index
-        return self._by_payment.get(event.payment_id)
-
-
-def audit_row(record: Recorded, periods: Periods | None = None, *, partitioned: bool = False) -> dict[str, Any]:
-    """One event as a flat dict (also the shape of the WebSocket audit stream); ``partitioned``: with
-    its Kafka partition (offsets are per partition there)."""
-    event = record.event
-    where = {"partition": record.partition, "offset": record.offset} if partitioned else {"offset": record.offset}
-    if isinstance(event, Unreadable):
-        return {**where, "type": "unreadable", "reason": event.reason}
-    period = periods.of(event) if periods is not None else None
-    extra = {"outcome": outcome(event)} | ({"period_index": period} if period is not None else {})
-    return {**where, **to_builtins(event), **extra}
-
-
-def outcome(event: AnyEvent) -> str:
-    """requested, submitted, confirmed, failed (for good) or retrying."""
-    if isinstance(event, PaymentFailed):
-        return "failed" if event.final else "retrying"
-    return _kind(event)
-
-
-def event_line(record: Recorded, periods: Periods | None = None, *, partitioned: bool = False) -> str:
-    """One line per event: offset (``partitioned``: partition/offset), time, kind, payment, who, period,
-    amount, and the proof or reason."""
-    event = record.event
-    where = f"{record.partition}/{record.offset}" if partitioned else str(record.offset)
-    if isinstance(event, Unreadable):
-        return f"{where:>8}  unreadable record: {event.reason}"
-    amount = getattr(event, "amount", None)
-    period = (
-        periods.of(event)
-        if periods is not None
-        else (event.period.index if isinstance(event, PaymentRequested) else None)
-    )
-    cells = [
-        f"{where:>8}",
-        event.at.strftime("%Y-%m-%d %H:%M:%S"),
-        f"{outcome(event):<9}",
-        event.payment_id[:12],
-        _short(getattr(event, "party", "")),
-        getattr(event, "plan", ""),
-        f"#{period}" if period is not None else "",
-        f"{amount} CC" if amount is not None else "",
-        _detail(event),
-    ]
-    return "  ".join(c for c in cells if c)
-
-
-def _kind(event: AnyEvent) -> str:
-    return type(event).__name__.removeprefix("Payment").lower()
-
-
-def _detail(event: AnyEvent) -> str:
-    if isinstance(event, PaymentRequested):
-        return event.reason
-    if isinstance(event, PaymentSubmitted):
-        return f"attempt {event.attempt} {event.command_id}"
-    if isinstance(event, PaymentConfirmed):
-        return f"update {event.update_id} ({event.verified_by})"
-    assert isinstance(event, PaymentFailed)
-    when = "final" if event.final else f"retry at {event.next_attempt_at:%H:%M:%S}"
-    return f"{event.reason} [{when}]"
-
-
-def _short(party: str) -> str:
-    name, _, rest = party.partition("::")
-    return f"{name}::{rest[:6]}…" if len(rest) > 6 else party

@@ -9,9 +9,7 @@ directory with owner-only permissions, so only the daemon's OS user can read it.
 from __future__ import annotations
 
 import hmac
-import secrets
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,32 +19,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from commands.services.daemon_api import RequestBatch
 from pipeline.events import PaymentRequested, Recorded
 from pipeline.log.port import EventLog
 
-TOKEN_FILE = "api-token"
 MAX_BODY = 8 * 1024 * 1024
-
-
-class RequestBatch(msgspec.Struct, forbid_unknown_fields=True):
-    """Inbound commands are strict: an unknown field is a client bug, not a new version."""
-
-    requests: list[PaymentRequested]
-
-
 _batch = msgspec.json.Decoder(RequestBatch)
-
-
-def api_token(state_dir: Path, configured: str | None) -> str:
-    """The configured token, else the one in the state dir (created on first use, mode 0600)."""
-    if configured:
-        return configured
-    path = state_dir / TOKEN_FILE
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
-    return path.read_text().strip()
 
 
 AuditRow = Callable[[Recorded], dict[str, Any]]

@@ -23,21 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from commands.catalogue import Catalogue, load
-from commands.cli.metrics import retention_of, start_telemetry
-from commands.cli.tail import Periods, audit_row
 from commands.context import Context
 from commands.daemon.alerts import FailureWatch, watch_failures
-from commands.daemon.local_api import api_token, make_app
+from commands.daemon.local_api import make_app
 from commands.dashboard.server import announce, in_daemon
-from commands.errors import CatalogueError, CommandError
-from commands.ports import claim_port
+from commands.errors import CatalogueError
+from commands.services.daemon_api import api_token
+from commands.services.events_view import Periods, audit_row
 from commands.services.hosting_report import report_hosting
+from commands.services.metrics import retention_of
 from commands.services.preapproval_setup import warn_if_expiring
-from commands.services.runtime import canton_factory, require_canton
+from commands.services.runtime import canton_factory
 from commands.services.schedule import missed_requests, tick_requests
 from commands.services.session import announce_new_state, check_ledger, processor_for
+from commands.services.telemetry_export import start_telemetry
+from commands.settling import open_payments
 from pipeline.asgi_server import serve
-from pipeline.errors import StoreBusy
 from pipeline.events import PaymentRequested
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.book import PaymentBook
@@ -46,54 +47,6 @@ from pipeline.tasks import cancel_and_wait
 from projections.replay import catch_up, follow, open_projection
 
 log = logging.getLogger(__name__)
-
-
-def add_commands(sub: Any) -> None:
-    p = sub.add_parser(
-        "start",
-        help="run the billing daemon: scheduler, processor, metrics",
-        description="Run billing continuously: request each due period once, charge it, retry "
-        "what can be retried, keep metrics, and serve the local API (127.0.0.1:BILLING_API_PORT) "
-        "that other billing commands use meanwhile, and the web dashboard at /dashboard/. "
-        "Stop it with Ctrl-C or SIGTERM.",
-        epilog="examples:\n  billing start\n  billing start --once      # one pass, wait for outcomes, exit",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--once", action="store_true", help="one scheduler pass, then exit when it settles")
-    p.add_argument("--interval", type=int, metavar="SECS", help="tick (default CHECK_INTERVAL_SECS)")
-    p.add_argument("--dry-run", action="store_true", help="log what would be requested; charge nothing")
-    p.add_argument("--backend", choices=["embedded", "kafka"], help="event log backend (default: from EVENT_LOG)")
-    p.set_defaults(handler=run_start)
-
-
-def run_start(ctx: Context, args: argparse.Namespace) -> int:
-    if args.interval is not None and args.interval < 1:
-        raise CommandError("--interval must be at least 1 second")
-    if args.backend == "kafka" and not ctx.settings.kafka:
-        raise CommandError("--backend kafka needs the broker: set EVENT_LOG=kafka://host:port")
-    if args.backend == "embedded" and ctx.settings.kafka:
-        raise CommandError("--backend embedded contradicts EVENT_LOG; unset EVENT_LOG (or set it to embedded)")
-    require_canton(ctx, "`billing start`")
-    ctx.catalogue  # fail now, with exit code 2, if the files are broken  # noqa: B018
-    # The local API's port is taken before the store is opened or Canton asked anything.
-    serves = not args.once and not ctx.settings.kafka
-    port = ctx.settings.api_port
-    sock = (
-        claim_port(
-            "127.0.0.1",
-            port,
-            "another billing daemon or program listens there; stop it, or set BILLING_API_PORT to a free port",
-        )
-        if serves
-        else None
-    )
-    try:
-        return asyncio.run(Daemon(ctx, args, sock).run())
-    except StoreBusy as err:
-        raise CommandError(f"another billing daemon is running on this data: {err}") from err
-    finally:
-        if sock is not None:
-            sock.close()  # already closed when the API ran; closing twice is harmless
 
 
 class Daemon:
@@ -113,8 +66,16 @@ class Daemon:
 
             stop = asyncio.Event()
             _on_signals(stop.set)
+            processors = functools.partial(processor_for, self.ctx)
             return await run_worker(
-                self.ctx, self._due_in, interval=self.interval, once=self.once, dry_run=self.dry_run, stop=stop
+                self.ctx,
+                self._due_in,
+                canton_factory(self.ctx),
+                processors,
+                interval=self.interval,
+                once=self.once,
+                dry_run=self.dry_run,
+                stop=stop,
             )
         announce_new_state(self.ctx)
         event_log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
@@ -138,7 +99,7 @@ class Daemon:
         requests = self._due(processor.book, recover=True)
         if not self.dry_run:
             await processor.log.append_batch(requests)
-        ids = {r.payment_id for r in requests} | {p for p, s in processor.book.payments.items() if not s.final}
+        ids = {r.payment_id for r in requests} | set(open_payments(processor.book))
         await processor.run(ids)
         log.info("pass settled", extra={"requested": len(requests), "settled": len(ids)})
         return 0
@@ -236,8 +197,8 @@ class Daemon:
 
 def _return_free_memory() -> None:
     """After the start-up folds (the log into the book, the projection's catch-up): give the heap
-    they freed back to the system. glibc keeps freed memory for reuse; on a long log that was
-    ~30 MB of the daemon's RSS. Elsewhere (no glibc) nothing happens."""
+    they freed back to the system, which glibc would otherwise keep for reuse for the daemon's
+    whole life (benchmarks/RESULTS.md has the figures). Elsewhere (no glibc) nothing happens."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import assert_never
 
 import msgspec
 
 from commands.catalogue import Catalogue
-from pipeline.events import (
-    AnyEvent,
-    PaymentConfirmed,
-    PaymentFailed,
-    PaymentRequested,
-    PaymentSubmitted,
-    Recorded,
-    Unreadable,
-)
+from commands.services.events_view import brief, cells_of, whole
+from pipeline.events import PaymentFailed, Recorded, Unreadable
 from pipeline.log.port import EventLog
 from projections.windows import WINDOWS, WindowMetrics, WindowProjection
 
@@ -106,37 +98,22 @@ async def tail_records(log: EventLog, count: int = TAIL_RECORDS) -> list[Recorde
 
 
 def feed_item(record: Recorded, catalogue: Catalogue) -> FeedItem:
-    event = record.event
+    event = whole(record)
     if isinstance(event, Unreadable):
         return FeedItem(
             offset=record.offset, at="", kind="unreadable", payment="", user="", plan="", amount="", detail=event.reason
         )
-    amount = getattr(event, "amount", None)
+    cells = cells_of(event)
     return FeedItem(
         offset=record.offset,
-        at=event.at.strftime("%Y-%m-%d %H:%M:%S"),
-        kind=type(event).__name__.removeprefix("Payment").lower(),
-        payment=event.payment_id[:12],
-        user=_user(catalogue, getattr(event, "party", "")),
-        plan=getattr(event, "plan", ""),
-        amount=f"{amount} CC" if amount is not None else "",
-        detail=_detail(event),
+        at=cells.at,
+        kind=cells.kind,
+        payment=cells.payment,
+        user=_user(catalogue, cells.party),
+        plan=cells.plan,
+        amount=cells.amount,
+        detail=brief(event),
     )
-
-
-def _detail(event: AnyEvent) -> str:
-    """The proof or the reason, short: what an operator looks for on each kind of record."""
-    match event:
-        case PaymentRequested():
-            return f"period #{event.period.index}, {event.reason}"
-        case PaymentSubmitted():
-            return f"attempt {event.attempt}"
-        case PaymentConfirmed():
-            return f"ledger update {event.update_id}"
-        case PaymentFailed():
-            return event.reason + (" (final)" if event.final else " (will retry)")
-        case _:
-            assert_never(event)
 
 
 def _user(catalogue: Catalogue, party: str) -> str:

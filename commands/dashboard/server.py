@@ -7,7 +7,6 @@ the daemon's own projection and log. Either way it prints a one-time sign-in lin
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import socket
 from collections.abc import Callable
@@ -15,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from commands.catalogue import Catalogue
-from commands.cli.metrics import current_projection
 from commands.context import Context
-from commands.daemon.local_api import api_token
 from commands.dashboard.auth import Sessions
 from commands.dashboard.data import Snapshot, snapshot, tail_records
 from commands.dashboard.routes import Page, dashboard_app, dashboard_routes, other_routes
-from commands.errors import BadArgument, CommandError
-from commands.ports import claim_port
+from commands.errors import CommandError
+from commands.services.daemon_api import api_token
+from commands.services.metrics import current_projection
 from pipeline.asgi_server import serve
 from pipeline.errors import StoreUnavailable
 from pipeline.log.embedded import EmbeddedLog
@@ -32,32 +30,8 @@ from projections.windows import WindowProjection
 HOST = "127.0.0.1"
 
 
-def add_commands(sub: Any) -> None:
-    p = sub.add_parser(
-        "dashboard",
-        help="serve the local web dashboard (works while `start` runs)",
-        description="Serve a web page on 127.0.0.1 with the 24 h totals, every metric across the seven "
-        "windows and hour by hour, revenue per plan, the latest failures and a live audit feed. "
-        "Prints a one-time sign-in link. `billing start` serves the same page on BILLING_API_PORT.",
-        epilog="examples:\n  billing dashboard\n  billing dashboard --port 9000",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--port", type=int, help="loopback port (default BILLING_API_PORT + 1)")
-    p.set_defaults(handler=run_dashboard)
-
-
-def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
-    port = args.port if args.port is not None else ctx.settings.api_port + 1
-    if not 0 < port < 65536:
-        raise BadArgument(f"--port {port} is not a port number (1-65535)")
-    sock = claim_port(HOST, port, "choose another --port (the default is BILLING_API_PORT + 1)")
-    try:
-        return _open_and_serve(ctx, port, sock)
-    finally:
-        sock.close()  # already closed when the server ran; closing twice is harmless
-
-
-def _open_and_serve(ctx: Context, port: int, sock: socket.socket) -> int:
+def serve_dashboard(ctx: Context, port: int, sock: socket.socket) -> int:
+    """Serve the page on ``sock`` until Ctrl-C, after the checks that make it worth serving."""
     ctx.catalogue  # a broken catalogue is reported before anything is served  # noqa: B018
     if ctx.settings.kafka:
         raise CommandError(

@@ -9,16 +9,15 @@ book's per-payment offsets stay meaningful).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 from commands.context import Context
+from commands.settling import Progress, fold_until_final
 from pipeline.events import PaymentRequested, Recorded
 from pipeline.log.faust_app import WorkerSettings
 from pipeline.log.kafka import KafkaTopic
 from pipeline.processor.book import PaymentBook
-
-Progress = Callable[[int, int], None]
 
 
 def worker_settings(ctx: Context) -> WorkerSettings:
@@ -57,30 +56,19 @@ class TopicBook:
 
     async def follow(self, until: Collection[str] | None = None, progress: Progress | None = None) -> None:
         """Fold new records; return once every payment in ``until`` is final (never, without it)."""
-        waiting = {i for i in until if not self._final(i)} if until is not None else None
-        total = len(until) if until is not None else 0
-        if waiting is not None and not waiting:
+        if until is not None:
+            await fold_until_final(self.book, until, self._new_batches, self._apply, progress)
             return
-        async for batch in self.topic.read_all(dict(self.positions), follow=True):
+        async for batch in self._new_batches():
             self._apply(batch)
-            if waiting is None:
-                continue
-            settled = {i for i in waiting if self._final(i)}
-            if settled:
-                waiting -= settled
-                if progress is not None:
-                    progress(total - len(waiting), total)
-            if not waiting:
-                return
+
+    def _new_batches(self) -> AsyncIterator[list[Recorded]]:
+        return self.topic.read_all(dict(self.positions), follow=True)
 
     def _apply(self, batch: list[Recorded]) -> None:
         for record in batch:
             self.book.apply(record)
             self.positions[record.partition] = record.offset + 1
-
-    def _final(self, payment_id: str) -> bool:
-        state = self.book.get(payment_id)
-        return state is not None and state.final
 
 
 class KafkaSession:

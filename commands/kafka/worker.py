@@ -4,7 +4,7 @@ Each worker runs, for every partition the consumer group gives it, the same `Pro
 and the same window projection (`projections/windows.py`, folded by `projections.replay`)
 as the embedded daemon, over that partition's log. The processor is fed by a faust agent;
 the projection reads its partition in batches itself (faust's one-record-at-a-time hand-over
-caps a fold at ~7,500 events/s here; see benchmarks/RESULTS.md). Projection state lives in
+is far slower for a fold; benchmarks/RESULTS.md has the figures). Projection state lives in
 ``<ROCKSDB_PATH>/projections/p<NNN>`` with the partition offset it reflects, in one batch.
 Charging stays exactly-once across rebalances because a revoked partition's processor is
 stopped (and its appends flushed) before another worker may take it, and because the
@@ -21,12 +21,12 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from commands.context import Context
 from commands.kafka.session import TopicBook, open_topic, worker_settings
-from commands.services.runtime import canton_factory
-from commands.services.session import processor_for
+from commands.settling import open_payments
 from pipeline.canton.port import CantonPort
 from pipeline.events import PaymentRequested
 from pipeline.log.agent_feed import Assignment, Runner
@@ -34,18 +34,21 @@ from pipeline.log.faust_app import make_app, run
 from pipeline.log.kafka import KafkaTopic
 from pipeline.log.port import EventLog
 from pipeline.processor.book import PaymentBook
+from pipeline.processor.runner import Processor
 from projections.replay import keep_partition
 
 logger = logging.getLogger(__name__)
 
 Due = Callable[[PaymentBook, bool], list[PaymentRequested]]
+CantonFactory = Callable[[], AbstractAsyncContextManager[CantonPort]]
+ProcessorFor = Callable[[EventLog, CantonPort], Processor]
 
 
-def runners(ctx: Context, canton: CantonPort) -> dict[str, Runner]:
+def runners(ctx: Context, canton: CantonPort, processor_for: ProcessorFor) -> dict[str, Runner]:
     """What runs on each partition we own: the processor and the window projection."""
 
     async def processor(partition: int, log: EventLog) -> None:
-        await processor_for(ctx, log, canton).run()
+        await processor_for(log, canton).run()
 
     async def projections(partition: int, log: EventLog) -> None:
         await keep_partition(log, ctx.settings.projections_dir / f"p{partition:03d}")
@@ -53,12 +56,25 @@ def runners(ctx: Context, canton: CantonPort) -> dict[str, Runner]:
     return {"processor": processor, "projections": projections}
 
 
-async def run_worker(ctx: Context, due: Due, *, interval: float, once: bool, dry_run: bool, stop: asyncio.Event) -> int:
-    """Run the worker (and the scheduler) until ``stop``; with ``once``, until the first pass settles."""
+async def run_worker(
+    ctx: Context,
+    due: Due,
+    canton_factory: CantonFactory,
+    processor_for: ProcessorFor,
+    *,
+    interval: float,
+    once: bool,
+    dry_run: bool,
+    stop: asyncio.Event,
+) -> int:
+    """Run the worker (and the scheduler) until ``stop``; with ``once``, until the first pass settles.
+
+    ``canton_factory`` and ``processor_for`` are the daemon's: the same clients and processor settings.
+    """
     topic = await open_topic(ctx)
     try:
-        async with canton_factory(ctx)() as canton:
-            assignment = Assignment(topic, runners(ctx, canton), direct={"projections"})
+        async with canton_factory() as canton:
+            assignment = Assignment(topic, runners(ctx, canton, processor_for), direct={"projections"})
             settings = worker_settings(ctx)
             worker = asyncio.create_task(run(make_app(settings, assignment), settings, assignment, stop))
             scheduler = asyncio.create_task(_schedule(topic, due, interval, once=once, dry_run=dry_run))
@@ -95,7 +111,7 @@ async def _schedule(topic: KafkaTopic, due: Due, interval: float, *, once: bool,
                 await topic.publish(requests)
             if once:
                 follower.cancel()
-                ids = {r.payment_id for r in requests} | {p for p, s in topics.book.payments.items() if not s.final}
+                ids = {r.payment_id for r in requests} | set(open_payments(topics.book))
                 await topics.follow(ids if not dry_run else ())
                 logger.info("pass settled", extra={"requested": len(requests), "settled": len(ids)})
                 return

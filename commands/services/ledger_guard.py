@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 from commands.errors import CommandError
 from pipeline.canton.adapter import CantonAdapter
-from pipeline.canton.errors import CantonError
 from pipeline.canton.ledger import LedgerApi
 from pipeline.canton.types import Completion1
 from pipeline.ids import payment_of_command
@@ -62,28 +61,20 @@ async def billing_completions(ledger: LedgerApi, parties: list[str], *, after: i
     slots = asyncio.Semaphore(READS_AT_ONCE)
 
     async def read(group: list[str]) -> tuple[list[Completion1], int]:
-        found, begin = [], after
+        found: list[Completion1] = []
+        last = None
         async with slots:
-            for _ in range(ledger.max_pages):
-                if begin >= end:
-                    return found, end
-                try:
-                    page = await ledger.completions(group, begin_exclusive=begin)
-                except CantonError as err:
-                    pruned = err.pruned_up_to
-                    if pruned is None or pruned <= begin:
-                        raise
+            async for page in ledger.completion_pages(group, begin_exclusive=after, end=end, past_pruned=True):
+                if page.pruned:
                     log.warning(
                         "the participant pruned completions this check would read; starting at its pruning offset",
-                        extra={"from_offset": begin, "pruned_up_to": pruned},
+                        extra={"from_offset": page.begin_exclusive, "pruned_up_to": page.last_offset},
                     )
-                    begin = pruned  # bounded: each fallback moves ``begin`` forward, up to ``end``
-                    continue
                 found += page.completions
-                if page.items == 0 or page.last_offset <= begin:
-                    return found, end  # the stream went quiet before the end: nothing more for these parties
-                begin = page.last_offset
-        return found, min(begin, end)
+                last = page
+        # Read to the end, or until the stream went quiet (nothing more for these parties),
+        # unless the page bound stopped it first.
+        return found, end if last is None or last.quiet else min(last.last_offset, end)
 
     groups = [parties[i : i + PARTIES_PER_READ] for i in range(0, len(parties), PARTIES_PER_READ)]
     reads = await asyncio.gather(*map(read, groups))

@@ -12,7 +12,6 @@ again, and the operator decides what it was.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,7 +42,7 @@ from pipeline.processor.book import PaymentBook
 Recovered = tuple[PaymentRequested, PaymentConfirmed]
 
 
-def run_rebuild(ctx: Context, args: argparse.Namespace) -> int:
+def run_rebuild(ctx: Context) -> int:
     require_canton(ctx, "`billing replay --from-ledger`")
     try:
         return asyncio.run(_rebuild(ctx))

@@ -3,7 +3,7 @@
 What Scan shows decides: no preapproval, or an expired one (Scan serves it until the DSO's
 automation archives it, and it can neither be used nor renewed), means create; a live one
 means nothing to do, or `TransferPreapproval_Renew` with ``--renew``. The fee is computed
-before submitting (`pipeline/canton/preapproval_fee.py`) so that enough Amulet inputs are chosen
+before submitting (`pipeline/canton/setup.py`) so that enough Amulet inputs are chosen
 and the operator sees the price; the ledger burns exactly the same amount.
 """
 
@@ -20,17 +20,17 @@ from commands.services.hosting_report import report_hosting
 from pipeline.canton.adapter import CantonAdapter
 from pipeline.canton.errors import CantonError
 from pipeline.canton.ledger import new_submission_id
-from pipeline.canton.preapproval_fee import PreapprovalTerms, preapproval_fee, terms_of
 from pipeline.canton.scan_context import ChosenRound, choose_round, disclose, open_round_contracts, read_rounds
 from pipeline.canton.scan_types import Contract, GetDsoInfoResponse
-from pipeline.canton.splice_types import OpenMiningRound, TransferPreapproval, read_payload
-from pipeline.canton.transfers import (
-    InsufficientFunds,
-    Selection,
+from pipeline.canton.setup import (
+    PreapprovalTerms,
     create_preapproval_commands,
+    preapproval_fee,
     renew_preapproval_commands,
-    select_inputs,
+    terms_of,
 )
+from pipeline.canton.splice_types import OpenMiningRound, TransferPreapproval, read_payload
+from pipeline.canton.transfers import InsufficientFunds, Selection, select_inputs
 
 log = logging.getLogger(__name__)
 EXPIRY_WARNING = timedelta(days=30)  # Splice's validator renews its own preapprovals this early

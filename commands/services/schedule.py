@@ -95,7 +95,7 @@ def missed_requests(
         if history is None or first is None or per_subscription <= 0:
             continue
         current = period_index(history.anchor, plan.interval, now)
-        missing = []
+        missing: list[int] = []
         for index in range(current - 1, first, -1):
             if len(missing) >= per_subscription:
                 break

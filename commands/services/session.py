@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Protocol
 
 from commands.context import Context
-from commands.daemon.client import DaemonClient
+from commands.services.daemon_api import DaemonClient
 from commands.services.ledger_guard import check_ledger_known, checked_parties
+from commands.settling import Progress, fold_until_final
 from pipeline.canton.adapter import CantonAdapter
 from pipeline.canton.port import CantonPort
 from pipeline.errors import StoreBusy
-from pipeline.events import PaymentRequested
+from pipeline.events import PaymentRequested, Recorded
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.log.port import EventLog
 from pipeline.processor.book import PaymentBook
 from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 
-Progress = Callable[[int, int], None]
 CantonFactory = Callable[[], AbstractAsyncContextManager[CantonPort]]
 
 
@@ -84,8 +84,7 @@ class DaemonSession:
         last = await self.log.last_offset()
         if last is not None:
             async for batch in self.log.read_batches(0, stop=last + 1):
-                for record in batch:
-                    self.book.apply(record)
+                self._fold(batch)
             self.position = last + 1
 
     async def request(self, requests: list[PaymentRequested]) -> None:
@@ -93,19 +92,16 @@ class DaemonSession:
             await self.client.submit(requests)
 
     async def wait_for(self, payment_ids: Collection[str], progress: Progress | None = None) -> None:
-        waiting = {i for i in payment_ids if not ((s := self.book.get(i)) is not None and s.final)}
-        total = len(payment_ids)
-        if not waiting:
-            return
+        await fold_until_final(self.book, payment_ids, self._followed, self._fold, progress)
+
+    async def _followed(self) -> AsyncIterator[list[Recorded]]:
         async for record in self.log.follow(self.position):
+            yield [record]
+
+    def _fold(self, batch: list[Recorded]) -> None:
+        for record in batch:
+            self.book.apply(record)
             self.position = record.offset + 1
-            state = self.book.apply(record)
-            if state is not None and state.final and state.payment_id in waiting:
-                waiting.discard(state.payment_id)
-                if progress is not None:
-                    progress(total - len(waiting), total)
-                if not waiting:
-                    return
 
 
 @asynccontextmanager

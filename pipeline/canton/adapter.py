@@ -41,9 +41,10 @@ from pipeline.canton.port import (
     Unproved,
     Verified,
 )
-from pipeline.canton.scan import ScanApi, find_transfer
+from pipeline.canton.scan import ScanApi
 from pipeline.canton.scan_context import PaymentContext, ScanContextCache, preapproval_usable
 from pipeline.canton.transfers import InsufficientFunds, select_inputs, send_commands
+from pipeline.canton.verification import verify_transfer
 
 Clock = Callable[[], datetime]
 RECHECK_EXPIRED = timedelta(seconds=5)  # an expired preapproval may have been renewed meanwhile
@@ -171,15 +172,13 @@ class CantonAdapter:
             raise
         if found is None:
             return None
-        status = found.status
-        accepted = status is None or status.code == 0
-        if accepted:
+        if found.accepted:
             self.ledger_end.committed(party, found.offset)
         return CompletionFound(
-            accepted=accepted,
+            accepted=found.accepted,
             offset=found.offset,
             update_id=found.update_id,
-            message=status.message if status else "",
+            message=found.status.message if found.status else "",
         )
 
     async def prove_outcome(
@@ -212,16 +211,9 @@ class CantonAdapter:
     async def verify(
         self, update_id: str, *, sender: str, receiver: str, amount: Decimal, description: str
     ) -> Verified | NotVisible | Mismatch:
-        try:
-            update = await self.scan.update_by_id(update_id)
-        except CantonError:
-            return NotVisible()  # Scan down or lagging: the processor polls again
-        if update is None:
-            return NotVisible()
-        seen = find_transfer(update, sender=sender, receiver=receiver, amount=amount, description=description)
-        if isinstance(seen, str):
-            return Mismatch(message=seen)
-        return Verified(amount=seen.amount, round=seen.round)
+        return await verify_transfer(
+            self.scan, update_id, sender=sender, receiver=receiver, amount=amount, description=description
+        )
 
 
 def rejected(err: CantonError, *, reading: bool) -> Rejected:
@@ -232,7 +224,7 @@ def rejected(err: CantonError, *, reading: bool) -> Rejected:
     if reading and kind is ErrorClass.DUPLICATE:
         kind = ErrorClass.FINAL  # cannot happen on a read; never confirm on its word
     return Rejected(
-        kind=kind.value,  # type: ignore[arg-type]
+        kind=kind.value,
         code=err.code,
         message=err.message,
         error_id=err.error_id,

@@ -5,14 +5,44 @@ Every payment needs its sender's holdings. When hundreds are prepared at once, a
 `AmuletReads` queues the parties asked for while a read is under way and asks for all of
 them in the next one (``filtersByParty`` with each party), at the newest offset any of
 them needs (each offset handed in is already at or after its sender's last commit).
+A `Holding` is what billing reads of one Amulet in the ACS.
 """
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Protocol
 
-from pipeline.canton.ledger import Holding
+import msgspec
+
+from pipeline.canton.read_types import CreatedEvent
+from pipeline.canton.splice_types import Amulet, read_payload
+
+
+class Holding(msgspec.Struct, frozen=True, kw_only=True):
+    """One Amulet of a party: its id and amount, as the ACS shows it."""
+
+    contract_id: str
+    initial_amount: Decimal
+    created_round: int
+    rate_per_round: Decimal = Decimal(0)
+
+
+def read_holding(event: CreatedEvent) -> tuple[str, Holding] | None:
+    """(owner, Holding) when the ACS entry is an Amulet."""
+    if not event.template_id.endswith(":Splice.Amulet:Amulet"):
+        return None
+    try:
+        amulet = read_payload(event.create_argument, Amulet)
+    except msgspec.ValidationError:
+        return None
+    return amulet.owner, Holding(
+        contract_id=event.contract_id,
+        initial_amount=amulet.amount.initialAmount,
+        created_round=amulet.amount.createdAt.number,
+        rate_per_round=amulet.amount.ratePerRound.rate,
+    )
 
 
 class ReadsAmulets(Protocol):

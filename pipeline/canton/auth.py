@@ -2,7 +2,8 @@
 
 The OAuth2 source caches its token, fetches a new one shortly before it expires and
 after the server refused it (``invalidate``). Fetching is a seam (`FetchToken`):
-`pipeline/canton/http.py` supplies the HTTP one, tests may pass a plain coroutine.
+`token_fetcher` reads the token endpoint's answer, sent by a `PostForm` that
+`pipeline/canton/http.py` supplies; tests may pass a plain coroutine.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import msgspec
+
+from pipeline.canton.errors import CantonError, ErrorClass
 
 Clock = Callable[[], datetime]
 DEFAULT_LIFETIME = timedelta(minutes=5)  # when the IdP does not say (expires_in is optional)
@@ -28,6 +31,8 @@ class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
 
 
 FetchToken = Callable[[Mapping[str, str]], Awaitable[TokenGrant]]
+#: POST a form to a token endpoint (its URL, the form) and return the answer's status and body.
+PostForm = Callable[[str, Mapping[str, str]], Awaitable[tuple[int, bytes]]]
 
 
 class TokenSource(Protocol):
@@ -77,6 +82,40 @@ def client_credentials_form(
     if scope:
         form["scope"] = scope
     return form
+
+
+def token_fetcher(post: PostForm, token_url: str) -> FetchToken:
+    """Fetch a grant from ``token_url`` with a client-credentials form (RFC 6749 §4.4)."""
+
+    async def fetch(form: Mapping[str, str]) -> TokenGrant:
+        status, body = await post(token_url, form)
+        if status >= 500:
+            raise CantonError(
+                ErrorClass.RETRYABLE,
+                f"token endpoint {token_url} answered HTTP {status}",
+                status,
+                "TOKEN_UNAVAILABLE",
+            )
+        if status != 200:
+            raise CantonError(
+                ErrorClass.FINAL,
+                f"token endpoint {token_url} refused the client credentials "
+                f"(HTTP {status}); check LEDGER_AUTH_CLIENT_ID and "
+                "LEDGER_AUTH_CLIENT_SECRET",
+                status,
+                "TOKEN_REFUSED",
+            )
+        try:
+            return msgspec.json.decode(body, type=TokenGrant, strict=False)
+        except msgspec.MsgspecError as err:
+            raise CantonError(
+                ErrorClass.FINAL,
+                f"token endpoint {token_url} sent no usable access_token: {err}",
+                status,
+                "TOKEN_INVALID_RESPONSE",
+            ) from err
+
+    return fetch
 
 
 def refresh_at(issued: datetime, lifetime: timedelta, margin: timedelta = REFRESH_MARGIN) -> datetime:

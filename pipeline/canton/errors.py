@@ -118,10 +118,6 @@ class CantonError(PipelineError):
         return f"CantonError({self.kind.value}, {self.code}, status={self.status}, {self.message!r})"
 
     @property
-    def classification(self) -> ErrorClass:
-        return self.kind
-
-    @property
     def error_id(self) -> str | None:
         """Splice's structured id (``context.error_id``), e.g. the insufficient-funds one."""
         return self.context.get("error_id")
@@ -250,7 +246,9 @@ def _json(body: bytes) -> Any:
 
 
 def _int(value: object) -> int:
+    if not isinstance(value, (int, float, str)):  # what else JSON holds is no number
+        return 0
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return 0

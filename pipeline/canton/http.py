@@ -22,7 +22,7 @@ import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
 
-from pipeline.canton.auth import ClientCredentials, FetchToken, TokenGrant, TokenSource
+from pipeline.canton.auth import ClientCredentials, PostForm, TokenSource, token_fetcher
 from pipeline.canton.errors import LIST_LIMIT, CantonError, ErrorClass, from_response, transport_failure
 from pipeline.canton.splice_types import json_body
 
@@ -35,11 +35,11 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
 class PooledTransport(AiohttpTransport):
-    """httpx over aiohttp's connection pool (httpx-aiohttp, by httpx's maintainer).
+    """httpx over aiohttp's connection pool (httpx-aiohttp, by httpx's maintainer): the transport
+    of every client that goes to the network without a proxy (`make_client`).
 
-    httpcore's pool walks every connection on each request and release: with the hundreds
-    of connections pay-all keeps open, that was most of billing's CPU (RESULTS.md).
-    aiohttp's pool takes and returns a connection in constant time. Its failures are
+    aiohttp's pool takes and returns a connection in constant time, however many are open
+    (pay-all keeps hundreds); httpcore's walks all of them on each request. Its failures are
     mapped here by what they mean for a submission, not by the library's generic table
     (which calls a dropped connection a connect timeout): never connected means nothing
     was sent; anything after that is *in doubt*.
@@ -116,14 +116,14 @@ def make_client(
     ``base_url`` may end with a slash or not; ``transport`` replaces the network (tests
     and the demo pass the in-process simulator).
     """
-    if transport is None and not _proxied():
+    if transport is None and not _proxied():  # PooledTransport ignores proxy variables; httpx's own honours them
         transport = PooledTransport(max_connections)
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
-        # Keep every connection alive: closing idle ones under load means reconnecting (and a
-        # getaddrinfo in a thread) for the next request.
+        # For httpx's own pool (behind a proxy): keep every connection alive, since closing idle
+        # ones under load means reconnecting for the next request.
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         headers={"user-agent": USER_AGENT, **(headers or {})},
     )
@@ -168,8 +168,9 @@ class Http:
         self.client, self.name, self.auth = client, name, auth
         self.retry = retry or ReadRetry()
         self._sleep = sleep
-        # Requests wait here rather than in httpcore's pool, whose bookkeeping is linear in the
-        # number of waiting requests on every state change: keep ``slots`` = the pool size.
+        # At most ``slots`` requests in flight (the pool's size); the others queue here, whatever
+        # the transport: httpcore's pool behind a proxy, whose bookkeeping grows with its queue,
+        # or the in-process simulator, which has no pool at all.
         self._slots = asyncio.Semaphore(slots)
 
     async def read(
@@ -243,10 +244,11 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
-def token_fetcher(client: httpx.AsyncClient, token_url: str) -> FetchToken:
-    """POST a client-credentials form to ``token_url`` and read the grant (RFC 6749 §4.4)."""
+def token_poster(client: httpx.AsyncClient) -> PostForm:
+    """POST a form to a token endpoint through ``client``: its (status, body), or a retryable
+    `CantonError` when no answer came."""
 
-    async def fetch(form: Mapping[str, str]) -> TokenGrant:
+    async def post(token_url: str, form: Mapping[str, str]) -> tuple[int, bytes]:
         try:
             response = await client.post(token_url, data=dict(form), headers={"accept": "application/json"})
         except (httpx.TransportError, OSError) as err:
@@ -255,33 +257,9 @@ def token_fetcher(client: httpx.AsyncClient, token_url: str) -> FetchToken:
                 f"token endpoint {token_url} unreachable: {_describe(err)}",
                 code="TOKEN_UNREACHABLE",
             ) from err
-        if response.status_code >= 500:
-            raise CantonError(
-                ErrorClass.RETRYABLE,
-                f"token endpoint {token_url} answered HTTP {response.status_code}",
-                response.status_code,
-                "TOKEN_UNAVAILABLE",
-            )
-        if response.status_code != 200:
-            raise CantonError(
-                ErrorClass.FINAL,
-                f"token endpoint {token_url} refused the client credentials "
-                f"(HTTP {response.status_code}); check LEDGER_AUTH_CLIENT_ID and "
-                "LEDGER_AUTH_CLIENT_SECRET",
-                response.status_code,
-                "TOKEN_REFUSED",
-            )
-        try:
-            return msgspec.json.decode(response.content, type=TokenGrant, strict=False)
-        except msgspec.MsgspecError as err:
-            raise CantonError(
-                ErrorClass.FINAL,
-                f"token endpoint {token_url} sent no usable access_token: {err}",
-                response.status_code,
-                "TOKEN_INVALID_RESPONSE",
-            ) from err
+        return response.status_code, response.content
 
-    return fetch
+    return post
 
 
 def client_credentials(
@@ -296,7 +274,7 @@ def client_credentials(
 ) -> ClientCredentials:
     """An OAuth2 client-credentials token source that fetches through ``client``."""
     return ClientCredentials(
-        token_fetcher(client, token_url),
+        token_fetcher(token_poster(client), token_url),
         client_id=client_id,
         client_secret=client_secret,
         audience=audience,

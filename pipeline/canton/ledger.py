@@ -9,39 +9,36 @@ made with the commandId in hand. Lists are paged within the node's element limit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from decimal import Decimal
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 
 import msgspec
 
+from pipeline.canton.amulet_reads import Holding, read_holding
 from pipeline.canton.errors import PRUNED, CantonError, ErrorClass
 from pipeline.canton.http import Http
 from pipeline.canton.ledger_lists import LIST_PAGE, PageSize, read_list
-from pipeline.canton.splice_types import AMULET, Amulet, read_payload
-from pipeline.canton.types import (
-    Completion1,
-    CompletionStreamRequest,
-    CompletionStreamResponse,
+from pipeline.canton.read_types import (
     CreatedEvent,
-    CumulativeFilter,
-    EventFormat,
-    Filters,
     GetActiveContractsRequest,
     GetLedgerEndResponse,
     GetUpdateByIdRequest,
     GetUpdateByOffsetRequest,
     GetUpdatesRequest,
-    IdentifierFilter,
-    JsCommands,
     JsGetActiveContractsResponse,
     JsGetUpdateResponse,
     JsGetUpdatesResponse,
     JsTransaction,
+    template_filter,
+    transaction_format,
+)
+from pipeline.canton.splice_types import AMULET
+from pipeline.canton.types import (
+    Completion1,
+    CompletionStreamRequest,
+    CompletionStreamResponse,
+    JsCommands,
     SubmitAndWaitResponse,
-    TemplateFilter,
-    TemplateFilter1,
-    TransactionFormat,
-    UpdateFormat,
 )
 
 PAGE_SIZE = LIST_PAGE
@@ -55,60 +52,20 @@ def new_submission_id() -> str:
     return str(uuid.uuid4())
 
 
-class Holding(msgspec.Struct, frozen=True, kw_only=True):
-    """One Amulet of a party: its id and amount, as the ACS shows it."""
-
-    contract_id: str
-    initial_amount: Decimal
-    created_round: int
-    rate_per_round: Decimal = Decimal(0)
-
-
 class CompletionsPage(msgspec.Struct, frozen=True, kw_only=True):
+    """The completions of one list request, read after offset ``begin_exclusive``."""
+
     completions: list[Completion1]
+    begin_exclusive: int
     last_offset: int  # where the next page starts (completions and checkpoints both move it)
     items: int
+    #: The participant pruned (begin_exclusive, last_offset]: a stretch nobody can read any more.
+    pruned: bool = False
 
-
-def template_filter(party: str | Sequence[str], template_id: str, *, include_blob: bool = False) -> EventFormat:
-    """An `EventFormat` selecting one template's contracts visible to ``party`` (or parties)."""
-    flt = IdentifierFilter(
-        template_filter=TemplateFilter(
-            value=TemplateFilter1(template_id=template_id, include_created_event_blob=include_blob)
-        )
-    )
-    filters = Filters(cumulative=[CumulativeFilter(identifier_filter=flt)])
-    parties = [party] if isinstance(party, str) else party
-    return EventFormat(filters_by_party=dict.fromkeys(parties, filters), verbose=False)
-
-
-def transaction_format(party: str, *, effects: bool = False) -> UpdateFormat:
-    """Transactions as ``party`` sees them (all templates); LEDGER_EFFECTS adds the exercise."""
-    shape = "TRANSACTION_SHAPE_LEDGER_EFFECTS" if effects else "TRANSACTION_SHAPE_ACS_DELTA"
-    fmt = EventFormat(filters_by_party={party: Filters()}, verbose=True)
-    return UpdateFormat(include_transactions=TransactionFormat(event_format=fmt, transaction_shape=shape))
-
-
-def read_holding(event: CreatedEvent) -> tuple[str, Holding] | None:
-    """(owner, Holding) when the ACS entry is an Amulet."""
-    if not event.template_id.endswith(":Splice.Amulet:Amulet"):
-        return None
-    try:
-        amulet = read_payload(event.create_argument, Amulet)
-    except msgspec.ValidationError:
-        return None
-    return amulet.owner, Holding(
-        contract_id=event.contract_id,
-        initial_amount=amulet.amount.initialAmount,
-        created_round=amulet.amount.createdAt.number,
-        rate_per_round=amulet.amount.ratePerRound.rate,
-    )
-
-
-def holding_of(event: CreatedEvent, owner: str) -> Holding | None:
-    """The Holding an ACS entry stands for, when it is an Amulet of ``owner``."""
-    found = read_holding(event)
-    return found[1] if found is not None and found[0] == owner else None
+    @property
+    def quiet(self) -> bool:
+        """The page moved no further: the stream had nothing more after ``begin_exclusive``."""
+        return self.last_offset <= self.begin_exclusive
 
 
 class LedgerApi:
@@ -230,7 +187,33 @@ class LedgerApi:
                 last = max(last, response.completion.value.offset)
             elif response and response.offset_checkpoint:
                 last = max(last, response.offset_checkpoint.value.offset)
-        return CompletionsPage(completions=found, last_offset=last, items=len(rows))
+        return CompletionsPage(completions=found, begin_exclusive=begin_exclusive, last_offset=last, items=len(rows))
+
+    async def completion_pages(
+        self, party: str | list[str], *, begin_exclusive: int, end: int | None = None, past_pruned: bool = False
+    ) -> AsyncGenerator[CompletionsPage, None]:
+        """`completions` page after page, each from where the last ended, at most `max_pages`: until
+        a page is `CompletionsPage.quiet` or the read reaches ``end``.
+
+        ``past_pruned``: where the participant pruned the completions asked for, a `pruned` page
+        stands for what is gone and the read goes on from the pruning offset; without it, that
+        read raises (PARTICIPANT_PRUNED_DATA_ACCESSED).
+        """
+        begin = begin_exclusive
+        for _ in range(self.max_pages):
+            if end is not None and begin >= end:
+                return
+            try:
+                page = await self.completions(party, begin_exclusive=begin)
+            except CantonError as err:
+                pruned = err.pruned_up_to
+                if not past_pruned or pruned is None or pruned <= begin:
+                    raise
+                page = CompletionsPage(completions=[], begin_exclusive=begin, last_offset=pruned, items=0, pruned=True)
+            yield page
+            if page.quiet:
+                return
+            begin = page.last_offset
 
     async def find_completion(self, party: str, command_id: str, *, begin_exclusive: int) -> Completion1 | None:
         """The completion of ``command_id`` after ``begin_exclusive`` that says most: an
@@ -240,18 +223,17 @@ class LedgerApi:
         None does not mean "not committed": the completions list ends at an idle timeout, so
         an answer may be partial; `find_transaction` proves it either way.
         """
-        begin, rejected = begin_exclusive, None
-        for _ in range(self.max_pages):
-            page = await self.completions(party, begin_exclusive=begin)
-            for completion in page.completions:
-                if completion.command_id != command_id:
-                    continue
-                if completion.status is None or completion.status.code == 0:
-                    return completion
-                rejected = completion
-            if page.items < self.page_size or page.last_offset <= begin:
-                return rejected
-            begin = page.last_offset
+        rejected = None
+        async with aclosing(self.completion_pages(party, begin_exclusive=begin_exclusive)) as pages:
+            async for page in pages:
+                for completion in page.completions:
+                    if completion.command_id != command_id:
+                        continue
+                    if completion.accepted:
+                        return completion
+                    rejected = completion
+                if page.items < self.page_size:  # a short page: the stream went quiet
+                    return rejected
         return rejected
 
     async def find_transaction(

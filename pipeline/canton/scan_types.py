@@ -135,7 +135,3 @@ class UpdateHistoryTransactionV2(msgspec.Struct, frozen=True, kw_only=True):
 class UpdateHistoryResponseV2(msgspec.Struct, frozen=True, kw_only=True):
     # Transactions or reassignments (an untagged oneOf): kept raw, sorted out by the client.
     transactions: list[dict[str, Any]]
-
-
-class ErrorResponse(msgspec.Struct, frozen=True, kw_only=True):
-    error: str

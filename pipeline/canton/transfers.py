@@ -1,34 +1,28 @@
 """Pure builders of the commands billing submits, and the choice of Amulet inputs.
 
-`send_commands` builds the `TransferPreapproval_Send` submission of canton-apis.md §4.6;
-`create_preapproval_commands` the `AmuletRules_CreateTransferPreapproval` of setup
-(original-behaviour.md §3.1 without its non-API fields). Both send an explicit
-deduplication period, the caller's commandId and a submissionId of this attempt, act
-as the controllers only, and disclose what the submitter cannot see. `select_inputs`
-picks the largest Amulets first. No I/O, no clock, no randomness here.
+`send_commands` builds the `TransferPreapproval_Send` submission of canton-apis.md §4.6
+(`pipeline/canton/setup.py` builds those of `billing setup` on the same `envelope`). Every
+submission sends an explicit deduplication period, the caller's commandId and a
+submissionId of this attempt, acts as the controllers only, and discloses what the
+submitter cannot see. `select_inputs` picks the largest Amulets first. No I/O, no clock,
+no randomness here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 
 import msgspec
 
-from pipeline.canton.ledger import Holding
+from pipeline.canton.amulet_reads import Holding
 from pipeline.canton.scan_context import PaymentContext
 from pipeline.canton.splice_types import (
-    AMULET_RULES,
-    CREATE_PREAPPROVAL,
-    RENEW_PREAPPROVAL,
     SEND,
     TRANSFER_PREAPPROVAL,
-    AmuletRulesCreateTransferPreapproval,
     PaymentTransferContext,
     TransferContext,
     TransferInput,
-    TransferPreapprovalRenew,
     TransferPreapprovalSend,
 )
 from pipeline.canton.types import (
@@ -122,7 +116,8 @@ def dedup_period(seconds: int) -> DeduplicationPeriod:
     return DeduplicationPeriod(deduplication_duration=DeduplicationDuration(value=Duration(seconds=seconds)))
 
 
-def _inputs(inputs: Sequence[str]) -> list[TransferInput]:
+def transfer_inputs(inputs: Sequence[str]) -> list[TransferInput]:
+    """The chosen Amulets as a choice's ``inputs`` (at least one)."""
     if not inputs:
         raise ValueError("a transfer needs at least one input amulet")
     return [TransferInput(value=cid) for cid in inputs]
@@ -147,7 +142,7 @@ def send_commands(
             amuletRules=ctx.amulet_rules.contract_id,
             context=TransferContext(openMiningRound=ctx.open_round.contract.contract_id, featuredAppRight=featured),
         ),
-        inputs=_inputs(inputs),
+        inputs=transfer_inputs(inputs),
         amount=check_amount(amount),
         sender=sender,
         description=description,
@@ -158,7 +153,7 @@ def send_commands(
         choice=SEND,
         choice_argument=argument,
     )
-    return _envelope(
+    return envelope(
         exercise,
         act_as=[sender],
         command_id=command_id,
@@ -170,100 +165,7 @@ def send_commands(
     )
 
 
-def create_preapproval_commands(
-    *,
-    amulet_rules: DisclosedContract,
-    open_round: DisclosedContract,
-    party: str,
-    inputs: Sequence[str],
-    expires_at: datetime,
-    dso_party: str,
-    command_id: str,
-    submission_id: str,
-    dedup_seconds: int,
-    user_id: str | None = None,
-) -> JsCommands:
-    """`AmuletRules_CreateTransferPreapproval` with receiver = provider = ``party`` (the app).
-
-    ``amulet_rules`` and ``open_round`` come from `disclose` (their ``synchronizer_id`` is
-    also the command's); ``party`` pays any preapproval fee from ``inputs``.
-    """
-    argument = AmuletRulesCreateTransferPreapproval(
-        context=_rules_context(amulet_rules, open_round, expires_at),
-        inputs=_inputs(inputs),
-        receiver=party,
-        provider=party,
-        expiresAt=expires_at,
-        expectedDso=dso_party,
-    )
-    exercise = (AMULET_RULES, amulet_rules.contract_id or "", CREATE_PREAPPROVAL, argument)
-    return _as_app(exercise, party, amulet_rules, open_round, command_id, submission_id, dedup_seconds, user_id)
-
-
-def renew_preapproval_commands(
-    *,
-    preapproval_id: str,
-    amulet_rules: DisclosedContract,
-    open_round: DisclosedContract,
-    party: str,
-    inputs: Sequence[str],
-    new_expires_at: datetime,
-    command_id: str,
-    submission_id: str,
-    dedup_seconds: int,
-    user_id: str | None = None,
-) -> JsCommands:
-    """`TransferPreapproval_Renew` of the app's own preapproval (``party`` is its provider and
-    pays the fee for the extension from ``inputs``)."""
-    argument = TransferPreapprovalRenew(
-        context=_rules_context(amulet_rules, open_round, new_expires_at),
-        inputs=_inputs(inputs),
-        newExpiresAt=new_expires_at,
-    )
-    exercise = (TRANSFER_PREAPPROVAL, preapproval_id, RENEW_PREAPPROVAL, argument)
-    return _as_app(exercise, party, amulet_rules, open_round, command_id, submission_id, dedup_seconds, user_id)
-
-
-def _as_app(
-    exercise: tuple[str, str, str, object],
-    party: str,
-    amulet_rules: DisclosedContract,
-    open_round: DisclosedContract,
-    command_id: str,
-    submission_id: str,
-    dedup_seconds: int,
-    user_id: str | None,
-) -> JsCommands:
-    """The app (``party``) exercising (template, contract id, choice, argument), with AmuletRules
-    and the round disclosed."""
-    template_id, contract_id, choice, argument = exercise
-    return _envelope(
-        ExerciseCommand(template_id=template_id, contract_id=contract_id, choice=choice, choice_argument=argument),
-        act_as=[party],
-        command_id=command_id,
-        submission_id=submission_id,
-        dedup_seconds=dedup_seconds,
-        user_id=user_id,
-        synchronizer_id=amulet_rules.synchronizer_id,
-        disclosed=[amulet_rules, open_round],
-    )
-
-
-def _rules_context(
-    amulet_rules: DisclosedContract, open_round: DisclosedContract, expiry: datetime
-) -> PaymentTransferContext:
-    """The context of a preapproval choice (no featured right: the app pays itself)."""
-    if expiry.tzinfo is None:
-        raise ValueError("the expiry must be an aware (UTC) datetime")
-    if amulet_rules.contract_id is None or open_round.contract_id is None:
-        raise ValueError("disclosed AmuletRules and OpenMiningRound need their contract ids")
-    return PaymentTransferContext(
-        amuletRules=amulet_rules.contract_id,
-        context=TransferContext(openMiningRound=open_round.contract_id, featuredAppRight=None),
-    )
-
-
-def _envelope(
+def envelope(
     exercise: ExerciseCommand,
     *,
     act_as: list[str],
@@ -274,6 +176,7 @@ def _envelope(
     synchronizer_id: str | None,
     disclosed: list[DisclosedContract],
 ) -> JsCommands:
+    """The `JsCommands` around one exercise: ids, deduplication period, disclosures."""
     if not command_id or not submission_id:
         raise ValueError("commandId and submissionId must not be empty")
     return JsCommands(

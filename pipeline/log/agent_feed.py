@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any
 
 from pipeline.events import AnyEvent, Recorded
-from pipeline.log.kafka import KafkaLog, KafkaTopic
+from pipeline.log.kafka import KafkaTopic
+from pipeline.log.kafka_log import KafkaLog
 from pipeline.log.port import EventLog
 from pipeline.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
-Runner = Callable[[int, EventLog], Awaitable[None]]
+Runner = Callable[[int, EventLog], Coroutine[Any, Any, None]]
 FEED_DEPTH = 10_000  # records buffered per runner; a slow runner slows its agent, never loses records
 
 
@@ -74,7 +76,7 @@ class Assignment:
         self.topic = topic
         self.roles = dict(roles)
         #: Roles that read their partition straight from Kafka in batches instead of through an
-        #: agent (faust hands records over one at a time: ~7,500/s here, too slow for folds).
+        #: agent (faust hands records over one at a time, too slow for folds).
         self.direct = set(direct)
         self._feeds: dict[tuple[str, int], FedLog] = {}
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -93,9 +95,9 @@ class Assignment:
         for partition in partitions:
             for role, runner in self.roles.items():
                 if (role, partition) not in self._tasks:
-                    log: EventLog = self.topic.log(partition)
+                    log: EventLog = KafkaLog(self.topic, partition)
                     if role not in self.direct:
-                        log = self._feeds[(role, partition)] = FedLog(self.topic.log(partition))
+                        log = self._feeds[(role, partition)] = FedLog(KafkaLog(self.topic, partition))
                     task = asyncio.create_task(runner(partition, log), name=f"{role}-{partition}")
                     task.add_done_callback(self._on_done)
                     self._tasks[(role, partition)] = task

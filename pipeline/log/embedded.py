@@ -76,7 +76,9 @@ class EmbeddedLog:
     async def _drain(self) -> None:
         while self._queue:
             group, self._queue = self._queue, []
-            puts, results, offset = [], [], self._next
+            puts: list[tuple[bytes, bytes]] = []
+            results: list[list[int]] = []
+            offset = self._next
             try:
                 for values, _ in group:
                     results.append(list(range(offset, offset + len(values))))

@@ -68,10 +68,13 @@ def make_app(settings: WorkerSettings, assignment: Assignment) -> faust.App:
         dead = settings.dead_letter_topic if i == 0 else None
         app.agent(events, name=f"{settings.group}.{role}")(_agent(role, assignment, dead))
 
-    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+    # mode calls a handler with the sender, what faust sent (the partitions) and the signal.
+    async def on_assigned(sender: Any, /, *sent: Any, signal: Any, **_: Any) -> None:
+        (assigned,) = sent
         assignment.assign(sorted(tp.partition for tp in assigned if tp.topic == settings.topic))
 
-    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: Any, /, *sent: Any, signal: Any, **_: Any) -> None:
+        (revoked,) = sent
         await assignment.revoke(tp.partition for tp in revoked if tp.topic == settings.topic)
 
     app.on_partitions_assigned.connect(on_assigned)
@@ -99,8 +102,9 @@ async def run(app: faust.App, settings: WorkerSettings, assignment: Assignment, 
     Path(settings.datadir).mkdir(parents=True, exist_ok=True)
     await app.start()
     stopper = asyncio.create_task(stop.wait())
+    either: list[asyncio.Future[Any]] = [stopper, assignment.crashed]
     try:
-        await asyncio.wait([stopper, assignment.crashed], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
         await assignment.stop()

@@ -1,26 +1,14 @@
-"""The Kafka event log: one topic, partitioned by subscription, through aiokafka (the only module importing it).
-
-Positions. The `EventLog` contract counts one position per record, contiguous from 0 in
-append order. A Kafka topic has one such sequence *per partition*, so a `KafkaLog` is the
-log of ONE partition and its positions are that partition's offsets. They are contiguous
-from 0 because we never use transactions (no control records take offsets) and never
-compact the event topic. On a 1-partition topic a `KafkaLog` is the whole log (this is how
-the shared contract suite runs on Kafka); on N partitions every worker runs one processor
-and one projection per partition it owns, each over that partition's `KafkaLog`, and each
-stores its own position. `Recorded.partition` says which partition a record came from.
+"""The Kafka event topic: one topic, partitioned by subscription, through aiokafka (the only module
+importing it). `pipeline/log/kafka_log.py` is the `EventLog` of one of its partitions.
 
 Keys. Commands publish `PaymentRequested` through `KafkaTopic.publish`, keyed by
 `subscription_key(party, plan)` with Kafka's default (murmur2) partitioner, so every event of
 one subscription lands in one partition, in order. Outcomes are appended by the processor
 of that partition to the same partition explicitly (`PaymentSubmitted` has no party).
 
-End of the log. Tansu (our test broker) answers ListOffsets with the last *batch's* base
-offset + 1, too low; real Kafka answers exactly. We use it only as a lower bound and then
-read forward until the broker has nothing more for us ("read to idle": a fetch that stays
-empty for ``idle_ms``); on real Kafka that is one empty fetch. Our own appends move the
-lower bound too. Atomicity: `append_batch` sends one Kafka record batch per partition
-(written whole or not at all) as long as the events fit in ``max_batch_bytes``; a
-larger batch is split and each part is atomic on its own.
+Atomicity: `KafkaTopic.send` sends one Kafka record batch per partition (written whole or
+not at all) as long as the events fit in ``MAX_BATCH_BYTES``; a larger batch is split and
+each part is atomic on its own. Reads go to idle (`read_all`): see `kafka_log.py` on why.
 """
 
 from __future__ import annotations
@@ -97,12 +85,6 @@ class KafkaTopic:
         self.partitions = len(known)
         return self
 
-    def log(self, partition: int = 0) -> KafkaLog:
-        """The `EventLog` of one partition (sharing this topic's producer)."""
-        if not 0 <= partition < self.partitions:
-            raise LogError(f"topic {self.name} has no partition {partition} (it has {self.partitions})")
-        return KafkaLog(self, partition)
-
     async def publish(self, events: Sequence[AnyEvent]) -> list[tuple[int, int]]:
         """Append requests keyed by subscription; return each one's (partition, offset).
 
@@ -175,7 +157,7 @@ class KafkaTopic:
         )
 
     async def lower_end(self, partitions: Sequence[int]) -> dict[int, int]:
-        """ListOffsets(latest): exact on Kafka, a lower bound on Tansu (see the module docstring)."""
+        """ListOffsets(latest): exact on Kafka, a lower bound on Tansu (see `pipeline/log/kafka_log.py`)."""
         consumer = self.consumer()
         await consumer.start()
         try:
@@ -251,94 +233,3 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication:
             await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication)])
     finally:
         await admin.close()
-
-
-class KafkaLog:
-    """`EventLog` on one partition of the event topic (positions are its offsets)."""
-
-    def __init__(self, topic: KafkaTopic, partition: int, *, owns_topic: bool = False) -> None:
-        self.topic = topic
-        self.partition = partition
-        self._owns_topic = owns_topic
-        self._next = 0  # one past our newest append: a lower bound of the end
-        self._closed = False
-
-    @classmethod
-    async def open(cls, url: str, topic: str, *, partition: int = 0, partitions: int = 1, **options: Any) -> KafkaLog:
-        """A log of its own on ``topic`` (created with ``partitions`` if missing); closing it disconnects."""
-        shared = await KafkaTopic.open(url, topic, partitions=partitions, **options)
-        log = shared.log(partition)
-        log._owns_topic = True
-        return log
-
-    async def append(self, event: AnyEvent) -> int:
-        (offset,) = await self.append_batch([event])
-        return offset
-
-    async def append_batch(self, events: Sequence[AnyEvent]) -> list[int]:
-        self._check_open()
-        if not events:
-            return []
-        offsets = await self.topic.send(self.partition, [(None, encode(e)) for e in events])
-        self._next = max(self._next, offsets[-1] + 1)
-        return offsets
-
-    async def read_batches(
-        self, start: int = 0, *, stop: int | None = None, size: int = 1000, outcomes_only: bool = False
-    ) -> AsyncIterator[list[Recorded]]:
-        self._check_open()  # records come back whole, also with ``outcomes_only`` (the port allows it)
-        if stop is not None and stop <= start:
-            return
-        async for got in self._records(max(start, 0)):
-            if stop is not None:
-                got = [r for r in got if r.offset < stop]
-            for i in range(0, len(got), size):
-                yield got[i : i + size]
-            if stop is not None and (not got or got[-1].offset >= stop - 1):
-                return
-
-    async def _records(self, start: int) -> AsyncIterator[list[Recorded]]:
-        last = await self.last_offset()
-        if last is None or start > last:
-            return  # nothing there (and Kafka refuses a fetch past the end)
-        async for batch in self.topic.read_all({self.partition: start}):
-            yield batch
-
-    async def read(self, start: int = 0, *, stop: int | None = None) -> AsyncIterator[Recorded]:
-        async for batch in self.read_batches(start, stop=stop):
-            for record in batch:
-                yield record
-
-    async def follow(self, start: int = 0) -> AsyncIterator[Recorded]:
-        position = max(start, 0)
-        while position > 0:  # wait until ``position`` exists: Kafka refuses a fetch past the end
-            last = await self.last_offset()
-            if last is not None and last + 1 >= position:
-                break
-            await asyncio.sleep(self.topic.idle_ms / 1000)
-        async for batch in self.topic.read_all({self.partition: position}, follow=True):
-            for record in batch:
-                yield record
-
-    async def last_offset(self) -> int | None:
-        self._check_open()
-        end = await self._lower_end()
-        last = end - 1 if end else None
-        # Read from the newest record we know of to the real end (see the module docstring).
-        async for batch in self.topic.read_all({self.partition: max(end - 1, 0)}):
-            last = batch[-1].offset
-        return last
-
-    async def _lower_end(self) -> int:
-        return max(self._next, (await self.topic.lower_end([self.partition]))[self.partition])
-
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self._owns_topic:
-                await self.topic.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LogClosed("the event log is closed")
-        self.topic.check_open()

@@ -33,7 +33,7 @@ class EventLog(Protocol):
         """Like `read`, in lists of up to ``size`` records (cheaper for folds).
 
         ``outcomes_only``: the reader needs only outcomes; requests and submissions may come
-        back as `Skipped` (undecoded: a replay of the window fold reads 1.7x faster), or whole.
+        back as `Skipped` (left undecoded: a replay then decodes only what it folds), or whole.
         """
         ...
 

@@ -18,13 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice, starmap
 from operator import itemgetter
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import rocksdict
 
 from pipeline.errors import StoreBusy, StoreUnavailable
 
 Mode = Literal["write", "follow"]
+Pairs = Iterator[tuple[bytes, bytes]]
 _value_of = itemgetter(1)
 
 #: Read-ahead for long forward scans (log replays): fewer, larger reads of the SST files.
@@ -83,7 +84,10 @@ class Store:
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """The values of ``keys`` (None where missing), in one RocksDB multi-get."""
         self.wait()
-        return self._db.get(keys) if keys else []  # type: ignore[no-any-return]
+        if not keys:
+            return []
+        # rocksdict's stubs type every mode; in raw mode keys and values are bytes.
+        return cast("list[bytes | None]", self._db.get(cast("list[str | int | float | bytes | bool]", keys)))
 
     def write(
         self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), *, behind: bool = False
@@ -129,10 +133,10 @@ class Store:
         """Yield ``(key, value)`` in key order from ``start`` (inclusive) to ``end`` (exclusive)."""
         self.wait()
         if end is None:
-            yield from self._db.items(from_key=start)  # the hot path of log reads: no bound to check
+            yield from self._items(start)  # the hot path of log reads: no bound to check
             return
-        for key, value in self._db.items(from_key=start):
-            if end is not None and key >= end:
+        for key, value in self._items(start):
+            if key >= end:
                 return
             yield key, value
 
@@ -140,7 +144,8 @@ class Store:
         """The values of the keys in ``[start, end)``, of which there are at most ``most`` (a range of
         time buckets: one key per bucket). Read in C, 16 at a time: a sparse range reads few past ``end``."""
         self.wait()
-        items, pairs = self._db.items(from_key=start), []
+        items = self._items(start)
+        pairs: list[tuple[bytes, bytes]] = []
         while len(pairs) < most and (chunk := list(islice(items, min(most - len(pairs), 16)))):
             pairs += chunk
             if chunk[-1][0] >= end:
@@ -159,7 +164,7 @@ class Store:
         """
         self.wait()
         options = _bulk_read_options()  # this frame keeps the options alive while pairs is in use
-        pairs = self._db.items(from_key=start, read_opt=options)
+        pairs = self._items(start, options)
         while chunk := list(islice(pairs, size)):
             if end is not None and chunk[-1][0] >= end:
                 del chunk[bisect_left(chunk, (end,)) :]  # (end,) sorts before every (end, value)
@@ -167,6 +172,10 @@ class Store:
                     yield chunk
                 return
             yield chunk
+
+    def _items(self, start: bytes, options: rocksdict.ReadOptions | None = None) -> Pairs:
+        # rocksdict's stubs type every mode; in raw mode keys and values are bytes.
+        return cast(Pairs, self._db.items(from_key=start, read_opt=options))
 
     def last_key(self, start: bytes = b"", end: bytes | None = None) -> bytes | None:
         """The greatest key in ``[start, end)``, or None."""
@@ -207,7 +216,7 @@ class Store:
 def _bulk_read_options() -> rocksdict.ReadOptions:
     # A replay reads each block once: read ahead, and leave the block cache to point reads.
     options = rocksdict.ReadOptions()
-    options.fill_cache(False)
+    options.fill_cache(False)  # type: ignore[call-arg]  # the stub leaves out the flag it takes
     options.set_readahead_size(SCAN_READAHEAD)
     return options
 

@@ -1,4 +1,4 @@
-"""The simulator: a `SimLedger`, a `FaultPlan`, bearer tokens, and the Starlette app serving them.
+"""The simulator: assembles a `Node` (ledger, hosting, faults, tokens) and the routes serving it.
 
 `Simulator` is itself an ASGI app (plug it into `httpx.ASGITransport`, or `serve.py` for
 TCP). Its Python API is for tests and the demo: fund parties, feature apps, add a
@@ -8,30 +8,27 @@ balances the ledger really holds.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
-from pipeline.simulator import ledger_routes, party_routes, scan_routes
+from pipeline.simulator import command_routes, idp_routes, ledger_routes, party_routes, scan_routes
+from pipeline.simulator.amulet_config import TICK
 from pipeline.simulator.clock import Clock, ManualClock, wall_clock
-from pipeline.simulator.faults import Fault, FaultPlan, Planned
+from pipeline.simulator.faults import Fault, FaultPlan
 from pipeline.simulator.hosting import Hosting
-from pipeline.simulator.ledger import TICK, ChangeId, SimLedger
+from pipeline.simulator.ledger import SimLedger
 from pipeline.simulator.model import Contract, Transaction
+from pipeline.simulator.node import STATIC_USER, Node
 from pipeline.simulator.refusals import DEFAULT_LIST_LIMIT
-from pipeline.simulator.responses import DroppedResponse, fault_error, ok, proxy_page, scan_error
 
-STATIC_USER = "ledger-api-user"
 # Canton's command-service.max-commands-in-flight default (digital-asset/canton community/ledger/
 # ledger-api-core/src/main/scala/com/digitalasset/canton/platform/config/CommandServiceConfig.scala);
 # LocalNet sets 30 (hyperledger-labs/splice cluster/compose/localnet/conf/canton/app.conf).
@@ -52,7 +49,7 @@ class SimTransfer:
     record_time: datetime
 
 
-class Simulator:
+class Simulator(Node):
     """One simulated network: the app provider's participant and a Scan."""
 
     def __init__(
@@ -72,35 +69,34 @@ class Simulator:
         max_commands_in_flight: int = DEFAULT_MAX_COMMANDS_IN_FLIGHT,
         list_limit: int = DEFAULT_LIST_LIMIT,
     ) -> None:
-        self.clock = clock or wall_clock
-        self.app_party = app_party
-        self.ledger = SimLedger(
-            app_party=app_party,
-            clock=self.clock,
-            tick=tick,
-            max_num_inputs=max_num_inputs,
-            default_dedup=default_dedup,
-        )
-        self.faults = FaultPlan(seed, latency)
-        self.submit_latency = submit_latency  # seconds every submission takes (`--latency-ms`)
         if list_limit < 1:
             raise ValueError(f"the list limit must be at least 1, got {list_limit}")
-        self.list_limit = list_limit  # the node's http-list-max-elements-limit (`--list-limit`)
-        self.pruned_up_to = 0  # reads of history before this offset fail as on a pruned node
-        self.static_token = static_token or "sim-" + secrets.token_hex(16)
-        self.oauth_clients = dict(oauth_clients or dict([DEFAULT_CLIENT]))
-        self.token_lifetime = token_lifetime
-        self.tokens: dict[str, tuple[str, datetime]] = {}  # issued token -> (ledger user, expiry)
-        self.in_flight: set[ChangeId] = set()
-        self.max_commands_in_flight = max_commands_in_flight
-        self.commands_in_flight = 0  # submit-and-wait requests being processed now
-        self.requests: Counter[str] = Counter()  # endpoint -> how many requests reached it
-        self.hosting = Hosting(app_party, admins=[STATIC_USER])
+        clock = clock or wall_clock
+        super().__init__(
+            app_party=app_party,
+            clock=clock,
+            ledger=SimLedger(
+                app_party=app_party,
+                clock=clock,
+                tick=tick,
+                max_num_inputs=max_num_inputs,
+                default_dedup=default_dedup,
+            ),
+            hosting=Hosting(app_party, admins=[STATIC_USER]),
+            faults=FaultPlan(seed, latency),
+            static_token=static_token or "sim-" + secrets.token_hex(16),
+            oauth_clients=dict(oauth_clients or dict([DEFAULT_CLIENT])),
+            token_lifetime=token_lifetime,
+            submit_latency=submit_latency,
+            max_commands_in_flight=max_commands_in_flight,
+            list_limit=list_limit,
+        )
         self.app = Starlette(
             routes=[
-                Route("/oauth/token", ledger_routes.oauth_token(self), methods=["POST"]),
+                *idp_routes.routes(self),
                 Mount("/api/scan", routes=scan_routes.routes(self)),
                 *ledger_routes.routes(self),
+                *command_routes.routes(self),
                 *party_routes.routes(self),
             ]
         )
@@ -179,7 +175,7 @@ class Simulator:
     def amulets(self, party: str) -> list[Contract]:
         return [c for c in self.ledger.active("Amulet") if c.payload["owner"] == party]
 
-    # --- faults, clock, tokens -----------------------------------------------------------------
+    # --- faults, clock, tokens ------------------------------------------------------------------
 
     def inject(
         self,
@@ -196,9 +192,6 @@ class Simulator:
         """Fail this share of the requests to ``on`` (seeded, so runs repeat)."""
         self.faults.set_rate(fault, rate, on=on)
 
-    def clear_faults(self) -> None:
-        self.faults.clear()
-
     def advance(self, delta: timedelta | float) -> datetime:
         """Move a `ManualClock` forward (rounds open and close, tokens and dedup windows expire)."""
         if not isinstance(self.clock, ManualClock):
@@ -208,64 +201,6 @@ class Simulator:
     def revoke_tokens(self) -> None:
         """Forget every OAuth token issued so far (as if the IdP rotated its keys)."""
         self.tokens.clear()
-
-    def issue_token(self, client_id: str) -> tuple[str, int]:
-        token = f"sim-oauth-{client_id}-{secrets.token_hex(12)}"
-        self.tokens[token] = (client_id, self.clock() + self.token_lifetime)
-        return token, int(self.token_lifetime.total_seconds())
-
-    def user_of(self, request: Request) -> str | None:
-        """The ledger user the bearer token stands for, or None (missing, wrong or expired)."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
-        if secrets.compare_digest(token, self.static_token):
-            return STATIC_USER
-        user, expiry = self.tokens.get(token, (None, None))
-        return user if expiry is not None and self.clock() < expiry else None
-
-    async def gate(self, endpoint: str, *, hold: bool = False) -> tuple[Planned | None, Response | None]:
-        """Count the request and apply its fault: an early answer, or the fault to apply later.
-
-        With ``hold`` the caller sleeps out a latency fault itself (submit does, while it
-        holds the change id in flight).
-        """
-        self.requests[endpoint] += 1
-        planned = self.faults.draw(endpoint)
-        if planned is None:
-            return None, None
-        fault = planned.fault
-        if fault is Fault.LATENCY:
-            if not hold:
-                await asyncio.sleep(planned.delay)
-            return planned, None
-        if fault in (Fault.PROXY_502, Fault.PROXY_503):
-            return planned, proxy_page(502 if fault is Fault.PROXY_502 else 503)
-        if fault is Fault.DROP:
-            return planned, DroppedResponse()
-        if fault is Fault.SCAN_LAG:
-            return planned, scan_error(404, "update not found (Scan has not ingested it yet)")
-        if fault is Fault.IDLE_TIMEOUT:
-            # An HTTP list of an open-ended stream (completions) ends after stream_idle_timeout_ms
-            # without a new element (digital-asset/canton community/ledger/ledger-json-api/src/
-            # main/scala/com/digitalasset/canton/http/json/v2/Endpoints.scala `asList`): a slow
-            # index answers [] although completions exist.
-            return planned, ok([])
-        if endpoint == "submit" and fault in (
-            Fault.TIMEOUT_AFTER_COMMIT,
-            Fault.PROXY_502_AFTER_COMMIT,
-            Fault.DROP_AFTER_COMMIT,
-        ):
-            return planned, None  # applied once the command has committed
-        return planned, _early(fault)
-
-
-def _early(fault: Fault) -> Response:
-    if fault is Fault.PROXY_502_AFTER_COMMIT:
-        return proxy_page(502)
-    if fault is Fault.DROP_AFTER_COMMIT:
-        return DroppedResponse()
-    return fault_error(fault)
 
 
 def _transfer(tx: Transaction) -> SimTransfer:
@@ -288,7 +223,7 @@ def seeded(
     app_amount: Decimal = Decimal(100),
     featured: bool = True,
     preapproval: bool = False,
-    **options: object,
+    **options: Any,
 ) -> Simulator:
     """A simulator whose parties hold one Amulet each (the app party too, to pay for setup).
 
@@ -300,7 +235,7 @@ def seeded(
         preapproval: pre-seed the app's TransferPreapproval (else `billing setup` makes it).
         options: passed to `Simulator` (clock, tick, seed, static_token, ...).
     """
-    sim = Simulator(app_party=app_party, **options)  # type: ignore[arg-type]
+    sim = Simulator(app_party=app_party, **options)
     for party, amount in holdings:
         if Decimal(amount) > 0:
             sim.fund(party, amount)

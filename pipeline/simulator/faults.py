@@ -51,7 +51,7 @@ ENDPOINTS = frozenset(
     }
 )
 ANY = "*"
-# The names `billing simulator --fault` has always accepted (README), and what they mean here.
+# The names `billing simulator --fault` accepts (docs/failures.md), and the faults they stand for.
 CLI_FAULTS: dict[str, Fault] = {
     "timeout_after_commit": Fault.TIMEOUT_AFTER_COMMIT,
     "in_flight": Fault.IN_FLIGHT,
@@ -69,7 +69,7 @@ AFTER_COMMIT = frozenset({Fault.TIMEOUT_AFTER_COMMIT, Fault.PROXY_502_AFTER_COMM
 
 
 def fault_named(name: Fault | str) -> Fault:
-    """A `Fault` from its value or its README name (``stale_contract``, ``unavailable``)."""
+    """A `Fault` from its value or its name in docs/failures.md (``stale_contract``, ``unavailable``)."""
     if isinstance(name, Fault):
         return name
     if name in CLI_FAULTS:
@@ -128,10 +128,6 @@ class FaultPlan:
             raise ValueError(f"a rate is a probability in [0, 1], got {rate}")
         fault = fault_named(fault)
         self._rates[(fault, target_of(fault, on))] = rate
-
-    def clear(self) -> None:
-        self._queue.clear()
-        self._rates.clear()
 
     @property
     def pending(self) -> int:

@@ -1,10 +1,9 @@
-"""The simulator's ledger: contracts, offsets, transactions, completions and deduplication.
+"""The simulator's ledger: contracts, offsets, transactions and completions.
 
 Commands are executed by `pipeline/simulator/choices.py` against this state; an accepted
 command commits one transaction (archives, creates, a completion), a rejected one raises
-`Rejection` and, when it was rejected after sequencing, leaves a failed completion.
-Deduplication is by change id (user, actAs set, commandId) within the period the
-submitter sent (canton-apis.md §7.1).
+`Rejection` and, when it was rejected after sequencing, leaves a failed completion. An
+accepted change id is remembered for `deduplication.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pipeline.simulator.amulet_config import (
+    AMULET_PRICE,
+    HOLDING_FEE_USD,
+    TICK,
+    amulet_rules_payload,
+    round_payload,
+)
 from pipeline.simulator.clock import Clock
+from pipeline.simulator.deduplication import Accepted, ChangeId, check_duplicate
 from pipeline.simulator.model import (
     CATEGORY_GRPC,
     CompletionRecord,
@@ -32,14 +39,7 @@ from pipeline.simulator.model import (
     template_matches,
 )
 
-ChangeId = tuple[str, frozenset[str], str]
-TICK = timedelta(minutes=10)
 FIRST_ROUND = 100
-AMULET_PRICE = Decimal("0.005")  # USD per CC, as on DevNet
-# Splice's holding fee, 1 USD a year at 10-minute rounds (the Canton Coin fee-removal CIP quotes
-# "holdingFeeRate of 1 $/year"), kept on each Amulet in CC per round: since that CIP
-# (hyperledger-labs/splice PR 1722) it is no longer charged when the Amulet is a transfer input.
-HOLDING_FEE_USD = Decimal("0.0000190259")
 
 
 class SimLedger:
@@ -69,7 +69,7 @@ class SimLedger:
         self._by_update: dict[str, Transaction] = {}
         self._by_offset: dict[int, Transaction] = {}
         self.completions: list[CompletionRecord] = []
-        self.accepted: dict[ChangeId, tuple[int, datetime, str | None]] = {}
+        self.accepted: dict[ChangeId, Accepted] = {}
         self._last_record_time = datetime.min.replace(tzinfo=clock().tzinfo)
         self.amulet_rules = self._genesis_contract(
             "AmuletRules", amulet_rules_payload(self.dso_party, max_num_inputs), [self.dso_party], []
@@ -79,8 +79,7 @@ class SimLedger:
 
     def now(self) -> datetime:
         """The record time of the next update: the clock, but strictly after the previous one."""
-        moment = max(self.clock(), self._last_record_time + timedelta(microseconds=1))
-        return moment
+        return max(self.clock(), self._last_record_time + timedelta(microseconds=1))
 
     def rounds(self) -> list[tuple[RoundInfo, Contract]]:
         """The three open rounds now, as contracts (created on first sight)."""
@@ -94,19 +93,7 @@ class SimLedger:
     def _round_contract(self, info: RoundInfo) -> Contract:
         cid = round_contract_id(info.number)
         if cid not in self.contracts:
-            micro = str(int(self.tick / timedelta(microseconds=1)))
-            payload = {
-                "dso": self.dso_party,
-                "round": {"number": str(info.number)},
-                "amuletPrice": numeric(AMULET_PRICE),
-                "opensAt": iso(info.opens_at),
-                "targetClosesAt": iso(info.target_closes_at),
-                "issuingFor": {"microseconds": str(int((info.number * self.tick) / timedelta(microseconds=1)))},
-                "transferConfigUsd": _transfer_config(self.max_num_inputs),
-                "tickDuration": {"microseconds": micro},
-                "issuanceConfig": {},
-                "trafficPrice": None,
-            }
+            payload = round_payload(self.dso_party, info, self.tick, self.max_num_inputs)
             self._add(Contract(cid, "OpenMiningRound", payload, [self.dso_party], [], info.created_at, 0))
         return self.contracts[cid]
 
@@ -202,8 +189,7 @@ class SimLedger:
             if c.template != "OpenMiningRound"
             and c.created_offset >= 0
             and c.active_at(offset)
-            and (template in (None, c.template) or template_matches(template, c.template))
-            and (party is None or party in c.stakeholders)
+            and (template is None or template == c.template or template_matches(template, c.template))
         ]
 
     def preapproval_of(self, receiver: str) -> Contract | None:
@@ -240,22 +226,8 @@ class SimLedger:
     def check_duplicate(self, change: ChangeId, period: dict[str, Any] | None) -> None:
         """DUPLICATE_COMMAND when the change id was accepted within the deduplication period."""
         earlier = self.accepted.get(change)
-        if earlier is None:
-            return
-        offset, when, submission = earlier
-        if _within(period, self.default_dedup, offset, when, self.clock()):
-            context = {
-                "completion_offset": str(offset),
-                "accepted": "true",
-                "existing_submission_id": submission or "",
-                "changeId": f"{change[2]}",
-            }
-            raise Rejection(
-                "DUPLICATE_COMMAND",
-                "A command with the given command id has already been successfully processed",
-                10,
-                context,
-            )
+        if earlier is not None:
+            check_duplicate(change, earlier, period, self.default_dedup, self.clock())
 
     def commit(
         self,
@@ -316,46 +288,3 @@ class SimLedger:
         self.completions.append(
             CompletionRecord(self.offset, command_id, user, sorted(act_as), submission_id, now, status=status)
         )
-
-
-def _within(period: dict[str, Any] | None, default: timedelta, offset: int, when: datetime, now: datetime) -> bool:
-    period = period or {}
-    if "DeduplicationOffset" in period:
-        return offset > int(period["DeduplicationOffset"].get("value", 0))
-    duration = (period.get("DeduplicationDuration") or {}).get("value")
-    window = (
-        default
-        if duration is None
-        else timedelta(
-            seconds=int(duration.get("seconds", 0)),
-            microseconds=int(duration.get("nanos", 0)) // 1000,
-        )
-    )
-    return now - when < window
-
-
-def amulet_rules_payload(dso: str, max_inputs: int) -> dict[str, Any]:
-    """AmuletRules with the config fields billing reads: the preapproval fee and its free base
-    duration (splice-amulet AmuletConfig: `transferPreapprovalFee`, 0.00274 USD/day by default,
-    `transferPreapprovalBaseDuration`, 90 days, from the Canton Coin fee-removal CIP)."""
-    config = {
-        "transferConfig": _transfer_config(max_inputs),
-        "tickDuration": {"microseconds": str(int(TICK / timedelta(microseconds=1)))},
-        "transferPreapprovalFee": "0.0027400000",
-        "transferPreapprovalBaseDuration": {"microseconds": str(90 * 86_400_000_000)},
-    }
-    return {"dso": dso, "configSchedule": {"initialValue": config, "futureValues": []}, "isDevNet": True}
-
-
-def _transfer_config(max_inputs: int) -> dict[str, Any]:
-    zero = {"initialRate": "0.0000000000", "steps": []}
-    return {
-        "createFee": {"fee": "0.0000000000"},
-        "holdingFee": {"rate": numeric(HOLDING_FEE_USD)},
-        "transferFee": zero,
-        "lockHolderFee": {"fee": "0.0000000000"},
-        "extraFeaturedAppRewardAmount": "1.0000000000",
-        "maxNumInputs": str(max_inputs),
-        "maxNumOutputs": "100",
-        "maxNumLockHolders": "50",
-    }

@@ -9,55 +9,51 @@ reads need admin claims, as in Canton (see `hosting.py`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pipeline.simulator.gate import Body, guarded
 from pipeline.simulator.hosting import permission_denied
-from pipeline.simulator.ledger_routes import Body, _guarded
+from pipeline.simulator.node import Node
 from pipeline.simulator.responses import ok
 
-if TYPE_CHECKING:
-    from pipeline.simulator.app import Simulator
 
-
-def routes(sim: Simulator) -> list[Route]:
+def routes(node: Node) -> list[Route]:
     return [
-        Route("/v2/authenticated-user", _guarded(sim, "users", _me), methods=["GET"]),
-        Route("/v2/users/{user_id}/rights", _guarded(sim, "users", _rights), methods=["GET"]),
-        Route("/v2/parties/participant-id", _guarded(sim, "parties", _participant), methods=["GET"]),
-        Route("/v2/parties/{party}", _guarded(sim, "parties", _parties), methods=["GET"]),
-        Route("/v2/parties", _guarded(sim, "parties", _parties), methods=["GET"]),
+        Route("/v2/authenticated-user", guarded(node, "users", _me), methods=["GET"]),
+        Route("/v2/users/{user_id}/rights", guarded(node, "users", _rights), methods=["GET"]),
+        Route("/v2/parties/participant-id", guarded(node, "parties", _participant), methods=["GET"]),
+        Route("/v2/parties/{party}", guarded(node, "parties", _parties), methods=["GET"]),
+        Route("/v2/parties", guarded(node, "parties", _parties), methods=["GET"]),
     ]
 
 
-def _me(sim: Simulator, request: Request, user: str, body: Body) -> Response:
+def _me(node: Node, request: Request, user: str, body: Body) -> Response:
     return ok({"user": {"id": user, "isDeactivated": False, "identityProviderId": ""}})
 
 
-def _rights(sim: Simulator, request: Request, user: str, body: Body) -> Response:
+def _rights(node: Node, request: Request, user: str, body: Body) -> Response:
     wanted = request.path_params["user_id"]
-    if wanted != user and user not in sim.hosting.admins:
+    if wanted != user and user not in node.hosting.admins:
         raise permission_denied()
-    return ok({"rights": sim.hosting.rights(wanted)})
+    return ok({"rights": node.hosting.rights(wanted)})
 
 
-def _participant(sim: Simulator, request: Request, user: str, body: Body) -> Response:
-    if user not in sim.hosting.admins:
+def _participant(node: Node, request: Request, user: str, body: Body) -> Response:
+    if user not in node.hosting.admins:
         raise permission_denied()
-    return ok({"participantId": sim.hosting.participant_id})
+    return ok({"participantId": node.hosting.participant_id})
 
 
-def _parties(sim: Simulator, request: Request, user: str, body: Body) -> Response:
-    if user not in sim.hosting.admins:
+def _parties(node: Node, request: Request, user: str, body: Body) -> Response:
+    if user not in node.hosting.admins:
         raise permission_denied()
     first = request.path_params.get("party")
-    asked = [first, *request.query_params.getlist("parties")] if first else sim.hosting.known()
+    asked = [first, *request.query_params.getlist("parties")] if first else node.hosting.known()
     details = [
-        {"party": p, "isLocal": sim.hosting.hosted(p), "identityProviderId": ""}
+        {"party": p, "isLocal": node.hosting.hosted(p), "identityProviderId": ""}
         for p in dict.fromkeys(asked)
-        if p in sim.hosting.known()
+        if p in node.hosting.known()
     ]
     return ok({"partyDetails": details} if first else {"partyDetails": details, "nextPageToken": ""})

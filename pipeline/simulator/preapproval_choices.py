@@ -16,9 +16,8 @@ from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-# `choices` imports this module only when it runs a choice, so this import is no cycle.
-from pipeline.simulator.choices import Effects, _need, _time, _View
 from pipeline.simulator.model import Contract, Exercise, Rejection, iso, numeric
+from pipeline.simulator.submission_view import Effects, SubmissionView, daml_time, need_fields
 
 DAY_US = 86_400_000_000
 
@@ -39,20 +38,20 @@ def preapproval_fee(rules: Contract, open_round: Contract, lifetime: timedelta) 
 
 
 def _burn(
-    view: _View, arg: dict[str, Any], provider: str, fee: Decimal, rnd: int
+    view: SubmissionView, arg: dict[str, Any], provider: str, fee: Decimal, rnd: int
 ) -> tuple[list[Contract], list[Contract]]:
     inputs, total = view.inputs_covering(arg, provider, fee, "the preapproval fee is")
     change = [view.ledger.new_amulet(provider, total - fee, rnd)] if total > fee else []
     return inputs, change
 
 
-def _authority(view: _View, choice: str, *parties: str) -> None:
+def _authority(view: SubmissionView, choice: str, *parties: str) -> None:
     if not set(parties) <= view.act_as:
         raise Rejection("DAML_AUTHORIZATION_ERROR", f"{choice} needs the authority of {sorted(parties)}", 8)
 
 
-def create_preapproval(view: _View, rules_cid: str, arg: dict[str, Any]) -> Effects:
-    _need(arg, "context", "inputs", "receiver", "provider", "expiresAt")
+def create_preapproval(view: SubmissionView, rules_cid: str, arg: dict[str, Any]) -> Effects:
+    need_fields(arg, "context", "inputs", "receiver", "provider", "expiresAt")
     receiver, provider = arg["receiver"], arg["provider"]
     _authority(view, "AmuletRules_CreateTransferPreapproval", receiver, provider)
     ledger = view.ledger
@@ -63,7 +62,7 @@ def create_preapproval(view: _View, rules_cid: str, arg: dict[str, Any]) -> Effe
     rules = view.fetch(rules_cid, "AmuletRules")
     round_cid = arg["context"]["context"]["openMiningRound"]
     round_number = view.open_round(round_cid)
-    expires = _time(arg["expiresAt"])
+    expires = daml_time(arg["expiresAt"])
     _require("expiresAt is not in the past", expires > view.now)
     fee = preapproval_fee(rules, ledger.contracts[round_cid], expires - view.now)
     inputs, change = _burn(view, arg, provider, fee, round_number)
@@ -93,13 +92,13 @@ def create_preapproval(view: _View, rules_cid: str, arg: dict[str, Any]) -> Effe
     return root, inputs, [*change, preapproval]
 
 
-def renew_preapproval(view: _View, cid: str, arg: dict[str, Any]) -> Effects:
-    _need(arg, "context", "inputs", "newExpiresAt")
+def renew_preapproval(view: SubmissionView, cid: str, arg: dict[str, Any]) -> Effects:
+    need_fields(arg, "context", "inputs", "newExpiresAt")
     old = view.fetch(cid, "TransferPreapproval")
     provider, ledger = old.payload["provider"], view.ledger
     _authority(view, "TransferPreapproval_Renew", provider)
-    expires = _time(old.payload["expiresAt"])
-    new_expires = _time(arg["newExpiresAt"])
+    expires = daml_time(old.payload["expiresAt"])
+    new_expires = daml_time(arg["newExpiresAt"])
     _require("Contract is not expired", expires > view.now)
     _require("newExpiresAt is after expiresAt", new_expires > expires)
     rules = view.fetch(arg["context"]["amuletRules"], "AmuletRules")

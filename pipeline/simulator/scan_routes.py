@@ -7,52 +7,50 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.simulator import wire
+from pipeline.simulator.gate import Handler, gate
 from pipeline.simulator.model import Contract, digest, iso, parse_time
+from pipeline.simulator.node import Node
 from pipeline.simulator.responses import ok, parse_json, scan_error
 
-if TYPE_CHECKING:
-    from pipeline.simulator.app import Simulator
-
-Handler = Callable[[Request], Awaitable[Response]]
-Read = Callable[["Simulator", Request], Awaitable[Response]]
+Read = Callable[[Node, Request], Awaitable[Response]]
 
 
-def routes(sim: Simulator) -> list[Route]:
+def routes(node: Node) -> list[Route]:
     return [
-        Route("/v0/dso", _guarded(sim, "scan-dso", _dso), methods=["GET"]),
+        Route("/v0/dso", _guarded(node, "scan-dso", _dso), methods=["GET"]),
         Route(
             "/v0/open-and-issuing-mining-rounds",
-            _guarded(sim, "scan-rounds", _rounds),
+            _guarded(node, "scan-rounds", _rounds),
             methods=["POST"],
         ),
         Route(
             "/v0/featured-apps/{provider_party_id}",
-            _guarded(sim, "scan-featured", _featured),
+            _guarded(node, "scan-featured", _featured),
             methods=["GET"],
         ),
         Route(
             "/v0/transfer-preapprovals/by-party/{party}",
-            _guarded(sim, "scan-preapproval", _preapproval),
+            _guarded(node, "scan-preapproval", _preapproval),
             methods=["GET"],
         ),
-        Route("/v2/updates/{update_id}", _guarded(sim, "scan-update", _update), methods=["GET"]),
-        Route("/v2/updates", _guarded(sim, "scan-updates", _updates), methods=["POST"]),
+        Route("/v2/updates/{update_id}", _guarded(node, "scan-update", _update), methods=["GET"]),
+        Route("/v2/updates", _guarded(node, "scan-updates", _updates), methods=["POST"]),
     ]
 
 
-def _guarded(sim: Simulator, endpoint: str, read: Read) -> Handler:
+def _guarded(node: Node, endpoint: str, read: Read) -> Handler:
     async def handle(request: Request) -> Response:
-        _, early = await sim.gate(endpoint)
+        _, early = await gate(node, endpoint)
         if early is not None:
             return early
-        return await read(sim, request)
+        return await read(node, request)
 
     return handle
 
@@ -68,9 +66,9 @@ class _BadRequest(ValueError):
     pass
 
 
-def _dso_rules(sim: Simulator) -> dict[str, Any]:
+def _dso_rules(node: Node) -> dict[str, Any]:
     # A stand-in DsoRules contract: billing never reads it, the schema requires it.
-    ledger = sim.ledger
+    ledger = node.ledger
     return {
         "contract": {
             "template_id": ledger.amulet_rules.template_id.replace("AmuletRules:AmuletRules", "DsoRules:DsoRules"),
@@ -83,8 +81,8 @@ def _dso_rules(sim: Simulator) -> dict[str, Any]:
     }
 
 
-async def _dso(sim: Simulator, request: Request) -> Response:
-    ledger = sim.ledger
+async def _dso(node: Node, request: Request) -> Response:
+    ledger = node.ledger
     latest = max(ledger.rounds(), key=lambda pair: pair[0].number)[1]
     return ok(
         {
@@ -94,21 +92,21 @@ async def _dso(sim: Simulator, request: Request) -> Response:
             "voting_threshold": 1,
             "latest_mining_round": wire.with_state(latest, ledger.synchronizer_id),
             "amulet_rules": wire.with_state(ledger.amulet_rules, ledger.synchronizer_id),
-            "dso_rules": _dso_rules(sim),
+            "dso_rules": _dso_rules(node),
             "sv_node_states": [],
             "initial_round": "0",
         }
     )
 
 
-async def _rounds(sim: Simulator, request: Request) -> Response:
+async def _rounds(node: Node, request: Request) -> Response:
     try:
         body = await _json(request)
         cached = set(body["cached_open_mining_round_contract_ids"])
         _ = body["cached_issuing_round_contract_ids"]
     except (_BadRequest, KeyError, TypeError) as err:
         return scan_error(400, f"bad request body: {err}")
-    ledger, now = sim.ledger, sim.clock()
+    ledger, now = node.ledger, node.clock()
     rounds = ledger.rounds()
     answer = {}
     for _info, contract in rounds:
@@ -129,28 +127,28 @@ async def _rounds(sim: Simulator, request: Request) -> Response:
     )
 
 
-async def _featured(sim: Simulator, request: Request) -> Response:
-    right = sim.ledger.featured_right(request.path_params["provider_party_id"])
+async def _featured(node: Node, request: Request) -> Response:
+    right = node.ledger.featured_right(request.path_params["provider_party_id"])
     return ok({"featured_app_right": wire.scan_contract(right)} if right else {})
 
 
-async def _preapproval(sim: Simulator, request: Request) -> Response:
+async def _preapproval(node: Node, request: Request) -> Response:
     party = request.path_params["party"]
-    found: Contract | None = sim.ledger.preapproval_of(party)
+    found: Contract | None = node.ledger.preapproval_of(party)
     if found is None:
         return scan_error(404, f"No TransferPreapproval found for party: {party}")
-    return ok({"transfer_preapproval": wire.with_state(found, sim.ledger.synchronizer_id)})
+    return ok({"transfer_preapproval": wire.with_state(found, node.ledger.synchronizer_id)})
 
 
-async def _update(sim: Simulator, request: Request) -> Response:
+async def _update(node: Node, request: Request) -> Response:
     update_id = request.path_params["update_id"]
-    tx = sim.ledger.transaction(update_id)
+    tx = node.ledger.transaction(update_id)
     if tx is None:
         return scan_error(404, f"Transaction with id {update_id} not found")
-    return ok(wire.scan_update(tx, sim.ledger.synchronizer_id))
+    return ok(wire.scan_update(tx, node.ledger.synchronizer_id))
 
 
-async def _updates(sim: Simulator, request: Request) -> Response:
+async def _updates(node: Node, request: Request) -> Response:
     try:
         body = await _json(request)
         size = int(body["page_size"])
@@ -160,5 +158,5 @@ async def _updates(sim: Simulator, request: Request) -> Response:
         return scan_error(400, f"bad request body: {err}")
     if size <= 0:
         return scan_error(400, "page_size must be positive")
-    txs = [tx for tx in sim.ledger.transactions if cursor is None or (0, tx.record_time) > cursor]
-    return ok({"transactions": [wire.scan_update(tx, sim.ledger.synchronizer_id) for tx in txs[:size]]})
+    txs = [tx for tx in node.ledger.transactions if cursor is None or (0, tx.record_time) > cursor]
+    return ok({"transactions": [wire.scan_update(tx, node.ledger.synchronizer_id) for tx in txs[:size]]})

@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.simulator import wire
 from pipeline.simulator.model import Rejection
+from pipeline.simulator.node import Node
 from pipeline.simulator.refusals import check_updates_from, list_page
 
-if TYPE_CHECKING:
-    from pipeline.simulator.app import Simulator
 
-
-def updates(sim: Simulator, body: dict[str, Any], limit: str | None) -> list[dict[str, Any]]:
+def updates(node: Node, body: dict[str, Any], limit: str | None) -> list[dict[str, Any]]:
     """The `JsGetUpdatesResponse` items answering ``body`` (``limit``: the query parameter)."""
-    ledger = sim.ledger
+    ledger = node.ledger
     begin = int(body["beginExclusive"])
     end = body.get("endInclusive")
     end = ledger.offset if end is None else int(end)  # open-ended: what exists now
     if end > ledger.offset:
         raise Rejection("OFFSET_AFTER_LEDGER_END", f"endInclusive {end} is after the ledger end {ledger.offset}", 12)
-    check_updates_from(begin, end, sim.pruned_up_to)
+    check_updates_from(begin, end, node.pruned_up_to)
     txf = (body.get("updateFormat") or {}).get("includeTransactions") or {}
     fmt = txf.get("eventFormat") or {}
     parties = None if fmt.get("filtersForAnyParty") is not None else set(fmt.get("filtersByParty") or {})
@@ -38,7 +36,7 @@ def updates(sim: Simulator, body: dict[str, Any], limit: str | None) -> list[dic
     in_range = itertools.takewhile(lambda t: t.offset <= end, itertools.islice(ledger.transactions, start, None))
     seen = (t for t in in_range if parties is None or parties & t.witnesses)
     # More than the node's limit is a 413, not a shorter list: one element past it tells.
-    found = list(itertools.islice(seen, sim.list_limit + 1))
-    rows = list_page(found, limit, sim.list_limit)
+    found = list(itertools.islice(seen, node.list_limit + 1))
+    rows = list_page(found, limit, node.list_limit)
     docs = [wire.transaction(t, parties, effects=effects, synchronizer_id=ledger.synchronizer_id) for t in rows]
     return [{"update": {"Transaction": {"value": doc}}} for doc in docs]

@@ -1,18 +1,44 @@
-"""Client of the daemon's local API (`commands/daemon/local_api.py`), used while `billing start` runs."""
+"""The daemon's local API as other `billing` processes use it: its token, its request body, its client.
+
+`commands/daemon/local_api.py` serves it; `pay`, `pay-all` and `restart` send their requests
+through `DaemonClient` while `billing start` owns the log, and the dashboard signs in with the token.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import msgspec
+
 from commands.config import Settings
-from commands.daemon.local_api import RequestBatch, api_token
 from commands.errors import CommandError
 from pipeline.canton.auth import StaticToken
 from pipeline.canton.errors import CantonError
 from pipeline.canton.http import Http, ReadRetry, make_client
 from pipeline.events import PaymentRequested
+
+TOKEN_FILE = "api-token"
+
+
+class RequestBatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Inbound commands are strict: an unknown field is a client bug, not a new version."""
+
+    requests: list[PaymentRequested]
+
+
+def api_token(state_dir: Path, configured: str | None) -> str:
+    """The configured token, else the one in the state dir (created on first use, mode 0600)."""
+    if configured:
+        return configured
+    path = state_dir / TOKEN_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 class DaemonClient:
