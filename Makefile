@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo   - install into .venv (if needed) and run the whole pipeline against the simulator"
 	@echo "make test   - install into .venv (if needed) and run the test suite"
-	@echo "make lint   - ruff (lint and format), the import contracts"
+	@echo "make lint   - ruff (lint and format), the import contracts, mypy (strict)"
 	@echo "make bench  - run the benchmarks in benchmarks/ (minutes; writes benchmarks/RESULTS.md)"
 
 $(STAMP): pyproject.toml
@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline projections commands tests benchmarks
 	$(BIN)/ruff format --check pipeline projections commands tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy pipeline projections commands
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
