@@ -122,7 +122,7 @@ async def _create(ctx: Context, canton: CantonAdapter, now: datetime, expires: d
     cid = created.contract.contract_id if created else "(not visible in Scan yet)"
     ctx.console.line(
         f"TransferPreapproval created: {cid}, expires {expires:%Y-%m-%d %H:%M} UTC, "
-        f"fee at most {fee:f} CC (update {result.update_id})"
+        f"fee at most {fee.normalize():f} CC (update {result.update_id})"
     )
     return 0
 
@@ -158,7 +158,8 @@ async def _renew(ctx: Context, canton: CantonAdapter, current: Contract, expires
     )
     canton.invalidate_context()  # payments must disclose the renewed contract, not the archived one
     ctx.console.line(
-        f"TransferPreapproval renewed until {wanted:%Y-%m-%d %H:%M} UTC, fee {fee:f} CC (update {result.update_id})"
+        f"TransferPreapproval renewed until {wanted:%Y-%m-%d %H:%M} UTC, "
+        f"fee {fee.normalize():f} CC (update {result.update_id})"
     )
     return 0
 
