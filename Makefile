@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline projections commands tests benchmarks
 	$(BIN)/ruff format --check pipeline projections commands tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/mypy pipeline projections commands
+	$(BIN)/mypy pipeline projections commands tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all

@@ -71,7 +71,9 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-async def ours(path: Path, evs: list, sync: bool) -> tuple[float, dict[int, float], int]:  # type: ignore[type-arg]
+async def ours(
+    path: Path, evs: list[PaymentRequested | PaymentConfirmed], sync: bool
+) -> tuple[float, dict[int, tuple[float, float]], int]:
     log = EmbeddedLog.open(path, sync=sync)
     start = time.perf_counter()
     for i in range(0, len(evs), BATCH):
@@ -103,7 +105,7 @@ def best(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return min(wall for wall, _ in samples), min(cpu for _, cpu in samples)
 
 
-def baseline(path: Path, values: list[bytes]) -> tuple[float, float]:
+def baseline(path: Path, values: list[bytes]) -> tuple[float, tuple[float, float]]:
     options = rocksdict.Options(raw_mode=True)
     options.set_compression_type(rocksdict.DBCompressionType.lz4())
     db = rocksdict.Rdict(str(path), options)
@@ -138,7 +140,10 @@ def main() -> None:
         a_sync, _, _ = asyncio.run(ours(work / "sync", evs, sync=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rate = lambda seconds: f"{n / seconds:,.0f}"  # noqa: E731
+
+    def rate(seconds: float) -> str:
+        return f"{n / seconds:,.0f}"
+
     rows = [
         ("bare rocksdict put (pre-encoded), batches of 1000", rate(base_append), "–", "–"),
         ("EmbeddedLog.append_batch, encode + WAL, no fsync", rate(a_nosync), "–", f"{base_append / a_nosync:.2f}×"),

@@ -80,7 +80,9 @@ def run(users: int, work: Path, latency_ms: int, in_flight: int | None = None, p
 
 
 def rows(name: str, r: Run) -> tuple[str, ...]:
-    per = lambda cpu: f"{cpu / r.payments * 1000:.2f}"  # noqa: E731
+    def per(cpu: float) -> str:
+        return f"{cpu / r.payments * 1000:.2f}"
+
     return (
         name,
         f"{r.payments:,}",
@@ -158,7 +160,10 @@ def main() -> None:
         ],
         ("run", "payments", "seconds", "payments/s", "billing CPU ms/payment", "simulator CPU ms/payment"),
     )
-    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
     per_payment = ours.billing_cpu / ours.payments * 1000
     body += (
         f"\n\nSpeed-up over the sequential baseline: {scaled / ours.seconds:.0f}×. Every run ends with exactly "

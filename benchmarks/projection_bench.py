@@ -136,7 +136,10 @@ async def replay(
     seconds = time.perf_counter() - start
     own_after, children_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     await log.close()
-    cpu = lambda a, b: b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime  # noqa: E731
+
+    def cpu(a: resource.struct_rusage, b: resource.struct_rusage) -> float:
+        return b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime
+
     return projection, seconds, cpu(own, own_after), cpu(children, children_after)
 
 
@@ -305,8 +308,12 @@ def main() -> None:
 
 
 def report(small: dict[str, float], big: dict[str, float], rss: tuple[float, float] | None, users: int) -> str:
-    rate = lambda r: f"{r:,.0f} ev/s"  # noqa: E731
-    ms = lambda t: f"{t:.2f} ms"  # noqa: E731
+    def rate(r: float) -> str:
+        return f"{r:,.0f} ev/s"
+
+    def ms(t: float) -> str:
+        return f"{t:.2f} ms"
+
     rows = [
         (f"raw log read + decode, {big['events']:,.0f} events (baseline)", rate(big["read"]), "–"),
         ("raw log read + decode of outcomes only (what a replay reads)", rate(big["read_outcomes"]), "–"),

@@ -57,7 +57,8 @@ class Daemon:
     """`billing start` as a child process that can be killed and restarted."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log, self.proc, self.starts, self.kills = env, log, None, 0, 0
+        self.env, self.log, self.starts, self.kills = env, log, 0, 0
+        self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
     def start(self) -> None:

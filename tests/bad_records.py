@@ -12,7 +12,7 @@ from tests.log_contract import event
 
 ENTRY = "event log records"
 GOOD = encode(event(1))
-FIELDS = to_builtins(event(1))
+FIELDS: dict[str, Any] = to_builtins(event(1))  # plain msgpack values, nested ones too
 REASON_LIMIT = 400  # a reason is one readable line, not a dump of the record
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LogClosed
-from pipeline.events import PaymentConfirmed, PaymentRequested, Period
+from pipeline.events import AnyEvent, PaymentConfirmed, PaymentRequested, Period, Recorded
 from pipeline.log.port import EventLog
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
@@ -32,6 +32,12 @@ def event(i: int) -> PaymentRequested:
         receiver="app::1220cd",
         description="prover subscription payment",
     )
+
+
+def payment_id(record: Recorded) -> str:
+    """The payment of a record these tests wrote: always a readable event."""
+    assert isinstance(record.event, AnyEvent), record.event
+    return record.event.payment_id
 
 
 async def collect(log: EventLog, start: int = 0, stop: int | None = None) -> list[int]:
@@ -66,7 +72,7 @@ class EventLogContract:
         log = await self.open_log(tmp_path)
         offsets = await asyncio.gather(*(log.append(event(i)) for i in range(200)))
         assert sorted(offsets) == list(range(200))
-        by_offset = {r.offset: r.event.payment_id async for r in log.read()}
+        by_offset = {r.offset: payment_id(r) async for r in log.read()}
         assert {by_offset[o] for o in offsets} == {f"p{i:06d}" for i in range(200)}
         await log.close()
 

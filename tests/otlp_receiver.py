@@ -80,4 +80,5 @@ def _attributes(point: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _number(point: Any) -> float:
-    return point.as_double if point.HasField("as_double") else point.as_int
+    value: float = point.as_double if point.HasField("as_double") else point.as_int
+    return value

@@ -8,8 +8,8 @@ import asyncio
 import io
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from pipeline.simulator.app import Simulator
 from pipeline.simulator.serve import serve_async
@@ -28,7 +28,7 @@ class Listener:
         self.task: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
 
-    def _run(self, coro):  # type: ignore[no-untyped-def]
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
     def start(self) -> None:
@@ -62,15 +62,13 @@ class Listener:
         async def go() -> T:
             return fn()
 
-        result: T = self._run(go())
-        return result
+        return self._run(go())
 
     def senders(self) -> Counter[str]:
         async def go() -> Counter[str]:
             return Counter(t.sender for t in self.sim.transfers())
 
-        result: Counter[str] = self._run(go())
-        return result
+        return self._run(go())
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -9,16 +9,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from commands.services.events_view import Periods, audit_row, event_line
 from pipeline.asgi_server import free_port
-from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
+from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
 from tests.processes import BILLING, ROOT, billing, clean_env, simulator, transfers_per_period, write_catalogue
 
 TOKEN = "audit-stream-test-token"
@@ -36,10 +38,12 @@ def lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:
     return out
 
 
-def rows_until(lines: queue.Queue[str], done: object, seconds: float = 60) -> list[dict]:  # type: ignore[type-arg]
-    rows: list[dict] = []  # type: ignore[type-arg]
+def rows_until(
+    lines: queue.Queue[str], done: Callable[[list[dict[str, Any]]], bool], seconds: float = 60
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + seconds
-    while not done(rows):  # type: ignore[operator]
+    while not done(rows):
         rows.append(json.loads(lines.get(timeout=max(deadline - time.monotonic(), 0.1))))
     return rows
 
@@ -97,7 +101,10 @@ def test_a_second_process_follows_the_audit_stream_as_events_are_appended(tmp_pa
             )
             lines = lines_of(follower)
             assert lines.get(timeout=30) == "connected"
-            confirmed = lambda rows: [r for r in rows if r["type"] == "payment.confirmed"]  # noqa: E731
+
+            def confirmed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return [r for r in rows if r["type"] == "payment.confirmed"]
+
             first = rows_until(lines, lambda rows: len(confirmed(rows)) == 2)  # the daemon's own charges
             assert {r["party"].split("::")[0] for r in confirmed(first)} == {"u0", "u1"}
             assert len(transfers_per_period(sim_env)) == 2
@@ -121,8 +128,14 @@ def test_a_second_process_follows_the_audit_stream_as_events_are_appended(tmp_pa
 def test_tail_lines_carry_payment_period_amount_update_id_and_outcome() -> None:
     t0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
     pid = "a1b2c3d4e5f60718"
-    common = {"payment_id": pid, "at": t0, "party": "alice::1220abcdef", "plan": "prover", "amount": Decimal(2)}
-    events = [
+    common: dict[str, Any] = {
+        "payment_id": pid,
+        "at": t0,
+        "party": "alice::1220abcdef",
+        "plan": "prover",
+        "amount": Decimal(2),
+    }
+    events: list[AnyEvent] = [
         PaymentRequested(
             **common,
             user_id="alice",

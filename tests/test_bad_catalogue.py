@@ -95,7 +95,9 @@ def _write(folder: Path, docs: dict[str, Any]) -> None:
 
 
 def _docs() -> dict[str, Any]:
-    return json.loads(json.dumps(SAMPLE))
+    docs = json.loads(json.dumps(SAMPLE))
+    assert isinstance(docs, dict)
+    return docs
 
 
 FILE_ENTRY = st.sampled_from([(USERS_FILE, 0), (USERS_FILE, 3), (PLANS_FILE, 0), (PLANS_FILE, 2)])

@@ -230,7 +230,7 @@ def _events_path(index: int, *rest: str) -> tuple[Any, ...]:
 
 #: Answers that once escaped the clients as something other than a CantonError (found by the
 #: generated cases above; fixed in scan_api.py, scan_context.py and canton_errors.py).
-ONCE_CRASHED = {
+ONCE_CRASHED: dict[str, tuple[str, Callable[[], bytes]]] = {
     "updates item without update_id": (
         "scan updates",
         lambda: _spoiled("scan updates", ("transactions", 0, "update_id"), None),

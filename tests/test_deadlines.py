@@ -82,6 +82,7 @@ async def test_a_preapproval_renewed_meanwhile_makes_the_deadline_retryable(cloc
     sim.add_preapproval(APP, expires_at=clock() + timedelta(minutes=30))
     async with adapter_on(sim, clock) as port:
         prepared = await port.prepare(ALICE, Decimal(1))  # context holds the soon-expired one
+        assert isinstance(prepared, Prepared)
         sim.advance(timedelta(minutes=31))
         sim.add_preapproval(APP, expires_at=clock() + timedelta(days=90))  # renewed
         result = await send(port, prepared)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from pipeline.errors import StoreBusy
 from pipeline.events import Unreadable
 from pipeline.log.embedded import EmbeddedLog, offset_key
 from pipeline.log.store import Store
-from tests.log_contract import EventLogContract, collect, event
+from tests.log_contract import EventLogContract, collect, event, payment_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,7 @@ async def test_follow_reports_a_foreign_key_once_and_neither_repeats_nor_skips_e
     log = await _log_with(tmp_path / "log", 2, [(b"zz-foreign", b"x")])
     seen: list[tuple[int, bool]] = []
     follower = log.follow(0)
+    assert isinstance(follower, AsyncGenerator)  # an async generator, closed at the end
     for i in range(2, 5):
         await log.append(event(i))
         while len(seen) < i + 2:  # the events so far, and the foreign record once
@@ -104,10 +106,10 @@ async def test_every_append_that_returned_survives_kill_9(tmp_path: Path, mode: 
         child.wait(timeout=10)
         child.stdout.close()
     log = EmbeddedLog.open(path)
-    stored = {r.offset: r.event async for r in log.read()}
+    stored = {r.offset: r async for r in log.read()}
     await log.close()
     assert all(o in stored for o in reported), "an acknowledged append was lost"
-    assert all(stored[o].payment_id == f"p{o:06d}" for o in reported)
+    assert all(payment_id(stored[o]) == f"p{o:06d}" for o in reported)
     assert sorted(stored) == list(range(len(stored)))  # contiguous, no holes
 
 

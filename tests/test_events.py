@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.events import (
+    AnyEvent,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRequested,
@@ -95,7 +96,7 @@ def test_encode_decode_is_identity_in_both_forms(event) -> None:  # type: ignore
 @pytest.mark.parametrize("form", ["msgpack", "json"])
 def test_stored_v1_records_still_decode(name: str, form: str) -> None:
     event = decode((SAMPLES / f"v1_{name}.{form}").read_bytes())
-    assert not isinstance(event, Unreadable), event
+    assert isinstance(event, AnyEvent), event
     assert event.payment_id == "0f" * 16
     assert event.at == datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     if isinstance(event, PaymentRequested | PaymentConfirmed):

@@ -139,11 +139,13 @@ async def test_a_read_to_the_ledger_end_proves_no_acceptance_or_says_it_cannot()
     async with adapter_on(sim, clock) as port:
         begin = await attempt(port, req, 1, spent=True)
         for i in range(3):  # more of Alice's and Bob's transactions after it
+            prepared = await port.prepare(BOB, Decimal(1))
+            assert isinstance(prepared, Prepared)
             await port.submit(
-                await port.prepare(BOB, Decimal(1)),
+                prepared,
                 sender=BOB,
                 receiver=APP,
-                amount=Decimal(1),  # type: ignore[arg-type]
+                amount=Decimal(1),
                 description="other",
                 command_id=f"other-{i}",
                 submission_id="s",

@@ -11,7 +11,7 @@ import pytest
 from pipeline.errors import LogError
 from pipeline.log.kafka import KafkaTopic, bootstrap_of, subscription_key
 from pipeline.log.kafka_log import KafkaLog
-from tests.log_contract import EventLogContract, collect, event
+from tests.log_contract import EventLogContract, collect, event, payment_id
 
 
 def topic_for(path: Path) -> str:
@@ -32,17 +32,17 @@ async def test_each_subscription_stays_in_one_partition_in_publish_order(kafka_u
     topic = await KafkaTopic.open(kafka_url, topic_for(tmp_path), partitions=4)
     events = [event(i) for i in range(70)]  # 7 parties, one plan: 7 subscriptions
     placed = await topic.publish(events)
-    partitions = {e.party: set() for e in events}
+    partitions: dict[str, set[int]] = {e.party: set() for e in events}
     for e, (p, _) in zip(events, placed, strict=True):
         partitions[e.party].add(p)
     assert all(len(ps) == 1 for ps in partitions.values())
     assert len({p for p, _ in placed}) > 1, "7 keys over 4 partitions should use more than one"
     seen = [r async for batch in topic.read_all(dict.fromkeys(range(4), 0)) for r in batch]
-    assert sorted(r.event.payment_id for r in seen) == sorted(e.payment_id for e in events)
+    assert sorted(payment_id(r) for r in seen) == sorted(e.payment_id for e in events)
     for p in range(4):
         mine = [e.payment_id for e, (q, _) in zip(events, placed, strict=True) if q == p]
         log = KafkaLog(topic, p)
-        assert [r.event.payment_id async for r in log.read()] == mine  # the publish order, per partition
+        assert [payment_id(r) async for r in log.read()] == mine  # the publish order, per partition
         assert await collect(log) == list(range(len(mine)))
         assert await log.last_offset() == (len(mine) - 1 if mine else None)
     await topic.close()

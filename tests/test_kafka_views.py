@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ PARTITIONS = 4
 
 def payments(now: datetime, n: int, first: int = 0) -> list[list[AnyEvent]]:
     """Per payment: its request, then its outcome (every 4th fails for good); users on both plans."""
-    out = []
+    out: list[list[AnyEvent]] = []
     for i in range(first, first + n):
         party, plan, at = USERS[i % 3], PLANS[(i // 3) % 2], now - timedelta(minutes=7 + 97 * i)
         request = PaymentRequested(
@@ -52,7 +53,7 @@ def payments(now: datetime, n: int, first: int = 0) -> list[list[AnyEvent]]:
             receiver="app::1",
             description="d",
         )
-        common = {
+        common: dict[str, Any] = {
             "payment_id": f"p{i}",
             "at": at + timedelta(seconds=3),
             "party": party,

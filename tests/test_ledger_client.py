@@ -45,7 +45,7 @@ async def test_a_payment_moves_amulets_and_leaves_a_completion_and_an_update(
     before = await canton.ledger.ledger_end()
     result = await canton.ledger.submit_and_wait(await payment(canton, ALICE, "70", "pay-a"))
     assert canton.sim.balance(ALICE) == 30 and canton.sim.balance(APP) == 170
-    assert [(t.command_id, t.amount) for t in canton.sim.transfers()] == [("pay-a", 70)]
+    assert [(t.command_id, t.amount) for t in canton.sim.transfers()] == [("pay-a", Decimal(70))]
     completion = await canton.ledger.find_completion(ALICE, "pay-a", begin_exclusive=before)
     assert completion is not None and completion.accepted and completion.update_id == result.update_id
     assert completion.offset == result.completion_offset
@@ -137,11 +137,12 @@ async def test_send_command_has_the_spec_shape(canton: Canton) -> None:
     doc = msgspec.to_builtins(command)
     exercise = doc["commands"][0]["ExerciseCommand"]
     ctx = await canton.context.get()
+    assert ctx.featured_app_right is not None  # the simulator's app holds a featured-app right
     assert exercise["templateId"] == "#splice-amulet:Splice.AmuletRules:TransferPreapproval"
     assert exercise["contractId"] == ctx.transfer_preapproval.contract_id
     arg = exercise["choiceArgument"]
     assert arg["amount"] == "12.5" and arg["sender"] == ALICE and arg["inputs"][0]["tag"] == "InputAmulet"
-    assert arg["context"]["context"]["featuredAppRight"] == ctx.featured_app_right.contract_id  # type: ignore[union-attr]
+    assert arg["context"]["context"]["featuredAppRight"] == ctx.featured_app_right.contract_id
     assert arg["context"]["context"]["issuingMiningRounds"] == [] == arg["context"]["context"]["validatorRights"]
     assert doc["actAs"] == [ALICE] and doc["commandId"] == "pay-x" and doc["submissionId"] == "u-1"
     assert doc["deduplicationPeriod"] == {"DeduplicationDuration": {"value": {"seconds": 3600, "nanos": 0}}}
@@ -152,7 +153,7 @@ async def test_send_command_has_the_spec_shape(canton: Canton) -> None:
         ctx.open_round.contract.contract_id,
         ctx.transfer_preapproval.contract_id,
         ctx.featured_app_right.contract_id,
-    }  # type: ignore[union-attr]
+    }
     assert all(
         set(d) == {"templateId", "contractId", "createdEventBlob", "synchronizerId"} for d in doc["disclosedContracts"]
     )

@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentSubmitted
 from pipeline.log.embedded import EmbeddedLog
@@ -73,10 +74,12 @@ def write_log(path: Path) -> int:
     return len(events)
 
 
-def metrics(env: dict[str, str], *args: str) -> list[dict]:  # type: ignore[type-arg]
+def metrics(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
     result = billing("metrics", "--json", *args, env=env)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    rows = json.loads(result.stdout)
+    assert isinstance(rows, list)
+    return rows
 
 
 def test_replay_and_a_deleted_projection_reproduce_exactly_the_metrics_shown_before(tmp_path: Path) -> None:

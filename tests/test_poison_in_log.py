@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,12 @@ async def _check_reads(
     assert [r.offset for r in got] == sorted(r.offset for r in got)
     events = {r.offset: r.event for r in got if not isinstance(r.event, Unreadable)}
     assert events == {o: e for o, e in good.items() if start <= o < end}  # none lost, none twice
-    unreadable = [r for r in got if isinstance(r.event, Unreadable)]
-    located = sorted(r.offset for r in unreadable if "foreign key" not in r.event.reason)
+    unreadable = [(r.offset, r.event) for r in got if isinstance(r.event, Unreadable)]
+    located = sorted(o for o, e in unreadable if "foreign key" not in e.reason)
     assert located == sorted(o for o in bad if start <= o < end)
-    assert all(f"offset {r.offset}" in r.event.reason for r in unreadable)
+    assert all(f"offset {o}" in e.reason for o, e in unreadable)
     low, high = offset_key(start) if start else b"", None if stop is None else offset_key(stop)
-    reported = [r for r in unreadable if "foreign key" in r.event.reason]
+    reported = [o for o, e in unreadable if "foreign key" in e.reason]
     assert len(reported) == len({k for k in foreign if low <= k and (high is None or k < high)})
     assert await log.last_offset() == (len(good) + len(bad) - 1 if good or bad else None)
     offset = await log.append(event(7))  # the log goes on after the poison, at the right place
@@ -106,7 +107,7 @@ def outcomes() -> list[AnyEvent]:
     out: list[AnyEvent] = [event(i) for i in range(10)]
     for i in range(8):
         request = event(i)
-        common = {
+        common: dict[str, Any] = {
             "payment_id": request.payment_id,
             "at": T0 + timedelta(minutes=1),
             "party": request.party,
@@ -177,6 +178,7 @@ async def test_follow_goes_on_past_poison_records(tmp_path: Path) -> None:
     bad_inputs.tried(ENTRY, len(bad) + len(foreign))
     log = EmbeddedLog.open(tmp_path / "log", sync=False)
     follower = log.follow(0)
+    assert isinstance(follower, AsyncGenerator)  # an async generator, closed at the end
     async with asyncio.timeout(30):  # a guard against a follower that lost its place, not a timing check
         seen = [await anext(follower) for _ in range(len(good) + len(bad) + len(foreign))]
         new = await log.append(event(99))

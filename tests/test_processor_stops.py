@@ -71,7 +71,9 @@ async def test_a_bug_stops_the_processor_and_a_restart_charges_exactly_once(
     assert await kinds(log) == stopped_log
     assert len(sim.transfers()) == sent and sim.requests["submit"] == sent
     (line,) = processor_records(caplog, logging.ERROR)  # one error line, without the traceback
-    assert (line.payment_id, line.error_type, line.exc_info) == (r.payment_id, type(error).__name__, None)
+    # payment_id and error_type are the log call's extra= fields: attributes LogRecord does not declare
+    logged = (line.payment_id, line.error_type, line.exc_info)  # type: ignore[attr-defined]
+    assert logged == (r.payment_id, type(error).__name__, None)
     assert "tests/fakes.py" in line.at  # type: ignore[attr-defined]
     assert [d.exc_info[1] for d in processor_records(caplog, logging.DEBUG) if d.exc_info] == [error]
     await log.close()

@@ -12,6 +12,7 @@ import signal
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def events(n: int) -> list[AnyEvent]:
     out: list[AnyEvent] = []
     for i in range(n):
         at = NOW - timedelta(minutes=(i * 7919) % (40 * 1440))  # jumps back and forth in time
-        common = {
+        common: dict[str, Any] = {
             "payment_id": f"p{i // 2 if i % 13 == 12 else i}",
             "at": at,
             "party": USERS[i % 3],

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 from openapi_core import OpenAPI
 
+from pipeline.canton.port import CompletionFound
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
@@ -44,7 +45,7 @@ def _exercise_everything(tmp_path: Path) -> Recording:
             first = sim.transfers()[0]
             assert await port.update_at(first.offset, APP) == first.update_id  # update-by-offset
             proof = await port.prove_outcome(party=first.sender, command_id=first.command_id, begin_offset=0)
-            assert proof is not None and proof.update_id == first.update_id  # /v2/updates
+            assert isinstance(proof, CompletionFound) and proof.update_id == first.update_id  # /v2/updates
         await log.close()
 
     asyncio.run(go())

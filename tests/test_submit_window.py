@@ -69,9 +69,14 @@ async def test_the_participant_refuses_submissions_beyond_its_in_flight_limit() 
     sim.max_commands_in_flight, sim.submit_latency = 1, 0.2
     body = {"commands": [], "commandId": "c-1", "actAs": ["x"]}
     async with httpx.AsyncClient(transport=asgi_transport(sim), base_url="http://sim") as client:
-        post = lambda cid: client.post(  # noqa: E731
-            "/v2/commands/submit-and-wait", json=dict(body, commandId=cid), headers={"authorization": f"Bearer {TOKEN}"}
-        )
+
+        async def post(cid: str) -> httpx.Response:
+            return await client.post(
+                "/v2/commands/submit-and-wait",
+                json=dict(body, commandId=cid),
+                headers={"authorization": f"Bearer {TOKEN}"},
+            )
+
         first = asyncio.create_task(post("c-1"))
         while sim.commands_in_flight == 0:
             await asyncio.sleep(0.01)

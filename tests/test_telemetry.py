@@ -12,7 +12,7 @@ from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
 from commands.services.telemetry_export import snapshot_of
-from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
+from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentRequested, Period, Recorded
 from pipeline.log.store import Store
 from projections.telemetry import (
     Destination,
@@ -127,7 +127,8 @@ def test_outcomes_become_counters_latency_and_payment_spans_and_logs_carry_their
             redact=lambda text: text.replace("s3cret-token", "***"),
         )
         # pay-1 confirmed twice: a second Kafka worker recorded it too; it counts once
-        for offset, event in enumerate([request, confirmed, failed, confirmed]):
+        stream: list[AnyEvent] = [request, confirmed, failed, confirmed]
+        for offset, event in enumerate(stream):
             telemetry.observe(Recorded(offset, event))
         logging.getLogger("pipeline.processor.runner").warning(
             "scan lags; token s3cret-token", extra={"payment_id": "pay-1", "plan": "prover"}

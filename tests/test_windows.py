@@ -25,7 +25,7 @@ PLANS = ["prover", "verifier"]
 
 @st.composite
 def outcomes(draw: st.DrawFn) -> list[PaymentConfirmed | PaymentFailed | PaymentSubmitted]:
-    out = []
+    out: list[PaymentConfirmed | PaymentFailed | PaymentSubmitted] = []
     for i in range(draw(st.integers(min_value=0, max_value=40))):
         at = NOW - timedelta(minutes=draw(st.integers(min_value=0, max_value=50_000)))
         party, plan = draw(st.sampled_from(USERS)), draw(st.sampled_from(PLANS))

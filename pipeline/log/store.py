@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice, starmap
 from operator import itemgetter
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, Self, cast
 
 import rocksdict
 
@@ -44,7 +44,7 @@ class Store:
         self._writing: Future[None] | None = None  # a write behind: every later call waits for it
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, mode: Mode = "write", sync: bool = True) -> Store:
+    def open(cls, path: str | os.PathLike[str], *, mode: Mode = "write", sync: bool = True) -> Self:
         """Open (and create, for writers) the database at ``path``.
 
         Raises:
