@@ -20,11 +20,12 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks.log_bench import events
 from benchmarks.machine import record, table
+from pipeline.events import AnyEvent
 from pipeline.log.agent_feed import Assignment
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.log.faust_app import WorkerSettings, make_app, run
@@ -38,7 +39,7 @@ PARTITIONS = 12
 CHUNK = 5000
 
 
-async def embedded(work: Path, evs: list) -> dict[str, float]:  # type: ignore[type-arg]
+async def embedded(work: Path, evs: Sequence[AnyEvent]) -> dict[str, float]:
     log = EmbeddedLog.open(work / "log", sync=False)
     start = time.perf_counter()
     for i in range(0, len(evs), CHUNK):
@@ -56,7 +57,7 @@ async def embedded(work: Path, evs: list) -> dict[str, float]:  # type: ignore[t
     return out
 
 
-async def kafka(url: str, work: Path, evs: list) -> dict[str, float]:  # type: ignore[type-arg]
+async def kafka(url: str, work: Path, evs: Sequence[AnyEvent]) -> dict[str, float]:
     name = "bench-" + uuid.uuid4().hex[:8]
     topic = await KafkaTopic.open(url, name, partitions=PARTITIONS, linger_ms=20)
     out = {"publish": await _publish(topic, evs)}
@@ -69,14 +70,14 @@ async def kafka(url: str, work: Path, evs: list) -> dict[str, float]:  # type: i
     return out
 
 
-async def _publish(topic: KafkaTopic, evs: list) -> float:  # type: ignore[type-arg]
+async def _publish(topic: KafkaTopic, evs: Sequence[AnyEvent]) -> float:
     start = time.perf_counter()
     for i in range(0, len(evs), CHUNK):
         await topic.publish(evs[i : i + CHUNK])
     return time.perf_counter() - start
 
 
-async def _project(url: str, work: Path, evs: list, *, direct: bool) -> float:  # type: ignore[type-arg]
+async def _project(url: str, work: Path, evs: Sequence[AnyEvent], *, direct: bool) -> float:
     name = "bench-" + uuid.uuid4().hex[:8]
     topic = await KafkaTopic.open(url, name, partitions=PARTITIONS, linger_ms=20)
     projections_of: dict[int, WindowProjection] = {}  # partition: its projection (the latest, after a rebalance)

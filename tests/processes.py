@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -81,7 +81,7 @@ class _Drain(threading.Thread):
             self.stream.close()
 
 
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5) -> int:  # type: ignore[type-arg]
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 5) -> int:
     """Send ``sig``, wait ``timeout`` seconds, kill the process if it is still there; its exit code."""
     proc.send_signal(sig)
     try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.config import SPECS, Settings
+from commands.env_values import Spec
 from commands.errors import ConfigError
 from tests.bad_inputs import tried
 
@@ -112,7 +114,7 @@ def test_any_values_for_any_settings(env: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.env)
-def test_every_setting_rejects_or_accepts_every_special_value(spec) -> None:  # type: ignore[no-untyped-def]
+def test_every_setting_rejects_or_accepts_every_special_value(spec: Spec) -> None:
     for raw in SPECIAL:
         tried("environment variables")
         try:
@@ -141,7 +143,7 @@ def test_found_by_the_properties(env: dict[str, str], expected: str) -> None:
     assert expected in str(caught.value)
 
 
-def test_a_broken_dotenv_line_is_a_named_error_or_ignored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_dotenv_line_is_a_named_error_or_ignored(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_bytes(b"RETENTION_DAYS=\xff\xfe\nMAX_IN_FLIGHT\n=3\nexport LOG_LEVEL=debug\n")
     tried("environment variables", 4)

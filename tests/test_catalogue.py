@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,7 @@ from commands.errors import CatalogueError, NotFound
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def _edit(data_dir: Path, name: str, change) -> None:  # type: ignore[no-untyped-def]
+def _edit(data_dir: Path, name: str, change: Callable[[Any], object]) -> None:
     path = data_dir / name
     doc = json.loads(path.read_text())
     change(doc)
@@ -58,7 +60,7 @@ def test_expiry_day_itself_is_active_in_utc(data_dir: Path) -> None:
         (lambda d: d["subscriptions"][0].pop("name"), "subscriptions[0]"),
     ],
 )
-def test_bad_plans_are_located(data_dir: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_plans_are_located(data_dir: Path, change: Callable[[Any], object], expected: str) -> None:
     _edit(data_dir, "subscriptions.json", change)
     with pytest.raises(CatalogueError) as caught:
         load(data_dir)
@@ -80,7 +82,7 @@ def test_bad_plans_are_located(data_dir: Path, change, expected: str) -> None:  
         (lambda d: d["users"][3].pop("email"), "users[3]: Object missing required field `email`"),
     ],
 )
-def test_bad_users_are_located(data_dir: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_users_are_located(data_dir: Path, change: Callable[[Any], object], expected: str) -> None:
     _edit(data_dir, "users.json", change)
     with pytest.raises(CatalogueError) as caught:
         load(data_dir)

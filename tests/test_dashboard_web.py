@@ -57,7 +57,9 @@ async def metrics_json(state: Path, now: datetime, **filters: str | None) -> lis
     ctx, out = context(state, now)
     shown = {"window": None, "user": None, "subscription": None, **filters}
     assert await show_metrics(ctx, **shown, as_json=True) == 0
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+    rows = json.loads(out.getvalue())
+    assert isinstance(rows, list)
+    return rows
 
 
 @pytest.fixture
@@ -72,7 +74,9 @@ async def client(state: Path, now: datetime) -> AsyncIterator[httpx.AsyncClient]
     await log.close()
 
 
-async def test_the_snapshot_holds_exactly_what_billing_metrics_json_prints(state: Path, now: datetime, client) -> None:  # type: ignore[no-untyped-def]
+async def test_the_snapshot_holds_exactly_what_billing_metrics_json_prints(
+    state: Path, now: datetime, client: httpx.AsyncClient
+) -> None:
     snapshot = (await client.get("/dashboard/api/snapshot")).json()
     assert snapshot["windows"] == await metrics_json(state, now)
     day = next(w for w in snapshot["windows"] if w["window"] == "24h")
@@ -82,7 +86,9 @@ async def test_the_snapshot_holds_exactly_what_billing_metrics_json_prints(state
         assert (row["day"], row["week"], row["month"]) == (per_plan["24h"], per_plan["7d"], per_plan["30d"])
 
 
-async def test_the_tiles_on_the_page_show_the_24h_numbers(state: Path, now: datetime, client) -> None:  # type: ignore[no-untyped-def]
+async def test_the_tiles_on_the_page_show_the_24h_numbers(
+    state: Path, now: datetime, client: httpx.AsyncClient
+) -> None:
     html = (await client.get("/dashboard/")).text
     tiles = dict(re.findall(r'data-metric="(\w+)".*?data-value="([^"]*)"', html))
     day = next(w for w in await metrics_json(state, now) if w["window"] == "24h")

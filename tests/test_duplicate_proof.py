@@ -22,6 +22,7 @@ from pipeline.ids import command_id, description, payment_id
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
+from pipeline.simulator.app import Simulator
 from tests.canton_sim import APP, USERS, adapter, simulator
 
 ALICE = next(iter(USERS))
@@ -51,7 +52,7 @@ async def log(tmp_path: Path) -> AsyncIterator[EmbeddedLog]:
     await opened.close()
 
 
-async def earlier_transfer(sim, req: PaymentRequested, *, amount: str, text: str) -> None:  # type: ignore[no-untyped-def]
+async def earlier_transfer(sim: Simulator, req: PaymentRequested, *, amount: str, text: str) -> None:
     """What another state folder (or an older version) already put on the ledger under req's commandId."""
     async with adapter(sim) as port:
         prepared = await port.prepare(ALICE, Decimal(amount))
@@ -68,7 +69,7 @@ async def earlier_transfer(sim, req: PaymentRequested, *, amount: str, text: str
         assert isinstance(done, Accepted)
 
 
-async def settle(log: EmbeddedLog, sim, req: PaymentRequested) -> list[object]:  # type: ignore[no-untyped-def]
+async def settle(log: EmbeddedLog, sim: Simulator, req: PaymentRequested) -> list[object]:
     await log.append(req)
     async with adapter(sim) as port:
         proc = Processor(log, port, clock=lambda: datetime.now(UTC), policy=FAST, verify_timeout=0.3)

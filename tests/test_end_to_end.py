@@ -15,6 +15,7 @@ from pipeline.ids import command_id, payment_id
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
+from pipeline.simulator.app import Simulator
 from pipeline.simulator.faults import CLI_FAULTS
 from tests.canton_sim import APP, USERS, adapter, simulator
 
@@ -44,7 +45,7 @@ async def log(tmp_path: Path) -> AsyncIterator[EmbeddedLog]:
     await opened.close()
 
 
-async def charge(log: EmbeddedLog, sim, requests: list[PaymentRequested]) -> Processor:  # type: ignore[no-untyped-def]
+async def charge(log: EmbeddedLog, sim: Simulator, requests: list[PaymentRequested]) -> Processor:
     await log.append_batch(requests)
     async with adapter(sim) as port:
         proc = Processor(log, port, clock=lambda: datetime.now(UTC), policy=FAST, verify_timeout=0.3)
@@ -116,7 +117,7 @@ async def test_each_fault_alone_at_30_percent(log: EmbeddedLog, fault: str) -> N
     assert_once_or_explained(await charge(log, sim, reqs), sim, reqs)
 
 
-def assert_once_or_explained(proc: Processor, sim, reqs: list[PaymentRequested]) -> None:  # type: ignore[no-untyped-def]
+def assert_once_or_explained(proc: Processor, sim: Simulator, reqs: list[PaymentRequested]) -> None:
     """Every request ends final: confirmed with exactly one transfer, or failed with a reason and none."""
     by_command: dict[str, int] = {}
     for t in sim.transfers():

@@ -146,7 +146,7 @@ def test_metrics_replay_and_tail_on_the_kafka_backend_see_the_whole_topic(kafka_
     now = datetime.now(UTC)
     name = "cli-" + uuid.uuid4().hex[:8]
 
-    async def setup() -> list[dict]:  # type: ignore[type-arg]
+    async def setup() -> list[dict[str, Any]]:
         topic = await KafkaTopic.open(kafka_url, name, partitions=PARTITIONS)
         flows = payments(now, 20)
         await publish(topic, flows)
@@ -168,7 +168,7 @@ def test_metrics_replay_and_tail_on_the_kafka_backend_see_the_whole_topic(kafka_
         "LOG_LEVEL": "warn",
     }
 
-    def shown() -> list[dict]:  # type: ignore[type-arg]
+    def shown() -> list[dict[str, Any]]:
         result = billing("metrics", "--json", env=env)
         assert result.returncode == 0, result.stderr
         return [{k: m[k] for k in ("window", "payment_count", "active_users")} for m in json.loads(result.stdout)]

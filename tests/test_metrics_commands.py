@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentSubmitted
+from pipeline.events import AnyEvent, PaymentConfirmed, PaymentFailed, PaymentSubmitted
 from pipeline.log.embedded import EmbeddedLog
 from tests.processes import billing, write_catalogue
 
@@ -29,7 +29,7 @@ AGES = [
 
 def write_log(path: Path) -> int:
     now = datetime.now(UTC)
-    events: list = []  # type: ignore[type-arg]
+    events: list[AnyEvent] = []
     for i, age in enumerate(AGES * 3):
         party = f"u{i % 3}::1220{i % 3:060x}"
         at = now - age

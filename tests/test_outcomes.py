@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.canton.port import Rejected
 from pipeline.events import (
+    AnyEvent,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRequested,
@@ -62,7 +63,7 @@ def test_failure_event_is_final_without_retry_and_bounded() -> None:
     assert final.final and not final.retryable and final.next_attempt_at is None
 
 
-def _rec(offset: int, event):  # type: ignore[no-untyped-def]
+def _rec(offset: int, event: AnyEvent) -> Recorded:
     return Recorded(offset, event)
 
 
@@ -93,7 +94,8 @@ def test_fold_given_when_then() -> None:
     assert state.first_offset == 40 and state.failures == 1  # type: ignore[union-attr]
     assert book.apply(_rec(3, ok)).status == "confirmed"  # type: ignore[union-attr]
     # At-least-once delivery: re-applying old records changes nothing.
-    for offset, event in enumerate([REQ, sub, fail]):
+    redelivered: list[AnyEvent] = [REQ, sub, fail]
+    for offset, event in enumerate(redelivered):
         book.apply(_rec(offset, event))
     assert book.get("p1").status == "confirmed"  # type: ignore[union-attr]
     # IndexSet is a Set[int]: mypy's strict equality only knows that the builtin sets overlap

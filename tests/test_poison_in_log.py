@@ -69,7 +69,9 @@ def write_log(path: Path, layout: list[tuple[str, Any]]) -> tuple[dict[int, AnyE
 @settings(max_examples=40, deadline=None)
 @given(layouts, st.integers(1, 7), st.integers(0, 45), st.none() | st.integers(0, 50))
 @example([("foreign", b"\x00")], 1, 0, None)  # sorts before offset 0: a read from 0 reports it first
-def test_a_log_with_poison_records_yields_every_good_event_once(layout, size, start, stop) -> None:  # type: ignore[no-untyped-def]
+def test_a_log_with_poison_records_yields_every_good_event_once(
+    layout: list[tuple[str, Any]], size: int, start: int, stop: int | None
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         good, bad, foreign = write_log(Path(tmp) / "log", layout)
         bad_inputs.tried(ENTRY, len(bad) + len(foreign))

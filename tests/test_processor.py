@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
+from pipeline.canton.port import Accepted, Prepared, Rejected
 from pipeline.events import PaymentConfirmed, PaymentFailed, PaymentRequested, PaymentSubmitted, Period
 from pipeline.ids import command_id, payment_id
 from pipeline.log.embedded import EmbeddedLog
@@ -17,6 +19,8 @@ from pipeline.processor.book import PaymentBook
 from pipeline.processor.retry import RetryPolicy
 from pipeline.processor.runner import Processor
 from tests.fakes import FakeLedger
+
+E = TypeVar("E")
 
 APP = "app::1220aa"
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, horizon=60)
@@ -57,7 +61,7 @@ async def run_until_settled(log: EmbeddedLog, ledger: FakeLedger, *requests: Pay
     return proc.book
 
 
-async def events_of(log: EmbeddedLog, kind: type) -> list:  # type: ignore[type-arg]
+async def events_of(log: EmbeddedLog, kind: type[E]) -> list[E]:
     return [r.event async for r in log.read() if isinstance(r.event, kind)]
 
 
@@ -193,7 +197,7 @@ async def test_one_payment_at_a_time_per_sender(log: EmbeddedLog) -> None:
     peak: dict[str, int] = {}
     original = ledger.submit
 
-    async def watched(prepared, **kw):  # type: ignore[no-untyped-def]
+    async def watched(prepared: Prepared, **kw: Any) -> Accepted | Rejected:
         sender = kw["sender"]
         in_flight[sender] = in_flight.get(sender, 0) + 1
         peak[sender] = max(peak.get(sender, 0), in_flight[sender])

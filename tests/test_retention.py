@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +19,8 @@ from pipeline.log.store import Store
 from projections.fold import as_int
 from projections.keys import level_and_bucket
 from projections.replay import Retention, catch_up, rebuild
-from projections.windows import WINDOWS, WindowProjection
-from tests.test_windows import NOW, PLANS, USERS, outcomes
+from projections.windows import WINDOWS, WindowMetrics, WindowProjection
+from tests.test_windows import NOW, PLANS, USERS, Outcomes, outcomes
 
 DAYS = 10
 SCOPES = [(None, None), *((None, p) for p in PLANS), *((u, None) for u in USERS), *itertools.product(USERS, PLANS)]
@@ -44,7 +45,7 @@ class Clock:
         return self.now
 
 
-def inside(projection: WindowProjection) -> list:  # type: ignore[type-arg]
+def inside(projection: WindowProjection) -> list[WindowMetrics]:
     """Every scope of every window that lies wholly inside the retention window."""
     kept = [w for w, minutes in WINDOWS.items() if minutes <= DAYS * 1440]
     return [projection.metrics(w, NOW, user=u, plan=p) for w in kept for u, p in SCOPES]
@@ -63,8 +64,8 @@ def old_rows(store: Store, cutoff: int) -> list[bytes]:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=outcomes(), budget=st.integers(1, 40), chunk=st.integers(1, 15))
-def test_pruning_is_incremental_and_leaves_windows_inside_retention_unchanged(  # type: ignore[no-untyped-def]
-    tmp_path_factory, events, budget, chunk
+def test_pruning_is_incremental_and_leaves_windows_inside_retention_unchanged(
+    tmp_path_factory: pytest.TempPathFactory, events: Outcomes, budget: int, chunk: int
 ) -> None:
     records = [Recorded(i, e) for i, e in enumerate(events)]
     reference = WindowProjection(Store.open(tmp_path_factory.mktemp("ref")))  # no retention at all
@@ -73,7 +74,8 @@ def test_pruning_is_incremental_and_leaves_windows_inside_retention_unchanged(  
     clock = Clock(NOW - timedelta(days=40))  # the fold ran long ago: nothing was old then
     store = CountingStore.open(tmp_path_factory.mktemp("live"))
     live = WindowProjection(store, retention_days=DAYS, clock=clock)
-    live.pruner.budget = budget  # type: ignore[union-attr]
+    assert live.pruner is not None  # retention_days set: the projection prunes
+    live.pruner.budget = budget
     for i in range(0, len(records), chunk):
         live.apply(records[i : i + chunk])
         live.commit()
@@ -86,7 +88,7 @@ def test_pruning_is_incremental_and_leaves_windows_inside_retention_unchanged(  
         commits += 1
         assert inside(live) == inside(reference)  # also in the middle of a sweep
         assert commits <= 1000
-    cutoff = live.pruner.cutoff()  # type: ignore[union-attr]
+    cutoff = live.pruner.cutoff()
     assert cutoff == (int(NOW.timestamp()) // 60 - DAYS * 1440) // 1440 * 1440
     assert not old_rows(live.store, cutoff)
     assert inside(live) == inside(reference)
@@ -101,12 +103,13 @@ def test_replay_after_pruning_equals_the_live_fold_and_the_log_is_kept(tmp_path:
         await log.append_batch(events)
         clock = Clock(NOW - timedelta(days=30))
         live = WindowProjection(Store.open(tmp_path / "live"), retention_days=DAYS, clock=clock)
-        live.pruner.budget = 25  # type: ignore[union-attr]
+        assert live.pruner is not None  # retention_days set: the projection prunes
+        live.pruner.budget = 25
         await catch_up(log, live)
         clock.now = NOW
         while live.needs_commit:
             await catch_up(log, live)  # nothing new to fold: each call prunes one more slice
-        assert live.pruner.pruned > 0  # type: ignore[union-attr]
+        assert live.pruner.pruned > 0
         replayed = await rebuild(log, tmp_path / "replayed", retention=Retention(DAYS, clock))
         assert inside(replayed) == inside(live)
         assert replayed.metrics("7d", NOW).payment_count > 0
@@ -119,9 +122,9 @@ def test_replay_after_pruning_equals_the_live_fold_and_the_log_is_kept(tmp_path:
     asyncio.run(go())
 
 
-def _spread() -> list:  # type: ignore[type-arg]
+def _spread() -> list[PaymentConfirmed | PaymentFailed]:
     """Outcomes every ~7 hours over the last 60 days, for every user and plan."""
-    out: list = []  # type: ignore[type-arg]
+    out: list[PaymentConfirmed | PaymentFailed] = []
     for i in range(200):
         at = NOW - timedelta(minutes=431 * i)
         party, plan = USERS[i % 3], PLANS[i % 2]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from commands.catalogue import Plan, Subscription, User
 from commands.services.schedule import EPOCH, current_requests, missed_requests, period_index
-from pipeline.events import Recorded
+from pipeline.events import PaymentRequested, Recorded
 from pipeline.processor.book import PaymentBook
 
 APP = "app::1220aa"
@@ -26,7 +26,7 @@ ALICE = User(
 PAIR = (ALICE, ALICE.subscriptions[0], PLAN)
 
 
-def book_with(*requests) -> PaymentBook:  # type: ignore[no-untyped-def]
+def book_with(*requests: PaymentRequested) -> PaymentBook:
     book = PaymentBook()
     for i, r in enumerate(requests):
         book.apply(Recorded(i, r))

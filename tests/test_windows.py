@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,16 +17,20 @@ from pipeline.log.embedded import EmbeddedLog
 from pipeline.log.store import Store
 from projections.keys import LEVELS
 from projections.replay import catch_up, rebuild
-from projections.windows import WINDOWS, WindowProjection, cover
+from projections.windows import WINDOWS, WindowMetrics, WindowProjection, cover
 
 NOW = datetime(2026, 11, 24, 12, 0, 30, tzinfo=UTC)
 USERS = ["a::1", "b::1", "c::1"]
 PLANS = ["prover", "verifier"]
 
 
+#: What the window fold counts (outcomes) and steps over (submissions).
+Outcomes = list[PaymentConfirmed | PaymentFailed | PaymentSubmitted]
+
+
 @st.composite
-def outcomes(draw: st.DrawFn) -> list[PaymentConfirmed | PaymentFailed | PaymentSubmitted]:
-    out: list[PaymentConfirmed | PaymentFailed | PaymentSubmitted] = []
+def outcomes(draw: st.DrawFn) -> Outcomes:
+    out: Outcomes = []
     for i in range(draw(st.integers(min_value=0, max_value=40))):
         at = NOW - timedelta(minutes=draw(st.integers(min_value=0, max_value=50_000)))
         party, plan = draw(st.sampled_from(USERS)), draw(st.sampled_from(PLANS))
@@ -61,10 +66,10 @@ def outcomes(draw: st.DrawFn) -> list[PaymentConfirmed | PaymentFailed | Payment
     return out
 
 
-def counted(events: list) -> list:  # type: ignore[type-arg]
+def counted(events: Outcomes) -> list[PaymentConfirmed | PaymentFailed]:
     """The outcomes the metrics count: final ones, none of a payment after its confirmation."""
     confirmed: set[str] = set()
-    out = []
+    out: list[PaymentConfirmed | PaymentFailed] = []
     for e in events:
         if isinstance(e, PaymentSubmitted) or e.payment_id in confirmed:
             continue
@@ -76,7 +81,7 @@ def counted(events: list) -> list:  # type: ignore[type-arg]
     return out
 
 
-def brute(events: list, window: str, user: str | None = None, plan: str | None = None) -> dict:  # type: ignore[type-arg]
+def brute(events: Outcomes, window: str, user: str | None = None, plan: str | None = None) -> dict[str, object]:
     first = int(NOW.timestamp() // 60) - WINDOWS[window] + 1
     hits = [
         e
@@ -96,7 +101,7 @@ def brute(events: list, window: str, user: str | None = None, plan: str | None =
     }
 
 
-def fold(path: Path, events: list, cut: int | None = None) -> WindowProjection:  # type: ignore[type-arg]
+def fold(path: Path, events: Outcomes, cut: int | None = None) -> WindowProjection:
     """Fold, committing (and 'crashing': dropping memory) after ``cut`` records."""
     projection = WindowProjection(Store.open(path))
     records = [Recorded(i, e) for i, e in enumerate(events)]
@@ -117,7 +122,7 @@ def state(p: WindowProjection) -> list[tuple[bytes, bytes]]:
     return list(p.store.scan())
 
 
-def snapshot(p: WindowProjection) -> list:  # type: ignore[type-arg]
+def snapshot(p: WindowProjection) -> list[WindowMetrics]:
     """Every window in every scope: overall, each plan, each user, each user+plan."""
     scopes = [
         (None, None),
@@ -130,7 +135,7 @@ def snapshot(p: WindowProjection) -> list:  # type: ignore[type-arg]
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=outcomes())
-def test_metrics_equal_a_brute_force_count(tmp_path_factory, events) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_equal_a_brute_force_count(tmp_path_factory: pytest.TempPathFactory, events: Outcomes) -> None:
     projection = fold(tmp_path_factory.mktemp("w"), events)
     for window in WINDOWS:
         for user, plan in ((None, None), ("a::1", None), (None, "prover"), ("b::1", "verifier")):
@@ -146,7 +151,7 @@ def test_metrics_equal_a_brute_force_count(tmp_path_factory, events) -> None:  #
 crashes = st.lists(st.tuples(st.integers(0, 60), st.booleans(), st.integers(0, 10)), max_size=6)
 
 
-def fold_with_crashes(path: Path, events: list, plan: list, back: int) -> WindowProjection:  # type: ignore[type-arg]
+def fold_with_crashes(path: Path, events: Outcomes, plan: list[tuple[int, bool, int]], back: int) -> WindowProjection:
     records = [Recorded(i, e) for i, e in enumerate(events)]
     projection = WindowProjection(Store.open(path))
     for cut, commit, again in plan:
@@ -163,8 +168,8 @@ def fold_with_crashes(path: Path, events: list, plan: list, back: int) -> Window
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=outcomes(), plan=crashes, back=st.integers(0, 10))
-def test_crashes_restarts_and_redelivery_give_the_live_fold_byte_for_byte(  # type: ignore[no-untyped-def]
-    tmp_path_factory, events, plan, back
+def test_crashes_restarts_and_redelivery_give_the_live_fold_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, events: Outcomes, plan: list[tuple[int, bool, int]], back: int
 ) -> None:
     live = fold(tmp_path_factory.mktemp("a"), events)
     crashed = fold_with_crashes(tmp_path_factory.mktemp("b"), events, plan, back)
