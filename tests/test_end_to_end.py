@@ -73,7 +73,7 @@ async def test_each_fault_ends_in_exactly_one_transfer(log: EmbeddedLog, fault: 
     r = request(PARTIES[0], 0)
     proc = await charge(log, sim, [r])
     assert [t.command_id for t in sim.transfers()] == [command_id(r.payment_id)]
-    assert proc.book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(r.payment_id)) is not None and state.status == "confirmed"
 
 
 async def test_insufficient_funds_is_a_final_explained_failure(log: EmbeddedLog) -> None:

@@ -196,13 +196,13 @@ async def after_crash(
 async def test_past_the_dedup_period_an_acceptance_behind_a_rejection_is_confirmed(log: EmbeddedLog) -> None:
     sim, req, proc = await after_crash(log, [False, True], past_dedup=True)
     assert charges(sim, req) == 1
-    assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(req.payment_id)) is not None and state.status == "confirmed"
 
 
 async def test_past_the_dedup_period_a_proved_rejection_is_submitted_again(log: EmbeddedLog) -> None:
     sim, req, proc = await after_crash(log, [False], past_dedup=True)
     assert charges(sim, req) == 1
-    assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(req.payment_id)) is not None and state.status == "confirmed"
 
 
 async def test_an_outcome_the_pruned_ledger_cannot_prove_is_parked_in_doubt(log: EmbeddedLog) -> None:
@@ -220,14 +220,14 @@ async def test_within_the_dedup_period_a_pruned_lookup_is_not_parked(log: Embedd
     # The ledger still deduplicates: submitting again is safe, so nothing is parked.
     sim, req, proc = await after_crash(log, [False], past_dedup=False, pruned=True)
     assert charges(sim, req) == 1
-    assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(req.payment_id)) is not None and state.status == "confirmed"
 
 
 async def test_an_empty_completions_answer_is_not_taken_for_not_committed(log: EmbeddedLog) -> None:
     sim, req, proc = await after_crash(log, [True], past_dedup=True, idle=True)
     assert ("completions", Fault.IDLE_TIMEOUT) in sim.faults.fired
     assert charges(sim, req) == 1  # found by the read to the ledger end, not submitted again
-    assert proc.book.get(req.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(req.payment_id)) is not None and state.status == "confirmed"
 
 
 def test_the_dedup_period_ends_a_margin_early_and_an_unknown_start_counts_as_ended() -> None:

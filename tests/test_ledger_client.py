@@ -161,7 +161,9 @@ async def test_send_command_has_the_spec_shape(canton: Canton) -> None:
 
 async def test_without_a_featured_right_nothing_is_disclosed_for_it(clock: ManualClock) -> None:
     sim = new_sim(clock)
-    sim.archive(sim.ledger.featured_right(APP).contract_id)  # type: ignore[union-attr]
+    right = sim.ledger.featured_right(APP)
+    assert right is not None
+    sim.archive(right.contract_id)
     async with open_clients(sim) as c:
         doc = msgspec.to_builtins(await payment(c, ALICE, "1", "pay-y"))
         assert doc["commands"][0]["ExerciseCommand"]["choiceArgument"]["context"]["context"]["featuredAppRight"] is None

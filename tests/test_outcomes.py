@@ -18,7 +18,7 @@ from pipeline.events import (
     Period,
     Recorded,
 )
-from pipeline.processor.book import PaymentBook, next_action
+from pipeline.processor.book import PaymentBook, PaymentState, next_action
 from pipeline.processor.decisions import failure_event
 from pipeline.processor.retry import RetryPolicy, next_attempt
 
@@ -86,17 +86,20 @@ def test_fold_given_when_then() -> None:
     )
     ok = PaymentConfirmed(payment_id="p1", at=T0, party="a::1", plan="prover", amount=Decimal(2), update_id="u1")
     book = PaymentBook()
-    assert next_action(book.apply(_rec(0, REQ)), T0) == "attempt"  # type: ignore[arg-type]
-    assert next_action(book.apply(_rec(1, sub)), T0) == "reconcile"  # type: ignore[arg-type]
+    requested = book.apply(_rec(0, REQ))
+    assert isinstance(requested, PaymentState) and next_action(requested, T0) == "attempt"
+    submitted = book.apply(_rec(1, sub))
+    assert isinstance(submitted, PaymentState) and next_action(submitted, T0) == "reconcile"
     state = book.apply(_rec(2, fail))
-    assert next_action(state, T0) == "wait"  # type: ignore[arg-type]
-    assert next_action(state, T0 + timedelta(seconds=31)) == "attempt"  # type: ignore[arg-type]
-    assert state.first_offset == 40 and state.failures == 1  # type: ignore[union-attr]
-    assert book.apply(_rec(3, ok)).status == "confirmed"  # type: ignore[union-attr]
+    assert isinstance(state, PaymentState)
+    assert next_action(state, T0) == "wait"
+    assert next_action(state, T0 + timedelta(seconds=31)) == "attempt"
+    assert state.first_offset == 40 and state.failures == 1
+    assert (confirmed := book.apply(_rec(3, ok))) is not None and confirmed.status == "confirmed"
     # At-least-once delivery: re-applying old records changes nothing.
     redelivered: list[AnyEvent] = [REQ, sub, fail]
     for offset, event in enumerate(redelivered):
         book.apply(_rec(offset, event))
-    assert book.get("p1").status == "confirmed"  # type: ignore[union-attr]
+    assert (settled := book.get("p1")) is not None and settled.status == "confirmed"
     # IndexSet is a Set[int]: mypy's strict equality only knows that the builtin sets overlap
     assert book.subscriptions[("a::1", "prover")].requested == {0}  # type: ignore[comparison-overlap]

@@ -72,7 +72,7 @@ async def test_each_request_becomes_one_verified_transfer(log: EmbeddedLog) -> N
     assert len(ledger.transfers) == 3
     for r in reqs:
         assert [t.amount for t in ledger.transfers_for(command_id(r.payment_id))] == [r.amount]
-        assert book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
+        assert (state := book.get(r.payment_id)) is not None and state.status == "confirmed"
     confirmed = await events_of(log, PaymentConfirmed)
     assert {c.verified_by for c in confirmed} == {"scan"}
     assert sorted(c.amount for c in confirmed) == sorted(r.amount for r in reqs)
@@ -95,7 +95,7 @@ async def test_faults_end_in_exactly_one_transfer(log: EmbeddedLog, fault: str) 
     r = request()
     book = await run_until_settled(log, ledger, r)
     assert len(ledger.transfers_for(command_id(r.payment_id))) == 1
-    assert book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := book.get(r.payment_id)) is not None and state.status == "confirmed"
     if fault == "stale":
         assert ledger.invalidations >= 1
 
@@ -118,7 +118,7 @@ async def test_final_rejection_is_recorded_with_reason_and_not_retried(log: Embe
     assert ledger.calls.count("submit") == 1
     (failed,) = await events_of(log, PaymentFailed)
     assert failed.final and not failed.retryable and "expired" in failed.message
-    assert book.get(r.payment_id).status == "failed"  # type: ignore[union-attr]
+    assert (state := book.get(r.payment_id)) is not None and state.status == "failed"
 
 
 async def test_insufficient_funds_fail_before_submission(log: EmbeddedLog) -> None:
@@ -147,7 +147,7 @@ async def test_rerequest_after_final_failure_retries_with_the_same_command(log: 
     r = request()
     await run_until_settled(log, ledger, r)
     book = await run_until_settled(log, ledger, r)
-    assert book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := book.get(r.payment_id)) is not None and state.status == "confirmed"
     assert len(ledger.transfers_for(command_id(r.payment_id))) == 1
 
 
@@ -161,7 +161,8 @@ async def test_lagging_scan_delays_but_never_fails_a_confirmation(log: EmbeddedL
     book = await run_until_settled(log, ledger, request("bob"))
     assert {c.verified_by for c in await events_of(log, PaymentConfirmed)} == {"scan", "ledger"}
     assert all(s.status == "confirmed" for s in book.payments.values())
-    assert all(book.get(r.payment_id).status == "confirmed" for r in (request(), request("bob")))  # type: ignore[union-attr]
+    states = [book.get(r.payment_id) for r in (request(), request("bob"))]
+    assert all(s is not None and s.status == "confirmed" for s in states)
 
 
 @pytest.mark.parametrize("crash_at", ["before_submit", "after_commit"])
@@ -187,7 +188,7 @@ async def test_crash_then_restart_never_charges_twice(tmp_path: Path, crash_at: 
     proc = processor(second, ledger)
     await asyncio.wait_for(proc.run({r.payment_id}), timeout=10)
     assert len(ledger.transfers_for(command_id(r.payment_id))) == 1
-    assert proc.book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(r.payment_id)) is not None and state.status == "confirmed"
     await second.close()
 
 

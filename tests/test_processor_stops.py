@@ -100,7 +100,8 @@ async def test_a_bug_in_one_payment_stops_the_others_and_the_restart_settles_all
     async with adapter(sim) as port:
         proc = await run(again, port, {r.payment_id for r in reqs})
     assert sorted(t.command_id for t in sim.transfers()) == sorted(command_id(r.payment_id) for r in reqs)
-    assert all(proc.book.get(r.payment_id).status == "confirmed" for r in reqs)  # type: ignore[union-attr]
+    states = [proc.book.get(r.payment_id) for r in reqs]
+    assert all(s is not None and s.status == "confirmed" for s in states)
     await again.close()
 
 
@@ -122,7 +123,7 @@ async def test_classified_failures_of_a_step_are_retried_not_fatal(
     await log.append(r)
     async with adapter(sim) as port:
         proc = await run(log, FaultAt(port, "find_completion", error), {r.payment_id})
-    assert proc.book.get(r.payment_id).status == "confirmed"  # type: ignore[union-attr]
+    assert (state := proc.book.get(r.payment_id)) is not None and state.status == "confirmed"
     assert [t.command_id for t in sim.transfers()] == [command_id(r.payment_id)]
     assert await kinds(log) == [REQ, SUB, CONF]  # looked up again, never submitted again
     (warning,) = [w for w in processor_records(caplog, logging.WARNING) if "trying again" in w.getMessage()]

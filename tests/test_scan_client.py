@@ -55,15 +55,15 @@ def test_the_newest_round_that_opened_long_enough_ago_is_chosen() -> None:
         a_round(8, T0 - timedelta(minutes=1)),
         a_round(9, T0 + timedelta(minutes=9)),
     ]
-    assert choose_round(rounds, T0).number == 8  # type: ignore[union-attr]
-    assert choose_round(list(reversed(rounds)), T0).number == 8  # type: ignore[union-attr]
+    assert (chosen := choose_round(rounds, T0)) is not None and chosen.number == 8
+    assert (chosen := choose_round(list(reversed(rounds)), T0)) is not None and chosen.number == 8
 
 
 def test_a_round_that_opened_within_the_margin_is_not_used_yet() -> None:
     rounds = [a_round(7, T0 - timedelta(minutes=10)), a_round(8, T0 - timedelta(seconds=2))]
-    assert choose_round(rounds, T0).number == 7  # type: ignore[union-attr]
-    assert choose_round(rounds, T0, margin=timedelta(0)).number == 8  # type: ignore[union-attr]
-    assert choose_round(rounds, T0 + timedelta(seconds=3)).number == 8  # type: ignore[union-attr]
+    assert (chosen := choose_round(rounds, T0)) is not None and chosen.number == 7
+    assert (chosen := choose_round(rounds, T0, margin=timedelta(0))) is not None and chosen.number == 8
+    assert (chosen := choose_round(rounds, T0 + timedelta(seconds=3))) is not None and chosen.number == 8
 
 
 def test_the_context_expires_with_scan_ttl_or_when_a_newer_round_becomes_usable() -> None:

@@ -97,15 +97,15 @@ def test_queued_faults_hit_their_endpoint_in_order() -> None:
     plan.inject(Fault.PROXY_502, on="ledger-end")
     plan.inject(Fault.IN_FLIGHT, 2)
     assert plan.draw("scan-dso") is None
-    assert plan.draw("submit").fault is Fault.IN_FLIGHT  # type: ignore[union-attr]
-    assert plan.draw("ledger-end").fault is Fault.PROXY_502  # type: ignore[union-attr]
+    assert (planned := plan.draw("submit")) is not None and planned.fault is Fault.IN_FLIGHT
+    assert (planned := plan.draw("ledger-end")) is not None and planned.fault is Fault.PROXY_502
     assert plan.draw("submit") is not None and plan.draw("submit") is None and plan.pending == 0
 
 
 def test_a_fault_everywhere_and_bad_arguments() -> None:
     plan = FaultPlan()
     plan.inject("drop", on="*")
-    assert plan.draw("scan-rounds").fault is Fault.DROP  # type: ignore[union-attr]
+    assert (planned := plan.draw("scan-rounds")) is not None and planned.fault is Fault.DROP
     with pytest.raises(ValueError):
         plan.inject("flood")
     with pytest.raises(ValueError):
