@@ -229,7 +229,7 @@ def _events_path(index: int, *rest: str) -> tuple[Any, ...]:
 
 
 #: Answers that once escaped the clients as something other than a CantonError (found by the
-#: generated cases above; fixed in scan_api.py, scan_context.py and canton_errors.py).
+#: generated cases above; fixed in pipeline/canton: scan.py, scan_context.py and errors.py).
 ONCE_CRASHED: dict[str, tuple[str, Callable[[], bytes]]] = {
     "updates item without update_id": (
         "scan updates",

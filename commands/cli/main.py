@@ -12,12 +12,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from commands.cli import canton as canton_commands
-from commands.cli import catalogue as catalogue_commands
-from commands.cli import daemon, demo, payments, tail
-from commands.cli import dashboard as dashboard_command
-from commands.cli import metrics as metrics_commands
-from commands.cli import simulator as simulator_command
+from commands.cli import canton, catalogue, daemon, dashboard, demo, metrics, payments, simulator, tail
 from commands.config import Settings
 from commands.console import Console
 from commands.context import Context
@@ -30,14 +25,14 @@ log = logging.getLogger(__name__)
 
 #: Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (
-    canton_commands.add_commands,
+    canton.add_commands,
     payments.add_commands,
     daemon.add_commands,
-    metrics_commands.add_commands,
-    dashboard_command.add_commands,
-    catalogue_commands.add_commands,
+    metrics.add_commands,
+    dashboard.add_commands,
+    catalogue.add_commands,
     tail.add_commands,
-    simulator_command.add_commands,
+    simulator.add_commands,
     demo.add_commands,
 )
 
