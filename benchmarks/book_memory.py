@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.machine import record, table
-from benchmarks.projection_bench import daemon_rss, replay, write_log
+from benchmarks.process_rss import daemon_rss
+from benchmarks.projection_bench import party, replay, write_log
 
 FOLD = """
 import gc, sys, time
@@ -87,7 +88,7 @@ def baseline_rss(src: str, state: Path, users: int) -> float:
     saved = dict(os.environ)
     os.environ["PYTHONPATH"] = src
     try:
-        return daemon_rss(state, users)
+        return daemon_rss(state, [party(i) for i in range(users)])
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -111,7 +112,9 @@ def main() -> None:
         if args.baseline:
             base = baseline_rss(args.baseline, work / "big", args.users)
             rows.append((f"daemon RSS, baseline ({args.baseline})", f"{base:.0f} MB"))
-        rows.append(("daemon RSS, this checkout", f"{daemon_rss(work / 'big', args.users):.0f} MB"))
+        rows.append(
+            ("daemon RSS, this checkout", f"{daemon_rss(work / 'big', [party(i) for i in range(args.users)]):.0f} MB")
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for name, src in ([("baseline", args.baseline)] if args.baseline else []) + [("this checkout", None)]:
