@@ -118,14 +118,19 @@ class PartyDirectory:
         """``isLocal`` per party; None for all when the user may not list parties (not admin).
 
         A refresh re-reads every stale party seen so far, so that the payments of many
-        subscribers share a few lookups of up to `PARTIES_PER_LOOKUP` parties each."""
+        subscribers share a few lookups of up to `PARTIES_PER_LOOKUP` parties each. Only a
+        stale or unknown party among ``parties`` starts one: a payment asks for its own party,
+        and walking every known party on each payment would make a run quadratic."""
         async with self._lock:
             now = self.clock()
-            stale = [
-                p
-                for p in dict.fromkeys([*parties, *self._hosted])
-                if p not in self._hosted or now - self._hosted[p][0] > RECHECK_AFTER
-            ]
+
+            def fresh(party: str) -> bool:
+                seen = self._hosted.get(party)
+                return seen is not None and now - seen[0] <= RECHECK_AFTER
+
+            if all(fresh(p) for p in parties):
+                return {p: self._hosted[p][1] for p in parties}
+            stale = [p for p in dict.fromkeys([*parties, *self._hosted]) if not fresh(p)]
             for start in range(0, len(stale), PARTIES_PER_LOOKUP):
                 group = stale[start : start + PARTIES_PER_LOOKUP]
                 found = await self._lookup(group)
