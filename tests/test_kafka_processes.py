@@ -202,3 +202,24 @@ def test_a_bug_in_a_payment_step_stops_the_worker_in_one_line_and_the_next_charg
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         counts = transfers_per_period(sim_env)
     assert len(counts) == 1 and set(counts.values()) == {1}, counts
+
+
+@pytest.mark.slow
+def test_a_worker_start_names_each_subscriber_that_cannot_be_charged(kafka_url: str, tmp_path: Path) -> None:
+    """As `billing start` on the embedded log does: one line per party, before any charge."""
+    known = write_catalogue(tmp_path / "known", users=2)  # the participant hosts these two
+    with simulator(known) as sim_env:
+        data = write_catalogue(tmp_path / "data", users=3)  # u2 is hosted nowhere the simulator knows
+        env = {**kafka_env(kafka_url, tmp_path, sim_env, data), "ROCKSDB_PATH": str(tmp_path / "w1")}
+        run = subprocess.run(
+            [BILLING, "start", "--backend", "kafka", "--once"],
+            env=clean_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        counts = transfers_per_period(sim_env)
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: subscriber")]
+    assert len(warnings) == 1 and "subscriber u2:" in warnings[0] and "not hosted" in warnings[0], run.stderr[-3000:]
+    assert len(counts) == 2 and set(counts.values()) == {1}, counts  # u0 and u1 charged once each

@@ -39,6 +39,7 @@ from commands.services.session import announce_new_state, check_ledger, processo
 from commands.services.telemetry_export import start_telemetry
 from commands.settling import open_payments
 from pipeline.asgi_server import serve
+from pipeline.canton.adapter import CantonAdapter
 from pipeline.events import PaymentRequested
 from pipeline.log.embedded import EmbeddedLog
 from pipeline.processor.book import PaymentBook
@@ -76,6 +77,7 @@ class Daemon:
                 once=self.once,
                 dry_run=self.dry_run,
                 stop=stop,
+                greet=self._greet,
             )
         announce_new_state(self.ctx)
         event_log = EmbeddedLog.open(settings.log_dir, sync=settings.log_fsync)
@@ -85,8 +87,7 @@ class Daemon:
             async with canton_factory(self.ctx)() as canton:
                 processor = processor_for(self.ctx, event_log, canton)
                 await processor.load()
-                await report_hosting(self.ctx, canton)  # one line per subscriber that cannot be charged
-                await warn_if_expiring(self.ctx, canton)
+                await self._greet(canton)
                 if not self.dry_run:
                     await check_ledger(self.ctx, processor.book, canton)
                 if self.once:
@@ -94,6 +95,12 @@ class Daemon:
                 return await self._forever(processor, event_log, stop)
         finally:
             await event_log.close()
+
+    async def _greet(self, canton: CantonAdapter) -> None:
+        """What an operator should know before charging: one line per subscriber that cannot be
+        charged, and a warning when the app's preapproval nears its expiry."""
+        await report_hosting(self.ctx, canton)
+        await warn_if_expiring(self.ctx, canton)
 
     async def _once(self, processor: Processor) -> int:
         requests = self._due(processor.book, recover=True)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import TypeVar
 
 from commands.context import Context
 from commands.kafka.session import TopicBook, open_topic, worker_settings
@@ -40,7 +41,7 @@ from projections.replay import keep_partition
 logger = logging.getLogger(__name__)
 
 Due = Callable[[PaymentBook, bool], list[PaymentRequested]]
-CantonFactory = Callable[[], AbstractAsyncContextManager[CantonPort]]
+Canton = TypeVar("Canton", bound=CantonPort)
 ProcessorFor = Callable[[EventLog, CantonPort], Processor]
 
 
@@ -59,21 +60,25 @@ def runners(ctx: Context, canton: CantonPort, processor_for: ProcessorFor) -> di
 async def run_worker(
     ctx: Context,
     due: Due,
-    canton_factory: CantonFactory,
+    canton_factory: Callable[[], AbstractAsyncContextManager[Canton]],
     processor_for: ProcessorFor,
     *,
     interval: float,
     once: bool,
     dry_run: bool,
     stop: asyncio.Event,
+    greet: Callable[[Canton], Awaitable[None]] | None = None,
 ) -> int:
     """Run the worker (and the scheduler) until ``stop``; with ``once``, until the first pass settles.
 
-    ``canton_factory`` and ``processor_for`` are the daemon's: the same clients and processor settings.
+    ``canton_factory``, ``processor_for`` and ``greet`` are the daemon's: the same clients, processor
+    settings and start-up report (the parties that cannot be charged, a preapproval near expiry).
     """
     topic = await open_topic(ctx)
     try:
         async with canton_factory() as canton:
+            if greet is not None:
+                await greet(canton)
             assignment = Assignment(topic, runners(ctx, canton, processor_for), direct={"projections"})
             settings = worker_settings(ctx)
             worker = asyncio.create_task(run(make_app(settings, assignment), settings, assignment, stop))
