@@ -62,6 +62,17 @@ def worker(env: dict[str, str], state: Path) -> subprocess.Popen[bytes]:
     return start(["start", "--backend", "kafka"], {**env, "ROCKSDB_PATH": str(state)}, state.with_suffix(".log"))
 
 
+def start_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`billing start --backend kafka --once`: one scheduler pass, until what it requested settles."""
+    return subprocess.run(
+        [BILLING, "start", "--backend", "kafka", "--once"],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def published(env: dict[str, str]) -> int:
     async def count() -> int:
         topic = await KafkaTopic.open(env["EVENT_LOG"], env["KAFKA_TOPIC"], partitions=PARTITIONS)
@@ -192,13 +203,7 @@ def test_a_bug_in_a_payment_step_stops_the_worker_in_one_line_and_the_next_charg
         crashed = billing_losing_first_answer("start", "--backend", "kafka", env=env)
         assert_stopped_by_the_lost_answer(crashed)
         assert len(transfers_per_period(sim_env)) == 1  # committed, never recorded as confirmed
-        resumed = subprocess.run(
-            [BILLING, "start", "--backend", "kafka", "--once"],
-            env=clean_env(**env),
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        resumed = start_once(env)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         counts = transfers_per_period(sim_env)
     assert len(counts) == 1 and set(counts.values()) == {1}, counts
@@ -211,13 +216,7 @@ def test_a_worker_start_names_each_subscriber_that_cannot_be_charged(kafka_url: 
     with simulator(known) as sim_env:
         data = write_catalogue(tmp_path / "data", users=3)  # u2 is hosted nowhere the simulator knows
         env = {**kafka_env(kafka_url, tmp_path, sim_env, data), "ROCKSDB_PATH": str(tmp_path / "w1")}
-        run = subprocess.run(
-            [BILLING, "start", "--backend", "kafka", "--once"],
-            env=clean_env(**env),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        run = start_once(env)
         assert run.returncode == 0, run.stderr[-3000:]
         counts = transfers_per_period(sim_env)
     warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: subscriber")]
