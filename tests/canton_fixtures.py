@@ -125,15 +125,15 @@ async def payment(
     )
 
 
-async def raw_post(sim: Simulator, path: str, body: object, **params: int) -> httpx.Response:
-    """A request to the simulated Ledger API as any client could send it (the answer unchecked)."""
-    async with httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL) as client:
-        return await client.post(path, json=body, params=params, headers={"authorization": f"Bearer {TOKEN}"})
-
-
 def raw(sim: Simulator) -> httpx.AsyncClient:
     """A bare client to the simulator: for requests billing's own clients would never send."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url=LEDGER_URL)
+    return httpx.AsyncClient(transport=asgi_transport(sim), base_url=LEDGER_URL)
+
+
+async def raw_post(sim: Simulator, path: str, body: object, **params: int) -> httpx.Response:
+    """A request to the simulated Ledger API as any client could send it (the answer unchecked)."""
+    async with raw(sim) as client:
+        return await client.post(path, json=body, params=params, headers=AUTH)
 
 
 @pytest.fixture(name="clock")
